@@ -1,0 +1,1 @@
+"""mmdiff models: registered on import."""

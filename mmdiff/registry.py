@@ -1,0 +1,46 @@
+"""mmdiff's registries, children of mmengine's root registries.
+
+``type='mmdiff.DiffusionUNetBackbone'`` finds modules here from any scope. A plain ``type='DiffusionUNetBackbone'``
+in a config whose ``default_scope`` is ``mmdet``, ``mmseg`` or ``mmpretrain`` searches that package's registry and
+its ancestors, never its siblings, so :func:`register_module` also registers each module in the shared mmengine
+root, the one ancestor all scopes have in common.
+
+The ``locations`` below are imported when a registry is first searched; they need torch, diffusers and mmengine
+only, never mmdet, mmseg or mmpretrain.
+"""
+from typing import Callable, Optional, TypeVar
+
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+ModuleType = TypeVar('ModuleType', bound=type)
+
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdiff', locations=['mmdiff.models'])
+
+
+def register_module(registry: Registry,
+                    name: Optional[str] = None) -> Callable[[ModuleType], ModuleType]:
+    """Register a class in an mmdiff registry and in that registry's mmengine root.
+
+    Args:
+        registry (Registry): An mmdiff registry from this file, e.g. :data:`MODELS`.
+        name (str, optional): Registered name. Defaults to the class name.
+
+    Returns:
+        Callable: A class decorator returning the class unchanged.
+
+    Example:
+        >>> from mmdiff.registry import MODELS, register_module
+        >>> @register_module(MODELS)
+        ... class MyNeck(torch.nn.Module): ...
+    """
+    if registry.parent is None:
+        raise ValueError(f'registry {registry.name!r} has no parent; pass an mmdiff registry such as '
+                         f'mmdiff.registry.MODELS')
+
+    def _register(cls: ModuleType) -> ModuleType:
+        registry.register_module(name=name, module=cls)
+        registry.parent.register_module(name=name, module=cls)
+        return cls
+
+    return _register
