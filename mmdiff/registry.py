@@ -29,10 +29,13 @@ def register_module(registry: Registry,
     Returns:
         Callable: A class decorator returning the class unchanged.
 
-    Example:
-        >>> from mmdiff.registry import MODELS, register_module
-        >>> @register_module(MODELS)
-        ... class MyNeck(torch.nn.Module): ...
+    Example::
+
+        from mmdiff.registry import MODELS, register_module
+
+        @register_module(MODELS)
+        class MyNeck(torch.nn.Module):
+            ...
     """
     if registry.parent is None:
         raise ValueError(f'registry {registry.name!r} has no parent; pass an mmdiff registry such as '

@@ -1,0 +1,462 @@
+"""DiffusionUNetBackbone: noised multi-scale features from a diffusers U-Net."""
+import math
+import os
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from mmdiff.registry import MODELS, register_module
+from .feature_info import FeatureLevel
+from .fixed_noise import FixedNoise
+from .unet_configs import UNET_PRESETS
+from .unet_taps import UNetTap, decoder_tap_at_stride, format_taps, list_unet_taps, resolve_taps
+
+SCHEDULERS = {'DDPMScheduler': DDPMScheduler, 'DDIMScheduler': DDIMScheduler}
+DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+NOISE_MODES = ('fixed', 'random', 'none')
+FUSIONS = ('concat', 'mean', 'stack')
+DEFAULT_SCHEDULER = dict(type='DDPMScheduler', num_train_timesteps=1000, beta_schedule='linear')
+
+
+class _TapRecorder:
+    """Forward hook that keeps a module's output while recording is on."""
+
+    def __init__(self) -> None:
+        self.recording = False
+        self.output: Optional[Tensor] = None
+
+    def __call__(self, module: nn.Module, args: tuple, output) -> None:
+        if self.recording:
+            self.output = output[0] if isinstance(output, tuple) else output
+
+
+def _load_unet(model_dir: str) -> UNet2DModel:
+    """Load a U-Net from a local diffusers folder: a model folder or a pipeline folder with ``unet/``."""
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f'model_dir {model_dir!r} does not exist; give a local diffusers folder holding '
+                                f'config.json and the weights, or a pipeline folder with unet/ and scheduler/')
+    subfolder = 'unet' if os.path.isfile(os.path.join(model_dir, 'unet', 'config.json')) else None
+    if subfolder is None and not os.path.isfile(os.path.join(model_dir, 'config.json')):
+        raise ValueError(f'model_dir {model_dir!r} is not a diffusers folder: it has neither config.json nor '
+                         f'unet/config.json (it holds {sorted(os.listdir(model_dir))})')
+    return UNet2DModel.from_pretrained(model_dir, subfolder=subfolder, local_files_only=True)
+
+
+@register_module(MODELS)
+class DiffusionUNetBackbone(BaseModule):
+    """Multi-scale features of a denoising U-Net, taken from noised images.
+
+    The images are noised to each of ``timesteps`` with the model's noise schedule, the U-Net runs once on the
+    whole (draws x timesteps x batch) stack, and the outputs of the tapped blocks are returned as a feature pyramid
+    sorted by increasing stride, like any mm backbone. Taps at the same stride stay separate outputs, in forward
+    order; the timesteps of one tap are fused into one output by ``timestep_fusion``. The U-Net stops after the
+    last tapped block. ``feature_info``, ``out_channels`` and ``out_strides`` describe the outputs before any
+    forward pass, so a neck's ``in_channels`` can be checked against them.
+
+    Args:
+        arch (str | dict | None): A preset from :attr:`arch_settings` (``'adm-256u'``: guided-diffusion's
+            ImageNet 256x256 unconditional U-Net, ``'adm-tiny'``: its six-level layout with a few channels) or a
+            dict of ``diffusers.UNet2DModel`` keyword arguments. With ``model_dir``, None takes the folder's
+            architecture; a preset or dict is then checked against it. Defaults to ``'adm-256u'``.
+        model_dir (str, optional): A local diffusers folder (``config.json`` + weights, or a pipeline folder
+            with ``unet/`` and ``scheduler/``), loaded with ``local_files_only=True``. Defaults to None
+            (random weights; load an mmdiff checkpoint with ``init_cfg``).
+        noise_scheduler (dict, optional): A diffusers scheduler as ``dict(type='DDPMScheduler', **config)``
+            (``beta_schedule='linear'`` or ``'squaredcos_cap_v2'`` for the cosine schedule). None takes
+            ``model_dir``'s ``scheduler/`` when it has one, else the linear DDPM schedule with T = 1000.
+            Defaults to None.
+        timesteps (int | Sequence[int]): Noise step(s) in [0, T). Defaults to (150,).
+        noise_mode (str): ``'fixed'``: seeded noise that depends only on the pixel position, identical for an
+            image whatever its batch (reproducible evaluation); ``'random'``: fresh noise each call (training
+            augmentation); ``'none'``: the clean image with the time embedding of ``timesteps`` only.
+            Defaults to ``'fixed'``.
+        noise_seed (int): Seed of the ``'fixed'`` noise. Defaults to 0.
+        num_noise_draws (int): Features are averaged over this many noise draws (an ensemble, as DIFT does).
+            Defaults to 1.
+        out_strides (Sequence[int], optional): Strides of the pyramid; each level is the decoder's last layer
+            at that stride. Give either this or ``out_blocks``. Defaults to (4, 8, 16, 32).
+        out_blocks (Sequence[str | int], optional): Taps by submodule name (``'mid_block'``,
+            ``'up_blocks.1.attentions.1'``) or by diffssl block number (1-based; 24 is the papers' block).
+            Defaults to None.
+        resample_missing_strides (bool): With ``out_strides``, produce a stride the decoder lacks by bilinear
+            upsampling (or average pooling) of the nearest one, e.g. stride 4 from a latent U-Net's stride 8.
+            Defaults to False (such a stride is an error).
+        projection_channels (Sequence[int], optional): Per output, the width of a trainable 1x1 convolution
+            applied after fusion. Defaults to None (no projection).
+        timestep_fusion (str): ``'concat'`` (channels add up, in timestep order), ``'mean'`` or ``'stack'``
+            (outputs are ``(N, T, C, h, w)``, for fusion heads). Defaults to ``'concat'``.
+        class_label (int, optional): The label a class-conditional U-Net is run with. Defaults to None.
+        frozen (bool): Run the U-Net in eval mode under ``no_grad`` with no parameter requiring grad, also
+            after ``train()``. Defaults to True.
+        with_cp (bool): Gradient checkpointing of the U-Net's blocks (fine-tuning only). Defaults to False.
+        dtype (str): ``'float32'``, or ``'bfloat16'`` / ``'float16'`` to run the U-Net under autocast; outputs
+            are float32. Defaults to ``'float32'``.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)`` loads an mmdiff checkpoint and
+            logs missing and unexpected keys. Keep None otherwise: a layer initialiser would overwrite the U-Net.
+            Defaults to None.
+
+    Example:
+        >>> import torch
+        >>> from mmdiff.models import DiffusionUNetBackbone
+        >>> self = DiffusionUNetBackbone(arch='adm-tiny', timesteps=(90, 150))
+        >>> self.out_channels, self.out_strides
+        ((64, 64, 128, 128), (4, 8, 16, 32))
+        >>> for level in self(torch.rand(1, 3, 32, 32) * 2 - 1):
+        ...     print(tuple(level.shape))
+        (1, 64, 8, 8)
+        (1, 64, 4, 4)
+        (1, 128, 2, 2)
+        (1, 128, 1, 1)
+    """
+    arch_settings = UNET_PRESETS
+
+    def __init__(self,
+                 arch: Union[str, dict, None] = 'adm-256u',
+                 model_dir: Optional[str] = None,
+                 noise_scheduler: Optional[dict] = None,
+                 timesteps: Union[int, Sequence[int]] = (150, ),
+                 noise_mode: str = 'fixed',
+                 noise_seed: int = 0,
+                 num_noise_draws: int = 1,
+                 out_strides: Optional[Sequence[int]] = (4, 8, 16, 32),
+                 out_blocks: Optional[Sequence[Union[str, int]]] = None,
+                 resample_missing_strides: bool = False,
+                 projection_channels: Optional[Sequence[int]] = None,
+                 timestep_fusion: str = 'concat',
+                 class_label: Optional[int] = None,
+                 frozen: bool = True,
+                 with_cp: bool = False,
+                 dtype: str = 'float32',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self._check_choice('noise_mode', noise_mode, NOISE_MODES)
+        self._check_choice('timestep_fusion', timestep_fusion, FUSIONS)
+        self._check_choice('dtype', dtype, DTYPES)
+        if num_noise_draws < 1:
+            raise ValueError(f'num_noise_draws must be >= 1, got {num_noise_draws}')
+        if noise_mode == 'none' and num_noise_draws > 1:
+            raise ValueError(f'num_noise_draws={num_noise_draws} averages over noise draws, but noise_mode='
+                             f"'none' adds no noise; use noise_mode='fixed' or 'random', or num_noise_draws=1")
+        if with_cp and frozen:
+            raise ValueError('with_cp=True checkpoints gradients, but a frozen U-Net has none; set frozen=False '
+                             'to fine-tune with gradient checkpointing')
+
+        # 1. the U-Net and its noise schedule
+        self.unet = self._build_unet(arch, model_dir)
+        self.noise_scheduler = self._build_scheduler(noise_scheduler, model_dir)
+        self.num_train_timesteps = self.noise_scheduler.config.num_train_timesteps
+        self.timesteps = self._check_timesteps(timesteps)
+        self.register_buffer('_timesteps', torch.tensor(self.timesteps, dtype=torch.long), persistent=False)
+        self.class_label = self._check_class_label(class_label)
+        self.noise_mode = noise_mode
+        self.num_noise_draws = num_noise_draws
+        self.fixed_noise = FixedNoise(noise_seed)
+        self.timestep_fusion = timestep_fusion
+        self.frozen = frozen
+        self.autocast_dtype = DTYPES[dtype]
+
+        # 2. the taps and the pyramid they make
+        self.taps = list_unet_taps(self.unet)
+        self.downsample_factor = max(tap.stride for tap in self.taps)
+        self._levels = self._select_levels(out_strides, out_blocks, resample_missing_strides)
+        self._depth = max(tap.depth for tap, _ in self._levels)
+        self._recorders: Dict[str, _TapRecorder] = {}
+        for tap, _ in self._levels:
+            if tap.name not in self._recorders:
+                self._recorders[tap.name] = _TapRecorder()
+                self.unet.get_submodule(tap.name).register_forward_hook(self._recorders[tap.name])
+        self.projections = self._build_projections(projection_channels)
+        self.feature_info = tuple(
+            FeatureLevel(
+                channels=self._projected_channels(index, tap),
+                stride=stride,
+                block=tap.name,
+                source_stride=tap.stride,
+                timesteps=self.timesteps,
+                fusion=timestep_fusion) for index, (tap, stride) in enumerate(self._levels))
+
+        # 3. training mode
+        if with_cp:
+            self.unet.enable_gradient_checkpointing()
+        self._input_range_checked = False
+        self._freeze()
+
+    # ------------------------------------------------------------------------------------------------ building
+    @staticmethod
+    def _check_choice(name: str, value, choices) -> None:
+        if value not in choices:
+            raise ValueError(f'{name}={value!r} is not supported; choose one of {list(choices)}')
+
+    def _build_unet(self, arch: Union[str, dict, None], model_dir: Optional[str]) -> UNet2DModel:
+        if isinstance(arch, str):
+            self._check_choice('arch', arch, self.arch_settings)
+            config = self.arch_settings[arch]
+        elif isinstance(arch, dict) or arch is None:
+            config = arch
+        else:
+            raise TypeError(f'arch must be a preset name {list(self.arch_settings)}, a dict of UNet2DModel '
+                            f'arguments or None, got {type(arch).__name__}')
+        if model_dir is None:
+            if config is None:
+                raise ValueError('arch=None needs model_dir, a local diffusers folder to take the U-Net from')
+            unet = UNet2DModel(**config)
+        else:
+            unet = _load_unet(model_dir)
+            if config is not None:
+                differing = {key: (value, unet.config.get(key)) for key, value in UNet2DModel(**config).config.items()
+                             if not key.startswith('_') and unet.config.get(key) != value}
+                if differing:
+                    raise ValueError(f'the U-Net in {model_dir!r} does not match arch={arch!r}: (arch, folder) '
+                                     f'differ in {differing}; set arch=None to use the folder\'s architecture')
+        unsupported = [type(block).__name__ for block in (*unet.down_blocks, *unet.up_blocks)
+                       if hasattr(block, 'skip_conv')]
+        if unsupported:
+            raise ValueError(f'U-Net blocks {unsupported} (score-SDE skip blocks) are not supported; use U-Nets '
+                             f'built from the standard diffusers down/up blocks')
+        if unet.config.center_input_sample:
+            raise ValueError('the U-Net has center_input_sample=True (it expects [0, 1] inputs); mmdiff feeds it '
+                             'images in [-1, 1], so use a U-Net configured with center_input_sample=False')
+        return unet
+
+    @staticmethod
+    def _build_scheduler(config: Optional[dict], model_dir: Optional[str]) -> DDPMScheduler:
+        if config is None:
+            if model_dir is not None and os.path.isdir(os.path.join(model_dir, 'scheduler')):
+                return DDPMScheduler.from_pretrained(model_dir, subfolder='scheduler', local_files_only=True)
+            config = DEFAULT_SCHEDULER
+        config = dict(config)
+        scheduler_type = config.pop('type', None)
+        if scheduler_type not in SCHEDULERS:
+            raise ValueError(f'noise_scheduler type {scheduler_type!r} is not supported; choose one of '
+                             f'{list(SCHEDULERS)}')
+        return SCHEDULERS[scheduler_type](**config)
+
+    def _check_timesteps(self, timesteps: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+        timesteps = (timesteps, ) if isinstance(timesteps, int) else tuple(timesteps)
+        if not timesteps:
+            raise ValueError(f'timesteps is empty; give at least one noise step in [0, {self.num_train_timesteps})')
+        for t in timesteps:
+            if isinstance(t, bool) or not isinstance(t, int):
+                raise TypeError(f'timesteps must be integers, got {t!r} of type {type(t).__name__}')
+            if not 0 <= t < self.num_train_timesteps:
+                raise ValueError(f'timestep {t} is outside the scheduler\'s range [0, {self.num_train_timesteps})')
+        return timesteps
+
+    def _check_class_label(self, class_label: Optional[int]) -> Optional[int]:
+        num_classes = self.unet.config.num_class_embeds
+        if self.unet.class_embedding is None:
+            if class_label is not None:
+                raise ValueError(f'class_label={class_label} was given, but the U-Net is not class-conditional')
+        elif num_classes is None or class_label is None or not 0 <= class_label < num_classes:
+            raise ValueError(f'the U-Net is class-conditional ({num_classes} classes); set class_label to a label '
+                             f'in [0, {num_classes}), got {class_label!r}')
+        return class_label
+
+    def _select_levels(self, out_strides: Optional[Sequence[int]], out_blocks: Optional[Sequence[Union[str, int]]],
+                       resample: bool) -> List[Tuple[UNetTap, int]]:
+        """The pyramid as (tap, output stride) pairs, sorted by stride, ties in forward order."""
+        if (out_strides is None) == (out_blocks is None):
+            raise ValueError(f'give exactly one of out_strides and out_blocks (set the other to None), got '
+                             f'out_strides={out_strides!r} and out_blocks={out_blocks!r}')
+        if out_blocks is not None:
+            if not out_blocks:
+                raise ValueError('out_blocks is empty; name at least one tap:\n' + format_taps(self.taps))
+            levels = [(tap, tap.stride) for tap in resolve_taps(self.taps, out_blocks)]
+        else:
+            if not out_strides:
+                raise ValueError('out_strides is empty; give at least one stride, e.g. (4, 8, 16, 32)')
+            levels = [(self._tap_for_stride(stride, resample), stride) for stride in out_strides]
+        order = {tap.name: index for index, tap in enumerate(self.taps)}
+        return sorted(levels, key=lambda level: (level[1], order[level[0].name]))
+
+    def _tap_for_stride(self, stride: int, resample: bool) -> UNetTap:
+        tap = decoder_tap_at_stride(self.taps, stride)
+        if tap is not None:
+            return tap
+        native = sorted({tap.stride for tap in self.taps if tap.stage == 'decoder' and tap.kind == 'layer'})
+        if not isinstance(stride, int) or stride < 1 or not math.log2(stride).is_integer():
+            raise ValueError(f'stride {stride!r} cannot be produced: strides are powers of two; the decoder '
+                             f'has {native}')
+        if not resample:
+            raise ValueError(f'the decoder has no output at stride {stride} (it has {native}); set '
+                             f'resample_missing_strides=True to resample the nearest one')
+        nearest = min(native, key=lambda s: (abs(math.log2(s / stride)), s))
+        return decoder_tap_at_stride(self.taps, nearest)
+
+    def _build_projections(self, projection_channels: Optional[Sequence[int]]) -> Optional[nn.ModuleList]:
+        if projection_channels is None:
+            return None
+        if len(projection_channels) != len(self._levels):
+            raise ValueError(f'projection_channels has {len(projection_channels)} widths for '
+                             f'{len(self._levels)} outputs (strides {[stride for _, stride in self._levels]})')
+        return nn.ModuleList(
+            nn.Conv2d(self._fused_channels(tap), width, kernel_size=1)
+            for (tap, _), width in zip(self._levels, projection_channels))
+
+    def _fused_channels(self, tap: UNetTap) -> int:
+        return tap.channels * len(self.timesteps) if self.timestep_fusion == 'concat' else tap.channels
+
+    def _projected_channels(self, index: int, tap: UNetTap) -> int:
+        return self._fused_channels(tap) if self.projections is None else self.projections[index].out_channels
+
+    # ----------------------------------------------------------------------------------------------- training
+    def _unused_unet_modules(self) -> List[nn.Module]:
+        """U-Net modules the truncated forward never runs (their parameters never get a gradient)."""
+        blocks = [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]
+        blocks = [block for block in blocks if block is not None]
+        return blocks[self._depth:] + [self.unet.conv_norm_out, self.unet.conv_out]
+
+    def _freeze(self) -> None:
+        """Freeze the whole U-Net when ``frozen``, and otherwise the part the truncated forward skips."""
+        modules = [self.unet] if self.frozen else self._unused_unet_modules()
+        for module in modules:
+            module.eval()
+            module.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> 'DiffusionUNetBackbone':
+        """Set training mode; the frozen U-Net stays in eval mode."""
+        super().train(mode)
+        self._freeze()
+        return self
+
+    # ------------------------------------------------------------------------------------------------ forward
+    @property
+    def out_channels(self) -> Tuple[int, ...]:
+        """Channels of each output, in output order."""
+        return tuple(level.channels for level in self.feature_info)
+
+    @property
+    def out_strides(self) -> Tuple[int, ...]:
+        """Stride of each output, in output order."""
+        return tuple(level.stride for level in self.feature_info)
+
+    def describe_taps(self) -> str:
+        """A table of every tappable block of this U-Net with its diffssl number, channels and stride."""
+        return format_taps(self.taps)
+
+    def _check_inputs(self, inputs: Tensor) -> None:
+        expected = self.unet.config.in_channels
+        if inputs.dim() != 4 or inputs.shape[1] != expected:
+            raise ValueError(f'expected images of shape (N, {expected}, H, W), got {tuple(inputs.shape)}')
+        if not self._input_range_checked:
+            self._input_range_checked = True
+            low, high = inputs.aminmax()
+            if low < -1.5 or high > 1.5:
+                warnings.warn(
+                    f'DiffusionUNetBackbone expects images normalised to [-1, 1] (data preprocessor mean=std='
+                    f'127.5), but the first batch spans [{low.item():.2f}, {high.item():.2f}]; this is checked '
+                    f'once', stacklevel=2)
+
+    def _noised(self, images: Tensor) -> Tuple[Tensor, Tensor]:
+        """Stack draws x timesteps x images and noise them: (K*T*N, C, H, W) samples and (K*T*N,) steps."""
+        draws, steps = self.num_noise_draws, len(self.timesteps)
+        clean = images.float().unsqueeze(0).unsqueeze(0).expand(draws, steps, *images.shape)
+        timesteps = self._timesteps.view(1, steps, 1).expand(draws, steps, images.shape[0]).reshape(-1)
+        if self.noise_mode == 'none':
+            return clean.reshape(-1, *images.shape[1:]), timesteps
+        if self.noise_mode == 'fixed':
+            noise = self.fixed_noise.sample(draws, *images.shape[1:], device=images.device, dtype=torch.float32)
+            noise = noise.view(draws, 1, 1, *images.shape[1:]).expand_as(clean)
+        else:
+            noise = torch.randn_like(clean)
+        noisy = self.noise_scheduler.add_noise(clean.reshape(-1, *images.shape[1:]),
+                                               noise.reshape(-1, *images.shape[1:]), timesteps)
+        return noisy, timesteps
+
+    def _run_unet(self, sample: Tensor, timesteps: Tensor) -> None:
+        """Run the U-Net blocks up to the last tapped one; the recorders keep the tapped outputs."""
+        unet = self.unet
+        # 1. time
+        emb = unet.time_embedding(unet.time_proj(timesteps).to(sample.dtype))
+        if unet.class_embedding is not None:
+            emb = emb + unet.class_embedding(torch.full_like(timesteps, self.class_label))
+        # 2. pre-process
+        sample = unet.conv_in(sample)
+        skips = (sample, )
+        depth = 0
+        # 3. down
+        for block in unet.down_blocks:
+            if depth == self._depth:
+                return
+            sample, block_skips = block(hidden_states=sample, temb=emb)
+            skips += block_skips
+            depth += 1
+        # 4. mid
+        if unet.mid_block is not None:
+            if depth == self._depth:
+                return
+            sample = unet.mid_block(sample, emb)
+            depth += 1
+        # 5. up
+        for block in unet.up_blocks:
+            if depth == self._depth:
+                return
+            num_skips = len(block.resnets)
+            sample = block(sample, skips[-num_skips:], emb)
+            skips = skips[:-num_skips]
+            depth += 1
+
+    def _pyramid_level(self, index: int, feature: Tensor, stride: int, size: Tuple[int, int]) -> Tensor:
+        """Average draws, resample, crop to ``ceil(size / stride)``, fuse timesteps and project one level."""
+        draws, steps = self.num_noise_draws, len(self.timesteps)
+        feature = feature.float()
+        feature = feature.view(draws, -1, *feature.shape[1:]).mean(0) if draws > 1 else feature
+        source_stride = self._levels[index][0].stride
+        if source_stride < stride:
+            feature = F.avg_pool2d(feature, stride // source_stride)
+        elif source_stride > stride:
+            feature = F.interpolate(feature, scale_factor=source_stride // stride, mode='bilinear',
+                                    align_corners=False)
+        feature = feature[..., :math.ceil(size[0] / stride), :math.ceil(size[1] / stride)]
+        feature = feature.view(steps, -1, *feature.shape[1:]).transpose(0, 1)  # (N, T, C, h, w)
+        if self.timestep_fusion == 'concat':
+            feature = feature.flatten(1, 2)
+        elif self.timestep_fusion == 'mean':
+            feature = feature.mean(1)
+        if self.projections is None:
+            return feature
+        if self.timestep_fusion == 'stack':
+            return self.projections[index](feature.flatten(0, 1)).unflatten(0, feature.shape[:2])
+        return self.projections[index](feature)
+
+    def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        """Noise the images, run the U-Net to the last tap and return the pyramid.
+
+        Args:
+            inputs (Tensor): Images ``(N, C, H, W)`` normalised to [-1, 1]; any H and W.
+
+        Returns:
+            tuple[Tensor]: One tensor per :attr:`feature_info` entry, by increasing stride:
+            ``(N, channels, ceil(H / stride), ceil(W / stride))``, or ``(N, T, channels, h, w)`` with
+            ``timestep_fusion='stack'``.
+        """
+        self._check_inputs(inputs)
+        size = inputs.shape[-2:]
+        # 1. pad to a multiple of the U-Net's total downsampling, so skip connections line up
+        pad_h = -size[0] % self.downsample_factor
+        pad_w = -size[1] % self.downsample_factor
+        images = F.pad(inputs, (0, pad_w, 0, pad_h)) if pad_h or pad_w else inputs
+        # 2. noise every image to every timestep (and every draw) in one batch
+        sample, timesteps = self._noised(images)
+        # 3. run the U-Net to the last tap, recording the tapped outputs
+        for recorder in self._recorders.values():
+            recorder.recording = True
+        try:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen), \
+                    torch.autocast(inputs.device.type, dtype=self.autocast_dtype,
+                                   enabled=self.autocast_dtype != torch.float32):
+                self._run_unet(sample, timesteps)
+            features = {name: recorder.output for name, recorder in self._recorders.items()}
+        finally:
+            for recorder in self._recorders.values():
+                recorder.recording = False
+                recorder.output = None
+        # 4. assemble the pyramid
+        return tuple(
+            self._pyramid_level(index, features[tap.name], stride, size)
+            for index, (tap, stride) in enumerate(self._levels))

@@ -1,0 +1,101 @@
+"""diffusers ``UNet2DModel`` configurations for the U-Net layouts mmdiff ships as presets.
+
+The papers use OpenAI's guided-diffusion U-Net ("ADM", Dhariwal & Nichol 2021). :func:`adm_unet_config` writes its
+flags as the keyword arguments of diffusers' ``UNet2DModel``, so diffusers builds the architecture and mmdiff never
+restates block widths by hand.
+"""
+from typing import Optional, Sequence
+
+ADM_BLOCK_TYPES = {
+    # (has attention, resblock up/down) -> (down block type, up block type)
+    (True, True): ('AttnDownBlock2D', 'AttnUpBlock2D'),
+    (True, False): ('AttnDownBlock2D', 'AttnUpBlock2D'),
+    (False, True): ('ResnetDownsampleBlock2D', 'ResnetUpsampleBlock2D'),
+    (False, False): ('DownBlock2D', 'UpBlock2D'),
+}
+
+
+def adm_unet_config(image_size: int,
+                    model_channels: int,
+                    channel_mult: Sequence[int],
+                    num_res_blocks: int,
+                    attention_resolutions: Sequence[int],
+                    num_head_channels: int = 64,
+                    learn_sigma: bool = True,
+                    resblock_updown: bool = True,
+                    use_scale_shift_norm: bool = True,
+                    in_channels: int = 3,
+                    num_classes: Optional[int] = None,
+                    dropout: float = 0.0,
+                    norm_num_groups: int = 32) -> dict:
+    """Translate guided-diffusion's ``create_model`` flags into ``UNet2DModel`` keyword arguments.
+
+    Args:
+        image_size (int): Training resolution; with ``attention_resolutions`` it decides which levels attend.
+        model_channels (int): Width of the first level (``--num_channels``).
+        channel_mult (Sequence[int]): Width multiplier per level; its length is the number of levels.
+        num_res_blocks (int): Residual blocks per encoder level (the decoder has one more per level).
+        attention_resolutions (Sequence[int]): Feature-map sizes (in pixels) whose levels have self-attention.
+        num_head_channels (int): Channels per attention head. Defaults to 64.
+        learn_sigma (bool): Whether the model predicts the variance too (6 output channels). Defaults to True.
+        resblock_updown (bool): Down/upsample with residual blocks instead of strided/plain convs. Defaults to True.
+        use_scale_shift_norm (bool): FiLM-style time conditioning in residual blocks. Defaults to True.
+        in_channels (int): Input channels. Defaults to 3.
+        num_classes (int, optional): Number of classes of a class-conditional model. Defaults to None.
+        dropout (float): Dropout in residual blocks. Defaults to 0.0.
+        norm_num_groups (int): GroupNorm groups. Defaults to 32.
+
+    Returns:
+        dict: Keyword arguments for ``diffusers.UNet2DModel``.
+    """
+    num_levels = len(channel_mult)
+    if num_levels == 0:
+        raise ValueError('channel_mult must name at least one level, got an empty sequence')
+    level_sizes = [image_size // 2**level for level in range(num_levels)]
+    unknown = sorted(set(attention_resolutions) - set(level_sizes))
+    if unknown:
+        raise ValueError(f'attention_resolutions {unknown} match no level of a {image_size}px U-Net with '
+                         f'{num_levels} levels; its level sizes are {level_sizes}')
+    block_types = [ADM_BLOCK_TYPES[(size in attention_resolutions, resblock_updown)] for size in level_sizes]
+    resample_type = 'resnet' if resblock_updown else 'conv'
+    return dict(
+        sample_size=image_size,
+        in_channels=in_channels,
+        out_channels=2 * in_channels if learn_sigma else in_channels,
+        block_out_channels=tuple(model_channels * mult for mult in channel_mult),
+        layers_per_block=num_res_blocks,
+        down_block_types=tuple(down for down, _ in block_types),
+        up_block_types=tuple(up for _, up in reversed(block_types)),
+        downsample_type=resample_type,
+        upsample_type=resample_type,
+        attention_head_dim=num_head_channels,
+        resnet_time_scale_shift='scale_shift' if use_scale_shift_norm else 'default',
+        norm_num_groups=norm_num_groups,
+        norm_eps=1e-5,
+        flip_sin_to_cos=True,
+        freq_shift=0,
+        dropout=dropout,
+        num_class_embeds=num_classes,
+    )
+
+
+UNET_PRESETS = {
+    # guided-diffusion ImageNet 256x256 unconditional, the model of the diffssl papers (552.8 M parameters)
+    'adm-256u':
+    adm_unet_config(
+        image_size=256,
+        model_channels=256,
+        channel_mult=(1, 1, 2, 2, 4, 4),
+        num_res_blocks=2,
+        attention_resolutions=(32, 16, 8)),
+    # the same six-level layout (37 diffssl blocks, strides 1-32) with a few channels, for tests and demos
+    'adm-tiny':
+    adm_unet_config(
+        image_size=64,
+        model_channels=16,
+        channel_mult=(1, 1, 2, 2, 4, 4),
+        num_res_blocks=2,
+        attention_resolutions=(8, 4, 2),
+        num_head_channels=8,
+        norm_num_groups=8),
+}
