@@ -1,4 +1,5 @@
 """DiffusionUNetBackbone: noised multi-scale features from a diffusers U-Net."""
+import json
 import math
 import os
 import warnings
@@ -44,7 +45,7 @@ def _load_unet(model_dir: str) -> UNet2DModel:
     if subfolder is None and not os.path.isfile(os.path.join(model_dir, 'config.json')):
         raise ValueError(f'model_dir {model_dir!r} is not a diffusers folder: it has neither config.json nor '
                          f'unet/config.json (it holds {sorted(os.listdir(model_dir))})')
-    return UNet2DModel.from_pretrained(model_dir, subfolder=subfolder, local_files_only=True)
+    return UNet2DModel.from_pretrained(model_dir, subfolder=subfolder, local_files_only=True, low_cpu_mem_usage=False)
 
 
 @register_module(MODELS)
@@ -208,8 +209,10 @@ class DiffusionUNetBackbone(BaseModule):
         else:
             unet = _load_unet(model_dir)
             if config is not None:
-                differing = {key: (value, unet.config.get(key)) for key, value in UNet2DModel(**config).config.items()
-                             if not key.startswith('_') and unet.config.get(key) != value}
+                with torch.device('meta'):  # the full config, defaults included, without allocating weights
+                    wanted = UNet2DModel(**config).config
+                differing = {key: (value, unet.config.get(key)) for key, value in wanted.items()
+                             if not key.startswith('_') and json.dumps(unet.config.get(key)) != json.dumps(value)}
                 if differing:
                     raise ValueError(f'the U-Net in {model_dir!r} does not match arch={arch!r}: (arch, folder) '
                                      f'differ in {differing}; set arch=None to use the folder\'s architecture')
@@ -408,7 +411,7 @@ class DiffusionUNetBackbone(BaseModule):
         feature = feature.view(draws, -1, *feature.shape[1:]).mean(0) if draws > 1 else feature
         source_stride = self._levels[index][0].stride
         if source_stride < stride:
-            feature = F.avg_pool2d(feature, stride // source_stride)
+            feature = F.avg_pool2d(feature, stride // source_stride, ceil_mode=True)
         elif source_stride > stride:
             feature = F.interpolate(feature, scale_factor=source_stride // stride, mode='bilinear',
                                     align_corners=False)
