@@ -1,6 +1,6 @@
-from .diffusion_unet import DiffusionUNetBackbone
+from .diffusion_unet import DiffusionUNetBackbone, declared_out_channels
 from .feature_info import FeatureLevel
 from .unet_configs import UNET_PRESETS, adm_unet_config
 from .unet_taps import UNetTap, list_unet_taps
 
-__all__ = ['DiffusionUNetBackbone', 'FeatureLevel', 'UNET_PRESETS', 'adm_unet_config', 'UNetTap', 'list_unet_taps']
+__all__ = ['DiffusionUNetBackbone', 'declared_out_channels', 'FeatureLevel', 'UNET_PRESETS', 'adm_unet_config', 'UNetTap', 'list_unet_taps']

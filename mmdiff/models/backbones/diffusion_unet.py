@@ -48,6 +48,22 @@ def _load_unet(model_dir: str) -> UNet2DModel:
     return UNet2DModel.from_pretrained(model_dir, subfolder=subfolder, local_files_only=True, low_cpu_mem_usage=False)
 
 
+def declared_out_channels(backbone: dict) -> List[int]:
+    """The channels a :class:`DiffusionUNetBackbone` config will output, for a neck's ``in_channels``.
+
+    The backbone is built on the ``meta`` device, so no weights are allocated or loaded.
+
+    Args:
+        backbone (dict): The backbone config, ``dict(type='DiffusionUNetBackbone', ...)``.
+
+    Returns:
+        list[int]: Channels per output, in output order.
+    """
+    kwargs = {key: value for key, value in backbone.items() if key not in ('type', 'init_cfg')}
+    with torch.device('meta'):
+        return list(DiffusionUNetBackbone(**kwargs).out_channels)
+
+
 @register_module(MODELS)
 class DiffusionUNetBackbone(BaseModule):
     """Multi-scale features of a denoising U-Net, taken from noised images.
@@ -135,6 +151,7 @@ class DiffusionUNetBackbone(BaseModule):
                  dtype: str = 'float32',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self._check_pretrained(init_cfg)
         self._check_choice('noise_mode', noise_mode, NOISE_MODES)
         self._check_choice('timestep_fusion', timestep_fusion, FUSIONS)
         self._check_choice('dtype', dtype, DTYPES)
@@ -192,6 +209,20 @@ class DiffusionUNetBackbone(BaseModule):
     def _check_choice(name: str, value, choices) -> None:
         if value not in choices:
             raise ValueError(f'{name}={value!r} is not supported; choose one of {list(choices)}')
+
+    @staticmethod
+    def _check_pretrained(init_cfg: Optional[dict]) -> None:
+        """Fail at construction, before any training step, when a local checkpoint file is missing."""
+        if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained':
+            return
+        checkpoint = str(init_cfg.get('checkpoint'))
+        if '://' not in checkpoint and not os.path.isfile(checkpoint):
+            raise FileNotFoundError(
+                f'backbone checkpoint {checkpoint!r} (init_cfg) does not exist. An mmdiff backbone checkpoint is '
+                f'the state dict of a DiffusionUNetBackbone with the same arch: saved by an mmdiff run, or '
+                f'converted from guided-diffusion weights (e.g. 256x256_diffusion_uncond.pt from '
+                f'openai/guided-diffusion for arch=\'adm-256u\'). Point the config\'s `pretrained` at that '
+                f'file, or set the backbone\'s init_cfg=None to start from random weights.')
 
     def _build_unet(self, arch: Union[str, dict, None], model_dir: Optional[str]) -> UNet2DModel:
         if isinstance(arch, str):

@@ -1,0 +1,11 @@
+# Mask R-CNN (FPN) on COCO 2017 instances with the frozen ADM ImageNet-256 U-Net at t = 150, 1x schedule.
+_base_ = [
+    '_base_/models/mask-rcnn_diffusion-unet_fpn.py',
+    'mmdet::_base_/datasets/coco_instance.py',
+    'mmdet::_base_/schedules/schedule_1x.py',
+    'mmdet::_base_/default_runtime.py',
+]
+
+# guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint
+pretrained = 'checkpoints/adm-256u_imagenet-uncond.pth'
+model = dict(backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', checkpoint=pretrained)))

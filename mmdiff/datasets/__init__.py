@@ -1,0 +1,1 @@
+"""Dataset helpers. Not imported by ``import mmdiff``: import the submodule you need."""

@@ -1,0 +1,1 @@
+"""Small helpers with one job each."""

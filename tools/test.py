@@ -1,0 +1,35 @@
+"""Evaluate a checkpoint on a config's test split (mmdet, mmseg or mmpretrain) with mmengine's runner.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--cfg-options k=v ...]
+                                           [--launcher {none,pytorch,slurm,mpi}]
+"""
+import argparse
+import os.path as osp
+
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmdiff.utils.runner_config import add_runner_arguments, load_runner_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runner_arguments(parser)
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--show-dir', help='save prediction overlays here (relative to the run\'s log folder)')
+    args = parser.parse_args()
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
+    cfg = load_runner_config(args)
+    cfg.load_from = args.checkpoint
+    if args.show_dir is not None:
+        visualization = cfg.get('default_hooks', {}).get('visualization')
+        if visualization is None:
+            raise ValueError(f'--show-dir needs a visualization hook in default_hooks; {args.config} has none')
+        visualization.update(draw=True, test_out_dir=args.show_dir)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,30 @@
+"""Train a model from an OpenMMLab config (mmdet, mmseg or mmpretrain) with mmengine's runner.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+                                 [--launcher {none,pytorch,slurm,mpi}]
+"""
+import argparse
+
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmdiff.utils.runner_config import add_runner_arguments, load_runner_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runner_arguments(parser)
+    parser.add_argument('--resume', nargs='?', const='auto',
+                        help='resume from this checkpoint, or without a value from the latest in the work dir')
+    args = parser.parse_args()
+    cfg = load_runner_config(args)
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
