@@ -9,6 +9,7 @@ import os.path as osp
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmdiff.utils.dataset_check import check_dataloaders
 from mmdiff.utils.runner_config import add_runner_arguments, load_runner_config
 
 
@@ -16,7 +17,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_runner_arguments(parser)
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--show-dir', help='save prediction overlays here (relative to the run\'s log folder)')
+    parser.add_argument('--show-dir', help='folder to save prediction overlays in')
     args = parser.parse_args()
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
@@ -26,8 +27,11 @@ def main() -> None:
         visualization = cfg.get('default_hooks', {}).get('visualization')
         if visualization is None:
             raise ValueError(f'--show-dir needs a visualization hook in default_hooks; {args.config} has none')
-        visualization.update(draw=True, test_out_dir=args.show_dir)
+        # absolute, because mmdet's hook re-joins a relative folder onto the work dir on every iteration
+        visualization.update(draw=True, test_out_dir=osp.abspath(args.show_dir))
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    # the runner builds its dataloaders lazily: check their files before testing starts
+    check_dataloaders(cfg, ('test_dataloader', ))
     runner.test()
 
 

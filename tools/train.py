@@ -8,6 +8,7 @@ import argparse
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmdiff.utils.dataset_check import check_dataloaders
 from mmdiff.utils.runner_config import add_runner_arguments, load_runner_config
 
 
@@ -23,6 +24,8 @@ def main() -> None:
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    # the runner builds its dataloaders lazily: check their files before training starts
+    check_dataloaders(cfg, ('train_dataloader', 'val_dataloader'))
     runner.train()
 
 

@@ -8,7 +8,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
+from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
@@ -337,6 +339,34 @@ class DiffusionUNetBackbone(BaseModule):
 
     def _projected_channels(self, index: int, tap: UNetTap) -> int:
         return self._fused_channels(tap) if self.projections is None else self.projections[index].out_channels
+
+    def init_weights(self) -> None:
+        """Load ``init_cfg``'s checkpoint strictly: every U-Net weight must be there with its shape.
+
+        Only the projections may be missing (they are new layers and keep their fresh initialisation). Without a
+        ``Pretrained`` init_cfg this is :meth:`BaseModule.init_weights`.
+        """
+        if not isinstance(self.init_cfg, dict) or self.init_cfg.get('type') != 'Pretrained':
+            super().init_weights()
+            return
+        checkpoint = _load_checkpoint(self.init_cfg['checkpoint'], map_location='cpu')
+        state = checkpoint.get('state_dict', checkpoint)
+        prefix = self.init_cfg.get('prefix')
+        if prefix:
+            state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+        own = self.state_dict()
+        missing = sorted(key for key in own.keys() - state.keys() if not key.startswith('projections.'))
+        unexpected = sorted(state.keys() - own.keys())
+        mismatched = [f'{key}: checkpoint {tuple(state[key].shape)} vs model {tuple(own[key].shape)}'
+                      for key in sorted(own.keys() & state.keys()) if state[key].shape != own[key].shape]
+        if missing or unexpected or mismatched:
+            raise ValueError(
+                f'checkpoint {self.init_cfg["checkpoint"]!r} does not fit this backbone: {len(missing)} missing '
+                f'keys {missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}, {len(mismatched)} '
+                f'shape mismatches {mismatched[:5]}; was it saved for another arch?')
+        self.load_state_dict(state, strict=False)
+        print_log(f'loaded {len(state)} backbone weights from {self.init_cfg["checkpoint"]}', logger='current')
+        self._is_init = True
 
     # ----------------------------------------------------------------------------------------------- training
     def _unused_unet_modules(self) -> List[nn.Module]:

@@ -385,6 +385,18 @@ def test_init_cfg_loads_an_mmdiff_checkpoint(tmp_path):
     target.init_weights()
     for (name, a), b in zip(source.state_dict().items(), target.state_dict().values()):
         assert torch.equal(a, b), name
+    # a checkpoint for another layout fails with the mismatched keys, before any training step
+    other = DiffusionUNetBackbone(arch=SMALL_DICT, out_strides=(4, 8))
+    torch.save({'state_dict': other.state_dict()}, tmp_path / 'other.pth')
+    wrong = DiffusionUNetBackbone(arch=TINY, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'other.pth')))
+    with pytest.raises(ValueError, match=r"checkpoint '.*other.pth' does not fit this backbone: \d+ missing keys "
+                       r"\['unet.down_blocks.0.downsamplers.0.conv1.bias'.*shape mismatches \['unet.conv_in.bias: "
+                       r'checkpoint \(8,\) vs model \(16,\)'):
+        wrong.init_weights()
+    # a missing file is refused when the backbone is built, naming where checkpoints come from
+    with pytest.raises(FileNotFoundError, match=r"backbone checkpoint 'missing.pth' \(init_cfg\) does not exist. An "
+                       r'mmdiff backbone checkpoint is the state dict of a DiffusionUNetBackbone'):
+        DiffusionUNetBackbone(arch=TINY, init_cfg=dict(type='Pretrained', checkpoint='missing.pth'))
 
 
 def test_describe_taps_lists_every_block():

@@ -1,0 +1,55 @@
+"""Check a config's dataset paths and class list before a runner starts, with messages that show the layout."""
+import json
+import os.path as osp
+from typing import Iterable, List
+
+
+def _expected_layout(dataset: dict) -> str:
+    root = dataset.get('data_root') or ''
+    lines = [f'  {osp.join(root, dataset["ann_file"])}'] if dataset.get('ann_file') else []
+    lines += [f'  {osp.join(root, prefix).rstrip("/")}/  ({key})'
+              for key, prefix in (dataset.get('data_prefix') or {}).items()]
+    return 'expected layout:\n' + '\n'.join(lines)
+
+
+def _innermost(dataset: dict) -> dict:
+    """The dataset a wrapper (RepeatDataset, ClassBalancedDataset, ...) holds."""
+    while 'dataset' in dataset:
+        dataset = dataset['dataset']
+    return dataset
+
+
+def check_dataset(dataset: dict, split: str) -> None:
+    """Raise with the expected layout when a dataset's files are missing or its classes miss the annotations.
+
+    Args:
+        dataset (dict): A dataset config (``type``, ``data_root``, ``ann_file``, ``data_prefix``, ``metainfo``).
+        split (str): Which dataloader it belongs to, for the message.
+    """
+    dataset = _innermost(dataset)
+    root = dataset.get('data_root') or ''
+    if root and not osp.isdir(root):
+        raise FileNotFoundError(f'{split}: data_root {root!r} does not exist; {_expected_layout(dataset)}')
+    ann_file = osp.join(root, dataset['ann_file']) if dataset.get('ann_file') else None
+    if ann_file is not None and not osp.isfile(ann_file):
+        raise FileNotFoundError(f'{split}: annotation file {ann_file!r} does not exist; {_expected_layout(dataset)}')
+    for key, prefix in (dataset.get('data_prefix') or {}).items():
+        if prefix and not osp.isdir(osp.join(root, prefix)):
+            raise FileNotFoundError(f'{split}: {key} folder {osp.join(root, prefix)!r} does not exist; '
+                                    f'{_expected_layout(dataset)}')
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if ann_file is not None and ann_file.endswith('.json') and classes:
+        with open(ann_file) as f:
+            categories: List[str] = [category['name'] for category in json.load(f).get('categories', [])]
+        missing = [name for name in classes if name not in categories]
+        if missing:
+            raise ValueError(f'{split}: classes {missing} of the config are not categories of {ann_file!r}, '
+                             f'which has {categories}; make metainfo.classes match the annotations')
+
+
+def check_dataloaders(cfg, splits: Iterable[str]) -> None:
+    """:func:`check_dataset` for each named dataloader the config has (e.g. ``train_dataloader``)."""
+    for split in splits:
+        loader = cfg.get(split)
+        if loader is not None and loader.get('dataset') is not None:
+            check_dataset(loader['dataset'], split)
