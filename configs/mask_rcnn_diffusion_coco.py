@@ -9,3 +9,4 @@ _base_ = [
 # guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint
 pretrained = 'checkpoints/adm-256u_imagenet-uncond.pth'
 model = dict(backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', checkpoint=pretrained)))
+custom_hooks = [dict(type='EvalProgressBarHook')]  # a progress bar while evaluating

@@ -5,6 +5,6 @@ mmpretrain. Configs reach the models with ``custom_imports=dict(imports=['mmdiff
 which registers them (see :mod:`mmdiff.registry`).
 """
 from .version import __version__
-from . import models  # noqa: F401,E402  registers the backbone and necks
+from . import engine, models  # noqa: F401,E402  registers the hooks and the models
 
 __all__ = ['__version__']

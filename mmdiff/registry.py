@@ -10,12 +10,14 @@ only, never mmdet, mmseg or mmpretrain.
 """
 from typing import Callable, Optional, TypeVar
 
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
 ModuleType = TypeVar('ModuleType', bound=type)
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdiff', locations=['mmdiff.models'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmdiff', locations=['mmdiff.engine'])
 
 
 def register_module(registry: Registry,
