@@ -10,16 +10,11 @@ image_size = 128
 max_iters = 600
 width = 64  # FPN and head width (256 in the full config): the demo's objects are few and simple
 
-backbone = dict(
-    type='DiffusionUNetBackbone',
-    arch='adm-tiny',
-    timesteps=(10, ),
-    noise_mode='fixed',
-    out_strides=(4, 8, 16, 32),
-    frozen=False,
-    init_cfg=None)
+# what changes from the base backbone; declared_out_channels takes the backbone's defaults for the rest, as
+# the base does (tests compare the neck with the fully merged backbone)
+backbone = dict(arch='adm-tiny', timesteps=(10, ), frozen=False, init_cfg=None)
 model = dict(
-    backbone=dict(_delete_=True, **backbone),
+    backbone=backbone,
     neck=dict(in_channels=declared_out_channels(backbone), out_channels=width),
     rpn_head=dict(in_channels=width, feat_channels=width, anchor_generator=dict(scales=[4])),
     roi_head=dict(
