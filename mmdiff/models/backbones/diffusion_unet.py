@@ -365,7 +365,9 @@ class DiffusionUNetBackbone(BaseModule):
                 f'keys {missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}, {len(mismatched)} '
                 f'shape mismatches {mismatched[:5]}; was it saved for another arch?')
         self.load_state_dict(state, strict=False)
-        print_log(f'loaded {len(state)} backbone weights from {self.init_cfg["checkpoint"]}', logger='current')
+        fresh = sorted(own.keys() - state.keys())
+        print_log(f'loaded {len(state)} backbone weights from {self.init_cfg["checkpoint"]}'
+                  + (f'; kept the fresh initialisation of {fresh}' if fresh else ''), logger='current')
         self._is_init = True
 
     # ----------------------------------------------------------------------------------------------- training
