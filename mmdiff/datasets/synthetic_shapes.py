@@ -5,7 +5,10 @@ textured background; later shapes occlude earlier ones. Annotations describe wha
 mask is its visible pixels, written as polygons (its outer contours), and its box encloses them. Everything
 follows from the seed, so a dataset can be regenerated bit for bit. Needs numpy, OpenCV and nothing from mmdet.
 
-Layout written under ``root``::
+:func:`make_shapes_dataset` writes the detection dataset, :func:`make_shapes_classification_dataset` a
+classification one (one shape per image, the class is its kind) in mmpretrain's ``CustomDataset`` folder layout.
+
+Detection layout written under ``root``::
 
     images/train/000000.png ...
     images/val/000000.png ...
@@ -15,7 +18,7 @@ Layout written under ``root``::
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -54,14 +57,17 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def render_scene(rng: np.random.Generator, image_size: int,
-                 max_objects: int) -> Tuple[np.ndarray, List[Tuple[int, np.ndarray]]]:
+def render_scene(rng: np.random.Generator,
+                 image_size: int,
+                 max_objects: int,
+                 label: Optional[int] = None) -> Tuple[np.ndarray, List[Tuple[int, np.ndarray]]]:
     """Draw one scene.
 
     Args:
         rng (np.random.Generator): Source of every random choice.
         image_size (int): Side of the square image in pixels.
         max_objects (int): Shapes per image are drawn uniformly from 1..max_objects.
+        label (int, optional): Class of every shape; None draws each one's class at random.
 
     Returns:
         tuple: The image ``(image_size, image_size, 3)`` uint8 (BGR), and per visible instance its class index
@@ -71,22 +77,22 @@ def render_scene(rng: np.random.Generator, image_size: int,
     owner = np.full((image_size, image_size), -1, dtype=np.int32)  # which instance each pixel shows
     labels, areas = [], []
     for index in range(int(rng.integers(1, max_objects + 1))):
-        label = int(rng.integers(len(SHAPE_CLASSES)))
+        shape_label = int(rng.integers(len(SHAPE_CLASSES))) if label is None else label
         radius = rng.uniform(0.08, 0.22) * image_size
         center = rng.uniform(radius * 0.6, image_size - radius * 0.6, 2)
-        polygon = np.round(_outline(SHAPE_CLASSES[label], center, radius, rng.uniform(0, 2 * math.pi)))
+        polygon = np.round(_outline(SHAPE_CLASSES[shape_label], center, radius, rng.uniform(0, 2 * math.pi)))
         mask = np.zeros((image_size, image_size), dtype=np.uint8)
         cv2.fillPoly(mask, [polygon.astype(np.int32)], 1)
         colour = rng.uniform(0, 255, 3)
         image[mask == 1] = np.clip(colour + rng.normal(0, 6, (int(mask.sum()), 3)), 0, 255).astype(np.uint8)
         owner[mask == 1] = index
-        labels.append(label)
+        labels.append(shape_label)
         areas.append(int(mask.sum()))
     instances = []
-    for index, (label, area) in enumerate(zip(labels, areas)):
+    for index, (shape_label, area) in enumerate(zip(labels, areas)):
         visible = owner == index
         if area > 0 and visible.sum() >= MIN_VISIBLE_FRACTION * area:
-            instances.append((label, visible))
+            instances.append((shape_label, visible))
     return image, instances
 
 
@@ -153,3 +159,34 @@ def make_shapes_dataset(root: str,
         split: write_split(root, split, count, image_size, max_objects, seed + offset)
         for offset, (split, count) in enumerate((('train', num_train), ('val', num_val)))
     }
+
+
+def make_shapes_classification_dataset(root: str,
+                                       num_train_per_class: int = 40,
+                                       num_val_per_class: int = 20,
+                                       image_size: int = 64,
+                                       seed: int = 0) -> Dict[str, Path]:
+    """Write a labelled image set, one shape per image, as ``root/{train,val}/<class>/<index>.png``.
+
+    Args:
+        root (str): Output folder.
+        num_train_per_class (int): Training images per class. Defaults to 40.
+        num_val_per_class (int): Held-out images per class. Defaults to 20.
+        image_size (int): Image side in pixels. Defaults to 64.
+        seed (int): The train split uses ``seed``, the val split ``seed + 1``. Defaults to 0.
+
+    Returns:
+        dict: ``{'train': folder, 'val': folder}``.
+    """
+    folders = {}
+    for offset, (split, count) in enumerate((('train', num_train_per_class), ('val', num_val_per_class))):
+        if count < 1:
+            raise ValueError(f'num_{split}_per_class must be >= 1, got {count}')
+        rng = np.random.default_rng(seed + offset)
+        folders[split] = Path(root) / split
+        for label, name in enumerate(SHAPE_CLASSES):
+            (folders[split] / name).mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                image, _ = render_scene(rng, image_size, max_objects=1, label=label)
+                cv2.imwrite(str(folders[split] / name / f'{index:06d}.png'), image)
+    return folders

@@ -1,14 +1,19 @@
 """Check a config's dataset paths and class list before a runner starts, with messages that show the layout."""
 import json
 import os.path as osp
-from typing import Iterable, List
+from typing import Dict, Iterable, List
+
+
+def _prefixes(dataset: dict) -> Dict[str, str]:
+    """``data_prefix`` as a dict: mmdet and mmseg use dicts, mmpretrain also a plain folder name."""
+    prefix = dataset.get('data_prefix') or {}
+    return {'img': prefix} if isinstance(prefix, str) else dict(prefix)
 
 
 def _expected_layout(dataset: dict) -> str:
     root = dataset.get('data_root') or ''
     lines = [f'  {osp.join(root, dataset["ann_file"])}'] if dataset.get('ann_file') else []
-    lines += [f'  {osp.join(root, prefix).rstrip("/")}/  ({key})'
-              for key, prefix in (dataset.get('data_prefix') or {}).items()]
+    lines += [f'  {osp.join(root, prefix).rstrip("/")}/  ({key})' for key, prefix in _prefixes(dataset).items()]
     return 'expected layout:\n' + '\n'.join(lines)
 
 
@@ -33,7 +38,7 @@ def check_dataset(dataset: dict, split: str) -> None:
     ann_file = osp.join(root, dataset['ann_file']) if dataset.get('ann_file') else None
     if ann_file is not None and not osp.isfile(ann_file):
         raise FileNotFoundError(f'{split}: annotation file {ann_file!r} does not exist; {_expected_layout(dataset)}')
-    for key, prefix in (dataset.get('data_prefix') or {}).items():
+    for key, prefix in _prefixes(dataset).items():
         if prefix and not osp.isdir(osp.join(root, prefix)):
             raise FileNotFoundError(f'{split}: {key} folder {osp.join(root, prefix)!r} does not exist; '
                                     f'{_expected_layout(dataset)}')

@@ -1,0 +1,30 @@
+# ImageClassifier: the frozen ADM ImageNet-256 U-Net, diffssl block 24 at t = 150, and a linear probe on its
+# 2x2-pooled features (the diffssl papers' setting).
+_base_ = []  # declared: mmengine reads a config that imports but has no _base_ as a lazy-import config
+from mmdiff.models.backbones import declared_out_channels
+
+custom_imports = dict(imports=['mmdiff', 'mmdiff.models.heads'], allow_failed_imports=False)
+
+# guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint
+pretrained = 'checkpoints/adm-256u_imagenet-uncond.pth'
+backbone = dict(
+    type='DiffusionUNetBackbone',
+    arch='adm-256u',
+    timesteps=(150, ),
+    noise_mode='fixed',
+    out_strides=None,
+    out_blocks=(24, ),
+    frozen=True,
+    init_cfg=dict(type='Pretrained', checkpoint=pretrained))
+model = dict(
+    type='ImageClassifier',
+    # the U-Net was trained on images in [-1, 1]
+    data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5], to_rgb=True),
+    backbone=backbone,
+    head=dict(
+        type='LinearProbeHead',
+        num_classes=1000,
+        in_channels=declared_out_channels(backbone)[-1],
+        pool_size=2,
+        loss=dict(type='CrossEntropyLoss'),
+        topk=(1, 5)))

@@ -1,0 +1,21 @@
+# Demo twin of the linear-probe configs: the tiny ADM-layout U-Net (random weights, frozen), block 24 at t = 150,
+# on the generated shapes classification set. Runs on a CPU in seconds.
+_base_ = [
+    '../_base_/models/adm-256u-b24-t150_linear-probe.py',
+    '../_base_/datasets/shapes-classification_bs16.py',
+    '../_base_/schedules/frozen-probe_30e.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+from mmdiff.models.backbones import declared_out_channels
+
+backbone = dict(arch='adm-tiny', init_cfg=None)
+model = dict(
+    backbone=backbone,
+    head=dict(
+        num_classes=4,
+        in_channels=declared_out_channels(dict(backbone, out_strides=None, out_blocks=(24, )))[-1],
+        topk=(1, )))
+train_cfg = dict(max_epochs=10, val_interval=10)
+param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=10, eta_min=1e-6)]
+default_hooks = dict(logger=dict(interval=10))
+randomness = dict(seed=0)

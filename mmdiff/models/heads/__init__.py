@@ -1,0 +1,11 @@
+"""mmpretrain classification heads for frozen diffusion features.
+
+This package imports mmpretrain; configs reach it with
+``custom_imports=dict(imports=['mmdiff', 'mmdiff.models.heads'], allow_failed_imports=False)``.
+"""
+from .attention_head import AttentionHead
+from .cnn_head import CNNHead
+from .linear_probe_head import LinearProbeHead
+from .mlp_head import MLPHead
+
+__all__ = ['AttentionHead', 'CNNHead', 'LinearProbeHead', 'MLPHead']
