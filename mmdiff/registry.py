@@ -10,6 +10,7 @@ only, never mmdet, mmseg or mmpretrain.
 """
 from typing import Callable, Optional, TypeVar
 
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
@@ -17,6 +18,7 @@ from mmengine.registry import Registry
 ModuleType = TypeVar('ModuleType', bound=type)
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdiff', locations=['mmdiff.models'])
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmdiff', locations=['mmdiff.datasets'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmdiff', locations=['mmdiff.engine'])
 
 

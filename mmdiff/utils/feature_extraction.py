@@ -1,0 +1,66 @@
+"""Glue between a classification config and the feature cache, shared by the feature tools."""
+import copy
+from typing import Sequence, Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import DATASETS, MODELS, init_default_scope
+from mmengine.utils import import_modules_from_strings
+from torch import Tensor, nn
+
+from mmdiff.datasets.feature_cache import BatchFunction, FeatureCache, backbone_manifest, extract_to_cache
+
+SPLITS = ('train', 'val', 'test')
+
+
+def build_model_and_dataset(cfg: Config, split: str) -> Tuple[nn.Module, object, dict]:
+    """The config's model (weights initialised, eval mode) and the ``split`` dataset with the test pipeline.
+
+    Extraction must be deterministic, so every split is read with ``test_dataloader``'s pipeline.
+
+    Returns:
+        tuple: (model, dataset, the dataset config as built).
+    """
+    if split not in SPLITS:
+        raise ValueError(f'split={split!r} is not supported; choose one of {list(SPLITS)}')
+    if cfg.get(f'{split}_dataloader') is None:
+        raise ValueError(f'the config has no {split}_dataloader')
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    dataset_cfg = copy.deepcopy(cfg[f'{split}_dataloader'].dataset)
+    dataset_cfg.pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+    return model, DATASETS.build(dataset_cfg), dataset_cfg
+
+
+def classifier_batch_features(model: nn.Module, dataset: Sequence) -> BatchFunction:
+    """A batch function for :func:`extract_to_cache`: preprocess the samples and run the model's backbone."""
+
+    def batch_features(indices: Sequence[int]) -> Tuple[Sequence[Tensor], Tensor]:
+        data = model.data_preprocessor(pseudo_collate([dataset[index] for index in indices]), False)
+        labels = torch.cat([sample.gt_label for sample in data['data_samples']])
+        return model.backbone(data['inputs']), labels
+
+    return batch_features
+
+
+def extract_split(cfg: Config, split: str, cache_dir: str, **kwargs) -> FeatureCache:
+    """Write (or resume) the feature cache of one split of a classification config.
+
+    Args:
+        cfg (Config): A classification config whose backbone is a ``DiffusionUNetBackbone``.
+        split (str): ``'train'``, ``'val'`` or ``'test'``.
+        cache_dir (str): Output folder.
+        **kwargs: ``shard_size``, ``batch_size``, ``pool_size``, ``dtype``, ``show_progress`` of
+            :func:`extract_to_cache`.
+    """
+    model, dataset, dataset_cfg = build_model_and_dataset(cfg, split)
+    manifest = dict(
+        backbone_manifest(cfg.model.backbone.to_dict(), model.backbone.feature_info, kwargs.get('pool_size')),
+        dataset={key: value for key, value in dataset_cfg.to_dict().items() if key != 'pipeline'},
+        pipeline=dataset_cfg.pipeline)
+    return extract_to_cache(classifier_batch_features(model, dataset), len(dataset), cache_dir, manifest, **kwargs)

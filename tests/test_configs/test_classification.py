@@ -1,0 +1,194 @@
+"""Classification on frozen diffusion features: heads, configs, the feature cache and its tools."""
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmdiff.datasets.feature_cache import FeatureCache, extract_to_cache
+from mmdiff.datasets.synthetic_shapes import make_shapes_classification_dataset
+from mmdiff.models.backbones import declared_out_channels
+from mmdiff.utils.feature_extraction import build_model_and_dataset, extract_split
+
+ROOT = Path(__file__).resolve().parents[2]
+LINEAR_DEMO = ROOT / 'configs/linear_probe/linear-probe_adm-tiny-b24-t150_demo-shapes.py'
+CACHED_DEMO = ROOT / 'configs/linear_probe/linear-probe_adm-tiny-b24-t150_cached_demo-shapes.py'
+HEAD_DEMOS = [LINEAR_DEMO] + sorted((ROOT / 'configs/classification_heads').glob('*demo-shapes.py'))
+REAL_CONFIGS = sorted(p for p in (ROOT / 'configs/linear_probe').glob('*.py') if 'adm-256u' in p.name) + sorted(
+    p for p in (ROOT / 'configs/classification_heads').glob('*.py') if 'adm-256u' in p.name)
+
+
+@pytest.fixture(scope='module')
+def shapes_cls(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp('shapes_cls')
+    make_shapes_classification_dataset(str(root), num_train_per_class=4, num_val_per_class=2, image_size=32, seed=1)
+    return root
+
+
+def demo_cfg(config: Path, root: Path) -> Config:
+    cfg = Config.fromfile(str(config))
+    cfg.merge_from_dict({
+        'train_dataloader.dataset.data_root': str(root),
+        'val_dataloader.dataset.data_root': str(root),
+        'test_dataloader.dataset.data_root': str(root)
+    })
+    return cfg
+
+
+def demo_options(root: Path) -> list:
+    return [
+        f'{loader}.dataset.data_root={root}' for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ] + ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'param_scheduler.0.end=1']
+
+
+def run(args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def top1(output: str) -> float:
+    return float(re.findall(r'accuracy/top1: ([\d.]+)', output)[-1])
+
+
+def test_head_errors():
+    from mmdiff.models.heads import AttentionHead, CNNHead, LinearProbeHead
+
+    with pytest.raises(ValueError, match='num_classes=0 must be a positive integer'):
+        LinearProbeHead(num_classes=0, in_channels=8)
+    with pytest.raises(ValueError, match=r'pool_size must be a positive int or \(h, w\) pair, got 0'):
+        LinearProbeHead(num_classes=2, in_channels=8, pool_size=0)
+    # pooling must not blow a small map up
+    with pytest.raises(ValueError, match=r'pool_size \(4, 4\) is larger than the \(2, 2\) feature map of backbone '
+                       r'output -1; use a smaller pool_size'):
+        LinearProbeHead(num_classes=2, in_channels=8, pool_size=4)((torch.rand(1, 8, 2, 2), ))
+    with pytest.raises(ValueError, match='in_channels=8, but backbone output -1 has 6 channels'):
+        LinearProbeHead(num_classes=2, in_channels=8)((torch.rand(1, 6, 4, 4), ))
+    with pytest.raises(IndexError, match=r'in_index=2 is out of range for 1 backbone outputs; valid: -1..0'):
+        LinearProbeHead(num_classes=2, in_channels=8, in_index=2)((torch.rand(1, 8, 4, 4), ))
+    # 'stack' fusion keeps a timestep axis, which these heads cannot take
+    with pytest.raises(ValueError, match=r"takes \(N, C, H, W\) feature maps, got \(1, 3, 8, 4, 4\) .*'concat'"):
+        CNNHead(num_classes=2, in_channels=8, channels=(4, ))((torch.rand(1, 3, 8, 4, 4), ))
+    with pytest.raises(ValueError, match='embed_dims=30 is not divisible by num_heads=4'):
+        AttentionHead(num_classes=2, in_channels=8, embed_dims=30, num_heads=4)
+    with pytest.raises(ValueError, match='channels is empty'):
+        CNNHead(num_classes=2, in_channels=8, channels=())
+
+
+@pytest.mark.parametrize('config', HEAD_DEMOS, ids=lambda path: path.name.split('_')[0])
+def test_each_head_trains_and_evaluates_through_the_train_tool(config, shapes_cls, tmp_path):
+    result = run(['tools/train.py', config, '--work-dir', tmp_path, '--cfg-options', *demo_options(shapes_cls)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 0.0 <= top1(result.stdout) <= 100.0
+    assert (tmp_path / 'epoch_1.pth').is_file()
+
+
+@pytest.mark.parametrize('config', REAL_CONFIGS, ids=lambda path: path.name)
+def test_real_configs_run_a_train_step_with_the_tiny_unet(config):
+    from mmengine.optim import OptimWrapper
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.utils import import_modules_from_strings
+    from mmpretrain.structures import DataSample
+
+    cfg = Config.fromfile(str(config))
+    assert cfg.model.backbone.arch == 'adm-256u' and cfg.model.backbone.frozen
+    assert cfg.model.head.in_channels == declared_out_channels(cfg.model.backbone)[-1]
+    tiny = dict(cfg.model.backbone, arch='adm-tiny', init_cfg=None)
+    cfg.merge_from_dict({
+        'model.backbone.arch': 'adm-tiny',
+        'model.backbone.init_cfg': None,
+        'model.head.in_channels': declared_out_channels(tiny)[-1]
+    })
+    import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    num_classes = cfg.model.head.num_classes
+    data = dict(
+        inputs=[torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8) for _ in range(2)],
+        data_samples=[DataSample().set_gt_label(label) for label in (0, num_classes - 1)])
+    head_before = [p.clone() for p in model.head.parameters()]
+    log_vars = model.train_step(data, OptimWrapper(torch.optim.SGD(model.head.parameters(), lr=0.1)))
+    assert math.isfinite(float(log_vars['loss']))
+    assert any(not torch.equal(a, b) for a, b in zip(head_before, model.head.parameters()))
+    assert all(p.grad is None for p in model.backbone.parameters())
+
+
+def test_cache_round_trips_the_live_features_exactly(shapes_cls, tmp_path):
+    from mmdiff.models.backbones import DiffusionUNetBackbone
+
+    cfg = demo_cfg(LINEAR_DEMO, shapes_cls)
+    # the U-Net's weights come from a checkpoint, so the extraction and the live model below share them
+    backbone_cfg = {key: value for key, value in cfg.model.backbone.items() if key not in ('type', 'init_cfg')}
+    torch.save({'state_dict': DiffusionUNetBackbone(**backbone_cfg).state_dict()}, tmp_path / 'unet.pth')
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'unet.pth'))
+    cache = extract_split(cfg, 'val', str(tmp_path / 'val'), shard_size=3, batch_size=2, show_progress=False)
+    model, dataset, _ = build_model_and_dataset(cfg, 'val')
+    from mmengine.dataset import pseudo_collate
+    with torch.no_grad():
+        data = model.data_preprocessor(pseudo_collate([dataset[i] for i in range(len(dataset))]), False)
+        live = model.backbone(data['inputs'])[-1]
+    labels = torch.cat([sample.gt_label for sample in data['data_samples']])
+    assert len(cache) == len(dataset) == 8
+    assert torch.allclose(torch.from_numpy(np.asarray(cache.level(-1))), live, atol=1e-5)
+    assert torch.equal(torch.from_numpy(np.asarray(cache.labels)), labels)
+    manifest = json.loads((tmp_path / 'val' / 'manifest.json').read_text())
+    assert manifest['taps'] == ['up_blocks.1.attentions.1'] and manifest['timesteps'] == [150]
+    assert manifest['noise_seed'] == 0 and manifest['dataset']['data_prefix'] == 'val'
+    assert len(manifest['checkpoint_sha256']) == 64
+    with pytest.raises(IndexError, match=r"level 3 is not in the cache '.*val', which holds 1 levels \(taps "
+                       r"\['up_blocks.1.attentions.1'\]\)"):
+        cache.level(3)
+
+
+def test_interrupted_extraction_resumes_without_recomputing(tmp_path):
+    features = torch.arange(10 * 2 * 3, dtype=torch.float32).view(10, 2, 3, 1)
+    computed = []
+
+    def batch_features(indices, fail_after=None):
+        if fail_after is not None and len(computed) >= fail_after:
+            raise KeyboardInterrupt('killed')
+        computed.extend(indices)
+        return [features[indices]], torch.tensor(indices)
+
+    manifest = dict(backbone=dict(type='Fake'), dataset=dict(type='Fake'))
+    with pytest.raises(KeyboardInterrupt):  # dies in the third shard, after shards 0 and 1 (4 samples each)
+        extract_to_cache(lambda i: batch_features(i, fail_after=9), 10, str(tmp_path / 'cache'), manifest,
+                         shard_size=4, batch_size=2, show_progress=False)
+    assert json.loads((tmp_path / 'cache' / 'progress.json').read_text()) == dict(done=[0, 1])
+    with pytest.raises(ValueError, match=r'is incomplete \(1 of 3 shards missing\); run tools/extract_features.py'):
+        FeatureCache(str(tmp_path / 'cache'))
+    computed.clear()
+    cache = extract_to_cache(batch_features, 10, str(tmp_path / 'cache'), manifest, shard_size=4, batch_size=2,
+                             show_progress=False)
+    assert computed == [8, 9]  # only the unfinished shard
+    assert torch.equal(torch.from_numpy(np.asarray(cache.level(0))), features)
+    # a folder holding other features is refused, never reused
+    with pytest.raises(ValueError, match=r"holds a feature cache of other features; \(cache, asked\) differ in "
+                       r"\{'backbone': \(\{'type': 'Fake'\}, \{'type': 'Other'\}\)\}"):
+        extract_to_cache(batch_features, 10, str(tmp_path / 'cache'), dict(manifest, backbone=dict(type='Other')),
+                         shard_size=4, batch_size=2, show_progress=False)
+
+
+def test_cached_config_trains_and_refuses_a_stale_cache(shapes_cls, tmp_path):
+    cfg = demo_cfg(LINEAR_DEMO, shapes_cls)
+    for split in ('train', 'val'):
+        extract_split(cfg, split, str(tmp_path / split), show_progress=False)
+    options = [f'{loader}.dataset.cache_dir={tmp_path / split}' for loader, split in (
+        ('train_dataloader', 'train'), ('val_dataloader', 'val'), ('test_dataloader', 'val'))]
+    options += [f'{loader}.dataset.expected_dataset.data_root={shapes_cls}'
+                for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    options += ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'param_scheduler.0.end=1']
+    result = run(['tools/train.py', CACHED_DEMO, '--work-dir', tmp_path / 'work', '--cfg-options', *options])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 0.0 <= top1(result.stdout) <= 100.0
+    # the same cache for a backbone at another timestep is stale
+    stale = run(['tools/train.py', CACHED_DEMO, '--work-dir', tmp_path / 'stale', '--cfg-options', *options,
+                 'train_dataloader.dataset.expected_backbone.timesteps=[90]'])
+    assert stale.returncode != 0
+    assert re.search(r"the feature cache '.*train' is stale: \(cache, config\) differ in \{'backbone': ",
+                     stale.stderr)
