@@ -192,3 +192,37 @@ def test_cached_config_trains_and_refuses_a_stale_cache(shapes_cls, tmp_path):
     assert stale.returncode != 0
     assert re.search(r"the feature cache '.*train' is stale: \(cache, config\) differ in \{'backbone': ",
                      stale.stderr)
+
+
+def test_sweep_writes_one_cell_per_timestep_and_block(shapes_cls, tmp_path):
+    result = run(['tools/sweep_timesteps_blocks.py', LINEAR_DEMO, '--timesteps', 10, 300, '--blocks', 19, 24,
+                  'up_blocks.3', '--work-dir', tmp_path, '--epochs', 3, '--cfg-options', *demo_options(shapes_cls)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = (tmp_path / 'sweep.csv').read_text().splitlines()
+    assert rows[0] == 'block,timestep,top1'
+    cells = [row.split(',') for row in rows[1:]]
+    assert [(block, t) for block, t, _ in cells] == [(b, t) for b in ('19', '24', 'up_blocks.3')
+                                                     for t in ('10', '300')]
+    assert all(0 <= float(top1) <= 100 for _, _, top1 in cells)
+    assert (tmp_path / 'heatmap.png').stat().st_size > 0
+    assert '| block \\ t | 10 | 300 |' in (tmp_path / 'sweep.md').read_text()
+    assert re.search(r'best cell: block \S+ at t=\d+, top-1 [\d.]+%', result.stdout)
+    # a grid naming a block the U-Net does not have fails before any extraction
+    unknown = run(['tools/sweep_timesteps_blocks.py', LINEAR_DEMO, '--timesteps', 10, '--blocks', 40, '--work-dir',
+                   tmp_path / 'unknown', '--cfg-options', *demo_options(shapes_cls)])
+    assert unknown.returncode != 0
+    assert 'diffssl block 40 does not exist in this U-Net; valid blocks are 1..37' in unknown.stderr
+    assert not (tmp_path / 'unknown' / 'cache').exists()
+
+
+def test_visualiser_writes_one_image_per_input_with_a_panel_per_tap(shapes_cls, tmp_path):
+    import cv2
+
+    images = sorted((shapes_cls / 'val' / 'circle').glob('*.png'))
+    result = run(['tools/visualize_features.py', LINEAR_DEMO, *images, '--out', tmp_path, '--size', 64,
+                  '--cfg-options', 'model.backbone.out_blocks=[5,19,24]', 'model.backbone.timesteps=[10,150]'])
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = sorted(tmp_path.glob('*.png'))
+    assert [path.name for path in written] == [path.name for path in images]
+    # one row per tap (3), one column for the input plus one per timestep (2)
+    assert cv2.imread(str(written[0])).shape == (3 * 64, 3 * 64, 3)
