@@ -9,9 +9,10 @@ refused. Every split is read with the config's test pipeline, so the features ar
 """
 import argparse
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from mmdiff.utils.feature_extraction import SPLITS, extract_split
+from mmdiff.utils.runner_config import load_config
 
 
 def main() -> None:
@@ -25,9 +26,7 @@ def main() -> None:
     parser.add_argument('--dtype', choices=('float32', 'float16'), default='float32')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
     args = parser.parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     cache = extract_split(cfg, args.split, args.out, shard_size=args.shard_size, batch_size=args.batch_size,
                           pool_size=args.pool, dtype=args.dtype)
     shapes = ', '.join(f'{tap}: {tuple(level.shape)}' for tap, level in zip(cache.manifest['taps'], cache.levels))

@@ -15,12 +15,13 @@ from typing import List, Union
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from mmdiff.models.backbones import DiffusionUNetBackbone
 from mmdiff.models.backbones.unet_taps import resolve_taps
 from mmdiff.utils.feature_extraction import extract_split
 from mmdiff.utils.linear_probe_fit import fit_linear_probe
+from mmdiff.utils.runner_config import load_config
 
 
 def parse_block(text: str) -> Union[int, str]:
@@ -75,9 +76,7 @@ def main() -> None:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.model.backbone.update(
         timesteps=args.timesteps, out_strides=None, out_blocks=args.blocks, timestep_fusion='stack',
         projection_channels=None)

@@ -12,11 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import MODELS, init_default_scope
-from mmengine.utils import import_modules_from_strings
+from mmengine.config import DictAction
+from mmengine.registry import MODELS
 
 from mmdiff.utils.feature_pca import pca_rgb
+from mmdiff.utils.runner_config import enter_config_scope, load_config
 
 
 def label(panel: np.ndarray, text: str) -> np.ndarray:
@@ -35,12 +35,8 @@ def main() -> None:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    cfg = load_config(args.config, args.cfg_options)
+    enter_config_scope(cfg)
     backbone_cfg = dict(cfg.model.backbone, timestep_fusion='stack', projection_channels=None)
     backbone = MODELS.build(backbone_cfg)
     backbone.init_weights()

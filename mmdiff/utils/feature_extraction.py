@@ -5,11 +5,11 @@ from typing import Sequence, Tuple
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import DATASETS, MODELS, init_default_scope
-from mmengine.utils import import_modules_from_strings
+from mmengine.registry import DATASETS, MODELS
 from torch import Tensor, nn
 
 from mmdiff.datasets.feature_cache import BatchFunction, FeatureCache, backbone_manifest, extract_to_cache
+from .runner_config import enter_config_scope
 
 SPLITS = ('train', 'val', 'test')
 
@@ -26,9 +26,7 @@ def build_model_and_dataset(cfg: Config, split: str) -> Tuple[nn.Module, object,
         raise ValueError(f'split={split!r} is not supported; choose one of {list(SPLITS)}')
     if cfg.get(f'{split}_dataloader') is None:
         raise ValueError(f'the config has no {split}_dataloader')
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    enter_config_scope(cfg)
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.eval()

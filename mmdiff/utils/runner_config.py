@@ -7,7 +7,11 @@ import argparse
 import os
 import os.path as osp
 
+from typing import Optional
+
 from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmengine.utils import import_modules_from_strings
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,15 +29,28 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config file and merge ``--cfg-options`` overrides into it."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file {path!r} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def enter_config_scope(cfg: Config) -> None:
+    """Import the config's ``custom_imports`` and make its ``default_scope`` current, as the runner does."""
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+
+
 def load_runner_config(args: argparse.Namespace) -> Config:
     """Read the config and apply what the command line overrides."""
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file {args.config!r} does not exist')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
