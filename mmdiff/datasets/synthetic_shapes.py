@@ -6,7 +6,8 @@ mask is its visible pixels, written as polygons (its outer contours), and its bo
 follows from the seed, so a dataset can be regenerated bit for bit. Needs numpy, OpenCV and nothing from mmdet.
 
 :func:`make_shapes_dataset` writes the detection dataset, :func:`make_shapes_classification_dataset` a
-classification one (one shape per image, the class is its kind) in mmpretrain's ``CustomDataset`` folder layout.
+classification one (one shape per image, the class is its kind) in mmpretrain's ``CustomDataset`` folder layout,
+and :func:`make_shapes_segmentation_dataset` a semantic segmentation one in the ADE20K folder layout.
 
 Detection layout written under ``root``::
 
@@ -189,4 +190,46 @@ def make_shapes_classification_dataset(root: str,
             for index in range(count):
                 image, _ = render_scene(rng, image_size, max_objects=1, label=label)
                 cv2.imwrite(str(folders[split] / name / f'{index:06d}.png'), image)
+    return folders
+
+
+def make_shapes_segmentation_dataset(root: str,
+                                     num_train: int = 300,
+                                     num_val: int = 100,
+                                     image_size: int = 128,
+                                     max_objects: int = 4,
+                                     seed: int = 0) -> Dict[str, Path]:
+    """Write the scenes of :func:`make_shapes_dataset` as semantic segmentation data in the ADE20K layout.
+
+    ``images/{training,validation}/<index>.jpg`` and ``annotations/{training,validation}/<index>.png``, whose
+    pixels hold 0 for the background ("other", ignored with ``reduce_zero_label=True`` as ADE20K does) and
+    ``1 + class index`` for each visible shape.
+
+    Args:
+        root (str): Output folder.
+        num_train (int): Training images. Defaults to 300.
+        num_val (int): Held-out images. Defaults to 100.
+        image_size (int): Image side in pixels. Defaults to 128.
+        max_objects (int): Most shapes per image. Defaults to 4.
+        seed (int): The training split uses ``seed``, the validation split ``seed + 1``. Defaults to 0.
+
+    Returns:
+        dict: ``{'training': annotation folder, 'validation': annotation folder}``.
+    """
+    folders = {}
+    for offset, (split, count) in enumerate((('training', num_train), ('validation', num_val))):
+        if count < 1:
+            raise ValueError(f'the {split} split needs at least one image, got {count}')
+        rng = np.random.default_rng(seed + offset)
+        image_dir, label_dir = Path(root) / 'images' / split, Path(root) / 'annotations' / split
+        image_dir.mkdir(parents=True, exist_ok=True)
+        label_dir.mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            image, instances = render_scene(rng, image_size, max_objects)
+            label_map = np.zeros((image_size, image_size), dtype=np.uint8)
+            for label, mask in instances:
+                label_map[mask] = label + 1
+            cv2.imwrite(str(image_dir / f'{index:06d}.jpg'), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(str(label_dir / f'{index:06d}.png'), label_map)
+        folders[split] = label_dir
     return folders

@@ -1,0 +1,143 @@
+"""UperNet semantic segmentation with the diffusion backbone: configs, tools and the demo, end to end."""
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmdiff.datasets.synthetic_shapes import make_shapes_segmentation_dataset
+from mmdiff.models.backbones import declared_out_channels
+
+ROOT = Path(__file__).resolve().parents[2]
+MAIN_CONFIG = ROOT / 'configs' / 'upernet_diffusion_ade20k.py'
+DEMO_CONFIG = ROOT / 'configs' / 'upernet' / 'upernet_adm-tiny-t10_demo-shapes-128x128.py'
+MMSEG_TRAIN = Path(__import__('mmseg').__file__).parent / '.mim' / 'tools' / 'train.py'
+SEGMENTATION_CONFIGS = [MAIN_CONFIG] + sorted((ROOT / 'configs' / 'upernet').glob('*.py'))
+
+
+@pytest.mark.parametrize('config', SEGMENTATION_CONFIGS, ids=lambda path: path.name)
+def test_head_channels_match_the_declared_backbone_channels(config):
+    cfg = Config.fromfile(str(config))
+    channels = declared_out_channels(cfg.model.backbone)
+    assert cfg.model.decode_head.in_channels == channels
+    assert cfg.model.auxiliary_head.in_channels == channels[cfg.model.auxiliary_head.in_index]
+    assert cfg.model.data_preprocessor.mean == [127.5] * 3 and cfg.model.data_preprocessor.std == [127.5] * 3
+
+
+def test_main_config_with_the_tiny_unet_runs_a_loss_and_a_predict_step():
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.structures import PixelData
+    from mmengine.utils import import_modules_from_strings
+    from mmseg.structures import SegDataSample
+
+    cfg = Config.fromfile(str(MAIN_CONFIG))
+    assert cfg.model.backbone.arch == 'adm-256u' and cfg.model.backbone.frozen
+    assert cfg.model.decode_head.num_classes == 150 and cfg.model.data_preprocessor.size == (512, 512)
+    channels = declared_out_channels(dict(cfg.model.backbone, arch='adm-tiny', init_cfg=None))
+    cfg.merge_from_dict({
+        'model.backbone.arch': 'adm-tiny',
+        'model.backbone.init_cfg': None,
+        'model.decode_head.in_channels': channels,
+        'model.auxiliary_head.in_channels': channels[2]
+    })
+    import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.default_scope)
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))  # what the runner does without distributed training
+    model.init_weights()
+    samples = []
+    for height, width in ((300, 400), (512, 350)):
+        sample = SegDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, height, width)))
+        samples.append(sample)
+    packed = dict(inputs=[torch.randint(0, 256, (3, s.img_shape[0], s.img_shape[1]), dtype=torch.uint8)
+                          for s in samples], data_samples=samples)
+    data = model.data_preprocessor(packed, True)
+    assert data['inputs'].shape == (2, 3, 512, 512)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    total, log_vars = model.parse_losses(losses)
+    assert {'decode.loss_ce', 'aux.loss_ce'} <= set(log_vars) and torch.isfinite(total)
+    total.backward()
+    assert all(p.grad is None for p in model.backbone.unet.parameters())  # frozen by default
+    model.eval()
+    for image, sample in zip(packed['inputs'], samples):  # mmseg tests one image per batch
+        with torch.no_grad():
+            data = model.data_preprocessor(dict(inputs=[image], data_samples=[sample]), False)
+            prediction, = model.predict(data['inputs'], data['data_samples'])
+        assert prediction.pred_sem_seg.data.shape == (1, *sample.ori_shape)
+
+
+def run(args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=900)
+
+
+def test_main_config_refuses_a_missing_checkpoint(tmp_path):
+    result = run(['tools/train.py', MAIN_CONFIG, '--work-dir', tmp_path / 'work'])
+    assert result.returncode != 0
+    assert ("backbone checkpoint 'checkpoints/adm-256u_imagenet-uncond.pth' (init_cfg) does not exist"
+            in result.stderr)
+
+
+@pytest.fixture(scope='module')
+def shapes_seg(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp('shapes_seg')
+    make_shapes_segmentation_dataset(str(root), num_train=6, num_val=3, image_size=64, max_objects=3, seed=4)
+    return root
+
+
+def demo_options(root: Path, iters: int = 2) -> list:
+    options = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+               f'default_hooks.checkpoint.interval={iters}', 'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
+               f'param_scheduler.1.end={iters}', 'model.data_preprocessor.size=[64,64]']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options += [f'{loader}.dataset.data_root={root}/', f'{loader}.batch_size=2', f'{loader}.num_workers=0',
+                    f'{loader}.persistent_workers=False']
+    return options
+
+
+def seg_metrics(output: str) -> dict:
+    return {key: float(value) for key, value in re.findall(r'\b(aAcc|mIoU|mAcc): (-?[\d.]+|nan)', output)}
+
+
+def test_demo_trains_then_tests_in_whole_and_slide_mode(shapes_seg, tmp_path):
+    work = tmp_path / 'work'
+    trained = run(['tools/train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options', *demo_options(shapes_seg)])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    checkpoint = work / 'iter_2.pth'
+    assert checkpoint.is_file()
+    for mode in (['model.test_cfg.mode=whole'],
+                 ['model.test_cfg.mode=slide', 'model.test_cfg.crop_size=[40,40]', 'model.test_cfg.stride=[24,24]']):
+        tested = run(['tools/test.py', DEMO_CONFIG, checkpoint, '--work-dir', work, '--cfg-options',
+                      *demo_options(shapes_seg), *mode])
+        assert tested.returncode == 0, tested.stderr[-3000:]
+        found = seg_metrics(tested.stdout + tested.stderr)
+        assert {'aAcc', 'mIoU'} <= set(found), mode
+        assert all(math.isfinite(found[key]) for key in ('aAcc', 'mIoU')), (mode, found)
+
+
+def test_mmseg_own_train_tool_trains_the_demo_config(shapes_seg, tmp_path):
+    result = run([MMSEG_TRAIN, DEMO_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
+                  *demo_options(shapes_seg)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / 'work' / 'iter_2.pth').is_file()
+    assert 'mIoU' in seg_metrics(result.stdout + result.stderr)
+
+
+def test_segmentation_data_uses_the_ade20k_layout(tmp_path):
+    import cv2
+    import numpy as np
+
+    make_shapes_segmentation_dataset(str(tmp_path), num_train=2, num_val=1, image_size=48, seed=2)
+    for split, count in (('training', 2), ('validation', 1)):
+        images = sorted((tmp_path / 'images' / split).glob('*.jpg'))
+        labels = sorted((tmp_path / 'annotations' / split).glob('*.png'))
+        assert [p.stem for p in images] == [p.stem for p in labels] == [f'{i:06d}' for i in range(count)]
+    label = cv2.imread(str(tmp_path / 'annotations' / 'training' / '000000.png'), cv2.IMREAD_UNCHANGED)
+    assert label.shape == (48, 48) and label.dtype == np.uint8
+    assert set(np.unique(label)) <= {0, 1, 2, 3, 4} and (label > 0).any()
+    with pytest.raises(ValueError, match='the validation split needs at least one image, got 0'):
+        make_shapes_segmentation_dataset(str(tmp_path / 'empty'), num_val=0)
