@@ -25,8 +25,7 @@ demo: install
 
 # UperNet on generated shapes in the ADE20K layout: make the data if absent, train, evaluate mIoU (whole and slide).
 demo-seg: install
-	test -f $(SEG_DATA)/annotations/validation/000000.png || $(PYTHON) -c \
-		"from mmdiff.datasets.synthetic_shapes import make_shapes_segmentation_dataset as make; make('$(SEG_DATA)')"
+	test -f $(SEG_DATA)/annotations/validation/000000.png || $(PYTHON) tools/make_demo_data.py $(SEG_DATA) --task seg
 	$(PYTHON) tools/train.py $(SEG_CONFIG) --work-dir $(SEG_WORK)
 	$(PYTHON) tools/test.py $(SEG_CONFIG) $$(cat $(SEG_WORK)/last_checkpoint) --work-dir $(SEG_WORK) \
 		--cfg-options model.test_cfg.mode=slide "model.test_cfg.crop_size=[96,96]" "model.test_cfg.stride=[64,64]"

@@ -7,7 +7,7 @@ from mmdiff.models.backbones import declared_out_channels
 data_root = 'data/demo_shapes_seg/'
 classes = ('circle', 'square', 'triangle', 'star')
 crop_size = (128, 128)
-max_iters = 600
+max_iters = 1000
 width = 64  # head width (512 in the full config)
 norm_cfg = dict(type='BN', requires_grad=True)  # one process on a CPU: no SyncBN
 
@@ -18,8 +18,19 @@ channels = declared_out_channels(backbone)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=backbone,
-    decode_head=dict(in_channels=channels, channels=width, num_classes=len(classes), norm_cfg=norm_cfg),
-    auxiliary_head=dict(in_channels=channels[2], channels=width, num_classes=len(classes), norm_cfg=norm_cfg),
+    # most pixels are background (label 0, ignored): average the loss over the labelled ones only
+    decode_head=dict(
+        in_channels=channels,
+        channels=width,
+        num_classes=len(classes),
+        norm_cfg=norm_cfg,
+        loss_decode=dict(avg_non_ignore=True)),
+    auxiliary_head=dict(
+        in_channels=channels[2],
+        channels=width,
+        num_classes=len(classes),
+        norm_cfg=norm_cfg,
+        loss_decode=dict(avg_non_ignore=True)),
     test_cfg=dict(mode='whole'))
 
 metainfo = dict(classes=classes, palette=[[220, 20, 60], [0, 128, 255], [255, 200, 0], [120, 200, 80]])
