@@ -1,12 +1,12 @@
-"""Command-line handling shared by ``tools/train.py`` and ``tools/test.py``.
+"""Config and command-line handling shared by mmdiff's tools.
 
-One pair of scripts serves mmdet, mmseg and mmpretrain configs alike: the config's ``default_scope`` decides which
-package's registries the runner uses, and its ``custom_imports`` bring in mmdiff.
+One pair of scripts (``tools/train.py``, ``tools/test.py``) serves mmdet, mmseg and mmpretrain configs alike: the
+config's ``default_scope`` decides which package's registries the runner uses, and its ``custom_imports`` bring in
+mmdiff.
 """
 import argparse
 import os
 import os.path as osp
-
 from typing import Optional
 
 from mmengine.config import Config, DictAction
