@@ -4,6 +4,7 @@ _base_ = []  # declared: mmengine reads a config that imports but has no _base_ 
 from mmdiff.models.backbones import declared_out_channels
 
 custom_imports = dict(imports=['mmdiff', 'mmdiff.models.heads'], allow_failed_imports=False)
+custom_hooks = [dict(type='EvalProgressBarHook')]  # a progress bar while evaluating
 
 # guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint
 pretrained = 'checkpoints/adm-256u_imagenet-uncond.pth'
