@@ -10,7 +10,7 @@ from mmpretrain.structures import DataSample
 from torch.utils.data import Dataset
 
 from mmdiff.registry import DATASETS, register_module
-from .feature_cache import FeatureCache, manifest_differences, to_json
+from .feature_cache import FeatureCache, checkpoint_sha256, manifest_differences, to_json
 
 
 @register_module(DATASETS)
@@ -32,8 +32,10 @@ class CachedFeatureDataset(Dataset):
     def __init__(self, cache_dir: str, expected_backbone: dict, expected_dataset: dict, level: int = -1) -> None:
         self.cache = FeatureCache(cache_dir)
         manifest = self.cache.manifest
-        expected = dict(backbone=expected_backbone, dataset=self._without_pipeline(expected_dataset))
-        found = dict(backbone=manifest['backbone'], dataset=self._without_pipeline(manifest['dataset']))
+        expected = dict(backbone=expected_backbone, checkpoint_sha256=checkpoint_sha256(expected_backbone),
+                        dataset=self._without_pipeline(expected_dataset))
+        found = dict(backbone=manifest['backbone'], checkpoint_sha256=manifest['checkpoint_sha256'],
+                     dataset=self._without_pipeline(manifest['dataset']))
         differences = manifest_differences(found, expected)
         if differences:
             raise ValueError(f'the feature cache {cache_dir!r} is stale: (cache, config) differ in {differences}; '

@@ -46,6 +46,13 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_sha256(backbone_cfg: dict) -> Optional[str]:
+    """SHA-256 of the checkpoint a backbone config's ``init_cfg`` loads, or None when it loads no local file."""
+    init_cfg = backbone_cfg.get('init_cfg') or {}
+    checkpoint = init_cfg.get('checkpoint') if isinstance(init_cfg, dict) else None
+    return file_sha256(checkpoint) if checkpoint and os.path.isfile(checkpoint) else None
+
+
 def backbone_manifest(backbone_cfg: dict, feature_info: Sequence, pool_size: Optional[int]) -> Dict:
     """The part of a manifest that identifies the features: the backbone config and its checkpoint's hash.
 
@@ -54,11 +61,9 @@ def backbone_manifest(backbone_cfg: dict, feature_info: Sequence, pool_size: Opt
         feature_info (Sequence[FeatureLevel]): The built backbone's declared outputs.
         pool_size (int, optional): Side of the adaptive average pooling applied before caching, if any.
     """
-    init_cfg = backbone_cfg.get('init_cfg') or {}
-    checkpoint = init_cfg.get('checkpoint') if isinstance(init_cfg, dict) else None
     return dict(
         backbone=to_json(backbone_cfg),
-        checkpoint_sha256=file_sha256(checkpoint) if checkpoint and os.path.isfile(checkpoint) else None,
+        checkpoint_sha256=checkpoint_sha256(backbone_cfg),
         taps=[level.block for level in feature_info],
         timesteps=to_json(feature_info[0].timesteps),
         noise_mode=backbone_cfg.get('noise_mode', 'fixed'),

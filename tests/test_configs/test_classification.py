@@ -140,6 +140,13 @@ def test_cache_round_trips_the_live_features_exactly(shapes_cls, tmp_path):
     assert manifest['taps'] == ['up_blocks.1.attentions.1'] and manifest['timesteps'] == [150]
     assert manifest['noise_seed'] == 0 and manifest['dataset']['data_prefix'] == 'val'
     assert len(manifest['checkpoint_sha256']) == 64
+    # the dataset accepts the cache for this backbone, and refuses it once the checkpoint's weights change
+    from mmdiff.datasets.cached_feature_dataset import CachedFeatureDataset
+    assert len(CachedFeatureDataset(str(tmp_path / 'val'), cfg.model.backbone, cfg.val_dataloader.dataset)) == 8
+    torch.save({'state_dict': DiffusionUNetBackbone(**backbone_cfg).state_dict()}, tmp_path / 'unet.pth')
+    with pytest.raises(ValueError, match=r"the feature cache '.*val' is stale: \(cache, config\) differ in "
+                       r"\{'checkpoint_sha256': "):
+        CachedFeatureDataset(str(tmp_path / 'val'), cfg.model.backbone, cfg.val_dataloader.dataset)
     with pytest.raises(IndexError, match=r"level 3 is not in the cache '.*val', which holds 1 levels \(taps "
                        r"\['up_blocks.1.attentions.1'\]\)"):
         cache.level(3)
