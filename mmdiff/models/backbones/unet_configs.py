@@ -20,7 +20,8 @@ def adm_unet_config(image_size: int,
                     channel_mult: Sequence[int],
                     num_res_blocks: int,
                     attention_resolutions: Sequence[int],
-                    num_head_channels: int = 64,
+                    num_head_channels: Optional[int] = 64,
+                    num_heads: Optional[int] = None,
                     learn_sigma: bool = True,
                     resblock_updown: bool = True,
                     use_scale_shift_norm: bool = True,
@@ -36,7 +37,10 @@ def adm_unet_config(image_size: int,
         channel_mult (Sequence[int]): Width multiplier per level; its length is the number of levels.
         num_res_blocks (int): Residual blocks per encoder level (the decoder has one more per level).
         attention_resolutions (Sequence[int]): Feature-map sizes (in pixels) whose levels have self-attention.
-        num_head_channels (int): Channels per attention head. Defaults to 64.
+        num_head_channels (int, optional): Channels per attention head (``--num_head_channels``). Defaults to 64.
+        num_heads (int, optional): Heads per attention layer (``--num_heads``), instead of ``num_head_channels``;
+            every attention level must then have the same width, because diffusers' ``UNet2DModel`` has one
+            head width for all levels. Defaults to None.
         learn_sigma (bool): Whether the model predicts the variance too (6 output channels). Defaults to True.
         resblock_updown (bool): Down/upsample with residual blocks instead of strided/plain convs. Defaults to True.
         use_scale_shift_norm (bool): FiLM-style time conditioning in residual blocks. Defaults to True.
@@ -56,6 +60,25 @@ def adm_unet_config(image_size: int,
     if unknown:
         raise ValueError(f'attention_resolutions {unknown} match no level of a {image_size}px U-Net with '
                          f'{num_levels} levels; its level sizes are {level_sizes}')
+    if channel_mult[0] != 1:
+        raise ValueError(f'channel_mult {tuple(channel_mult)} starts with {channel_mult[0]}, not 1: guided-diffusion '
+                         f'then embeds timesteps at model_channels={model_channels} but starts the U-Net at '
+                         f'{channel_mult[0]} x {model_channels} channels, and diffusers\' UNet2DModel ties the '
+                         f'timestep embedding to the first level\'s width, so it cannot express this model')
+    if (num_head_channels is None) == (num_heads is None):
+        raise ValueError(f'give exactly one of num_head_channels and num_heads, got num_head_channels='
+                         f'{num_head_channels} and num_heads={num_heads}')
+    attention_widths = sorted({model_channels * mult for size, mult in zip(level_sizes, channel_mult)
+                               if size in attention_resolutions} | {model_channels * channel_mult[-1]})
+    if num_heads is not None:
+        if len(attention_widths) > 1:
+            raise ValueError(f'num_heads={num_heads} gives head widths {[w // num_heads for w in attention_widths]}'
+                             f' on attention levels of widths {attention_widths}; diffusers\' UNet2DModel has one '
+                             f'head width for all levels, so this model cannot be expressed')
+        num_head_channels = attention_widths[0] // num_heads
+    indivisible = [width for width in attention_widths if width % num_head_channels]
+    if indivisible:
+        raise ValueError(f'attention widths {indivisible} are not multiples of num_head_channels={num_head_channels}')
     block_types = [ADM_BLOCK_TYPES[(size in attention_resolutions, resblock_updown)] for size in level_sizes]
     resample_type = 'resnet' if resblock_updown else 'conv'
     return dict(
@@ -71,6 +94,7 @@ def adm_unet_config(image_size: int,
         attention_head_dim=num_head_channels,
         resnet_time_scale_shift='scale_shift' if use_scale_shift_norm else 'default',
         norm_num_groups=norm_num_groups,
+        attn_norm_num_groups=norm_num_groups,  # else diffusers drops the middle attention's norm with scale-shift
         norm_eps=1e-5,
         flip_sin_to_cos=True,
         freq_shift=0,
