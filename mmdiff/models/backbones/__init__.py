@@ -1,10 +1,12 @@
 from .cached_feature_backbone import CachedFeatureBackbone
 from .diffusion_unet import DiffusionUNetBackbone, declared_out_channels
 from .feature_info import FeatureLevel
-from .unet_configs import UNET_PRESETS, adm_unet_config
+from .latent_context import LatentContext
+from .unet_configs import UNET_PRESETS, adm_unet_config, sd_unet_config
 from .unet_taps import UNetTap, list_unet_taps
+from .vae_encoder import VAE_PRESETS, VAEEncoder
 
 __all__ = [
-    'CachedFeatureBackbone', 'DiffusionUNetBackbone', 'declared_out_channels', 'FeatureLevel', 'UNET_PRESETS',
-    'adm_unet_config', 'UNetTap', 'list_unet_taps'
+    'CachedFeatureBackbone', 'DiffusionUNetBackbone', 'declared_out_channels', 'FeatureLevel', 'LatentContext',
+    'UNET_PRESETS', 'adm_unet_config', 'sd_unet_config', 'UNetTap', 'list_unet_taps', 'VAE_PRESETS', 'VAEEncoder'
 ]

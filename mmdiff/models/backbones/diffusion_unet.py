@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel, UNet2DModel
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import _load_checkpoint
@@ -16,9 +16,12 @@ from torch import Tensor, nn
 from mmdiff.registry import MODELS, register_module
 from .feature_info import FeatureLevel
 from .fixed_noise import FixedNoise
+from .latent_context import CONTEXT_TYPES, LatentContext
 from .unet_configs import UNET_PRESETS
 from .unet_taps import UNetTap, decoder_tap_at_stride, format_taps, list_unet_taps, resolve_taps
+from .vae_encoder import VAE_PRESETS, VAEEncoder, full_vae_config
 
+UNET_TYPES = {'UNet2DModel': UNet2DModel, 'UNet2DConditionModel': UNet2DConditionModel}
 SCHEDULERS = {'DDPMScheduler': DDPMScheduler, 'DDIMScheduler': DDIMScheduler}
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 NOISE_MODES = ('fixed', 'random', 'none')
@@ -38,22 +41,39 @@ class _TapRecorder:
             self.output = output[0] if isinstance(output, tuple) else output
 
 
-def _load_unet(model_dir: str) -> UNet2DModel:
-    """Load a U-Net from a local diffusers folder: a model folder or a pipeline folder with ``unet/``."""
+def _read_config(folder: str) -> Tuple[str, dict]:
+    """A diffusers ``config.json``: the class name and the constructor arguments."""
+    with open(os.path.join(folder, 'config.json')) as file:
+        config = json.load(file)
+    return config.get('_class_name'), {key: value for key, value in config.items() if not key.startswith('_')}
+
+
+def _unet_folder(model_dir: str) -> str:
+    """The folder holding the U-Net of ``model_dir``: a model folder, or a pipeline folder's ``unet/``."""
     if not os.path.isdir(model_dir):
         raise FileNotFoundError(f'model_dir {model_dir!r} does not exist; give a local diffusers folder holding '
-                                f'config.json and the weights, or a pipeline folder with unet/ and scheduler/')
-    subfolder = 'unet' if os.path.isfile(os.path.join(model_dir, 'unet', 'config.json')) else None
-    if subfolder is None and not os.path.isfile(os.path.join(model_dir, 'config.json')):
-        raise ValueError(f'model_dir {model_dir!r} is not a diffusers folder: it has neither config.json nor '
-                         f'unet/config.json (it holds {sorted(os.listdir(model_dir))})')
-    return UNet2DModel.from_pretrained(model_dir, subfolder=subfolder, local_files_only=True, low_cpu_mem_usage=False)
+                                f'config.json and the weights, or a pipeline folder with unet/ and scheduler/ '
+                                f'(and vae/ for a latent-diffusion model)')
+    if os.path.isfile(os.path.join(model_dir, 'unet', 'config.json')):
+        return os.path.join(model_dir, 'unet')
+    if os.path.isfile(os.path.join(model_dir, 'config.json')):
+        return model_dir
+    raise ValueError(f'model_dir {model_dir!r} is not a diffusers folder: it has neither config.json nor '
+                     f'unet/config.json (it holds {sorted(os.listdir(model_dir))})')
+
+
+def _vae_folder(model_dir: Optional[str]) -> Optional[str]:
+    """``model_dir``'s ``vae/`` when it is a pipeline folder with one."""
+    if model_dir is None or not os.path.isfile(os.path.join(model_dir, 'vae', 'config.json')):
+        return None
+    return os.path.join(model_dir, 'vae')
 
 
 def declared_out_channels(backbone: dict) -> List[int]:
     """The channels a :class:`DiffusionUNetBackbone` config will output, for a neck's ``in_channels``.
 
-    The backbone is built on the ``meta`` device, so no weights are allocated or loaded.
+    The backbone is built on the ``meta`` device, so no weights are allocated or loaded; a ``model_dir`` that
+    exists contributes its ``config.json`` files, one that does not is described by ``arch`` and ``vae``.
 
     Args:
         backbone (dict): The backbone config, ``dict(type='DiffusionUNetBackbone', ...)``.
@@ -61,30 +81,51 @@ def declared_out_channels(backbone: dict) -> List[int]:
     Returns:
         list[int]: Channels per output, in output order.
     """
-    kwargs = {key: value for key, value in backbone.items() if key not in ('type', 'init_cfg')}
+    kwargs = {key: value for key, value in backbone.items() if key not in ('type', 'init_cfg', 'model_dir')}
+    model_dir = backbone.get('model_dir')
+    if model_dir is not None and os.path.isdir(model_dir):  # read the folder's configs, not its weights
+        unet_type, unet_config = _read_config(_unet_folder(model_dir))
+        kwargs['arch'] = dict(unet_config, type=unet_type)
+        if kwargs.get('vae') is None and _vae_folder(model_dir) is not None:
+            kwargs['vae'] = _read_config(_vae_folder(model_dir))[1]
+    elif kwargs.get('arch') is None:
+        _unet_folder(model_dir)  # raises: nothing describes the U-Net
     with torch.device('meta'):
         return list(DiffusionUNetBackbone(**kwargs).out_channels)
 
 
 @register_module(MODELS)
 class DiffusionUNetBackbone(BaseModule):
-    """Multi-scale features of a denoising U-Net, taken from noised images.
+    """Multi-scale features of a denoising U-Net, taken from noised images (or noised VAE latents).
 
-    The images are noised to each of ``timesteps`` with the model's noise schedule, the U-Net runs once on the
+    The images (for a latent-diffusion model: their VAE latents) are noised to each of ``timesteps`` with the model's noise schedule, the U-Net runs once on the
     whole (draws x timesteps x batch) stack, and the outputs of the tapped blocks are returned as a feature pyramid
     sorted by increasing stride, like any mm backbone. Taps at the same stride stay separate outputs, in forward
     order; the timesteps of one tap are fused into one output by ``timestep_fusion``. The U-Net stops after the
-    last tapped block. ``feature_info``, ``out_channels`` and ``out_strides`` describe the outputs before any
+    last tapped block. With a VAE, strides are relative to the image: latent stride (8) x U-Net stride.
+    ``feature_info``, ``out_channels`` and ``out_strides`` describe the outputs before any
     forward pass, so a neck's ``in_channels`` can be checked against them.
 
     Args:
         arch (str | dict | None): A preset from :attr:`arch_settings` (``'adm-256u'``: guided-diffusion's
-            ImageNet 256x256 unconditional U-Net, ``'adm-tiny'``: its six-level layout with a few channels) or a
-            dict of ``diffusers.UNet2DModel`` keyword arguments. With ``model_dir``, None takes the folder's
-            architecture; a preset or dict is then checked against it. Defaults to ``'adm-256u'``.
+            ImageNet 256x256 unconditional U-Net, ``'adm-tiny'``: its six-level layout with a few channels;
+            ``'sd15'``: Stable Diffusion 1.5's latent U-Net, ``'sd-tiny'``: its layout with a few channels) or a
+            dict of U-Net keyword arguments, with ``type='UNet2DConditionModel'`` for a text-conditioned U-Net
+            (default ``'UNet2DModel'``). With ``model_dir``, None takes the folder's architecture; a preset or
+            dict is then checked against it. Defaults to ``'adm-256u'``.
         model_dir (str, optional): A local diffusers folder (``config.json`` + weights, or a pipeline folder
-            with ``unet/`` and ``scheduler/``), loaded with ``local_files_only=True``. Defaults to None
-            (random weights; load an mmdiff checkpoint with ``init_cfg``).
+            with ``unet/``, ``scheduler/`` and, for latent diffusion, ``vae/``), loaded with
+            ``local_files_only=True``; of ``vae/`` only the encoder is loaded. Defaults to None (random
+            weights; load an mmdiff checkpoint with ``init_cfg``).
+        vae (str | dict, optional): The ``AutoencoderKL`` of a latent-diffusion U-Net: a preset of
+            :data:`VAE_PRESETS` (``'sd'``, ``'sd-tiny'``) or its keyword arguments. Images are encoded to the
+            posterior mean x ``scaling_factor`` and the U-Net runs on those latents. None takes ``model_dir``'s
+            ``vae/`` when it has one (a given preset or dict is checked against it), else the U-Net runs on
+            pixels. Defaults to None.
+        context (dict, optional): What a ``UNet2DConditionModel`` cross-attends to, as
+            :class:`LatentContext` arguments: ``dict(type='zero', num_tokens=77)``, ``dict(type='file',
+            path='empty_prompt.pth')`` or ``dict(type='learnable', path=None, num_tokens=77, adapter=False)``.
+            Required for such a U-Net, refused for others. Defaults to None.
         noise_scheduler (dict, optional): A diffusers scheduler as ``dict(type='DDPMScheduler', **config)``
             (``beta_schedule='linear'`` or ``'squaredcos_cap_v2'`` for the cosine schedule). None takes
             ``model_dir``'s ``scheduler/`` when it has one, else the linear DDPM schedule with T = 1000.
@@ -137,6 +178,8 @@ class DiffusionUNetBackbone(BaseModule):
     def __init__(self,
                  arch: Union[str, dict, None] = 'adm-256u',
                  model_dir: Optional[str] = None,
+                 vae: Union[str, dict, None] = None,
+                 context: Optional[dict] = None,
                  noise_scheduler: Optional[dict] = None,
                  timesteps: Union[int, Sequence[int]] = (150, ),
                  noise_mode: str = 'fixed',
@@ -166,8 +209,10 @@ class DiffusionUNetBackbone(BaseModule):
             raise ValueError('with_cp=True checkpoints gradients, but a frozen U-Net has none; set frozen=False '
                              'to fine-tune with gradient checkpointing')
 
-        # 1. the U-Net and its noise schedule
+        # 1. the U-Net, its VAE and context, and its noise schedule
         self.unet = self._build_unet(arch, model_dir)
+        self.vae_encoder = self._build_vae(vae, model_dir)
+        self.context = self._build_context(context)
         self.noise_scheduler = self._build_scheduler(noise_scheduler, model_dir)
         self.num_train_timesteps = self.noise_scheduler.config.num_train_timesteps
         self.timesteps = self._check_timesteps(timesteps)
@@ -181,7 +226,8 @@ class DiffusionUNetBackbone(BaseModule):
         self.autocast_dtype = DTYPES[dtype]
 
         # 2. the taps and the pyramid they make
-        self.taps = list_unet_taps(self.unet)
+        latent_stride = 1 if self.vae_encoder is None else self.vae_encoder.latent_stride
+        self.taps = list_unet_taps(self.unet, input_stride=latent_stride)
         self.downsample_factor = max(tap.stride for tap in self.taps)
         self._levels = self._select_levels(out_strides, out_blocks, resample_missing_strides)
         self._depth = max(tap.depth for tap, _ in self._levels)
@@ -205,6 +251,9 @@ class DiffusionUNetBackbone(BaseModule):
             self.unet.enable_gradient_checkpointing()
         self._input_range_checked = False
         self._freeze()
+        # gradients flow through the frozen U-Net only to reach a learnable context
+        self._unet_needs_grad = not frozen or (self.context is not None and any(
+            p.requires_grad for p in self.context.parameters()))
 
     # ------------------------------------------------------------------------------------------------ building
     @staticmethod
@@ -226,29 +275,46 @@ class DiffusionUNetBackbone(BaseModule):
                 f'openai/guided-diffusion for arch=\'adm-256u\'). Point the config\'s `pretrained` at that '
                 f'file, or set the backbone\'s init_cfg=None to start from random weights.')
 
-    def _build_unet(self, arch: Union[str, dict, None], model_dir: Optional[str]) -> UNet2DModel:
+    @staticmethod
+    def _check_folder_matches(argument: str, given: Union[str, dict], wanted: dict, folder_config: dict,
+                              folder: str) -> None:
+        """Fail when the preset or dict ``argument=given`` differs from the configuration in ``folder``."""
+        differing = {key: (value, folder_config.get(key)) for key, value in wanted.items()
+                     if not key.startswith('_') and json.dumps(folder_config.get(key)) != json.dumps(value)}
+        if differing:
+            given_text = repr(given) if isinstance(given, str) else 'the given dict'
+            raise ValueError(f'the model in {folder!r} does not match {argument}={given_text}: (given, folder) '
+                             f'differ in {differing}; set {argument}=None to use the folder\'s configuration')
+
+    def _build_unet(self, arch: Union[str, dict, None], model_dir: Optional[str]) -> nn.Module:
+        given = arch
         if isinstance(arch, str):
             self._check_choice('arch', arch, self.arch_settings)
-            config = self.arch_settings[arch]
-        elif isinstance(arch, dict) or arch is None:
-            config = arch
-        else:
-            raise TypeError(f'arch must be a preset name {list(self.arch_settings)}, a dict of UNet2DModel '
-                            f'arguments or None, got {type(arch).__name__}')
+            arch = self.arch_settings[arch]
+        elif not (isinstance(arch, dict) or arch is None):
+            raise TypeError(f'arch must be a preset name {list(self.arch_settings)}, a dict of U-Net arguments '
+                            f'or None, got {type(arch).__name__}')
+        config = None
+        if arch is not None:
+            config = dict(arch)
+            unet_type = config.pop('type', 'UNet2DModel')
+            self._check_choice('arch type', unet_type, UNET_TYPES)
+            with torch.device('meta'):  # the full config, defaults included, without allocating weights
+                full_config = dict(UNET_TYPES[unet_type](**config).config)
         if model_dir is None:
             if config is None:
                 raise ValueError('arch=None needs model_dir, a local diffusers folder to take the U-Net from')
-            unet = UNet2DModel(**config)
+            unet = UNET_TYPES[unet_type](**config)
         else:
-            unet = _load_unet(model_dir)
+            folder = _unet_folder(model_dir)
+            folder_type = _read_config(folder)[0]
+            self._check_choice(f'the U-Net class in {folder!r}', folder_type, UNET_TYPES)
+            unet = UNET_TYPES[folder_type].from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False)
+            if config is not None and unet_type != folder_type:
+                raise ValueError(f'the U-Net in {folder!r} is a {folder_type}, but arch describes a {unet_type}; '
+                                 f'set arch=None to use the folder\'s U-Net')
             if config is not None:
-                with torch.device('meta'):  # the full config, defaults included, without allocating weights
-                    wanted = UNet2DModel(**config).config
-                differing = {key: (value, unet.config.get(key)) for key, value in wanted.items()
-                             if not key.startswith('_') and json.dumps(unet.config.get(key)) != json.dumps(value)}
-                if differing:
-                    raise ValueError(f'the U-Net in {model_dir!r} does not match arch={arch!r}: (arch, folder) '
-                                     f'differ in {differing}; set arch=None to use the folder\'s architecture')
+                self._check_folder_matches('arch', given, full_config, dict(unet.config), folder)
         unsupported = [type(block).__name__ for block in (*unet.down_blocks, *unet.up_blocks)
                        if hasattr(block, 'skip_conv')]
         if unsupported:
@@ -257,7 +323,52 @@ class DiffusionUNetBackbone(BaseModule):
         if unet.config.center_input_sample:
             raise ValueError('the U-Net has center_input_sample=True (it expects [0, 1] inputs); mmdiff feeds it '
                              'images in [-1, 1], so use a U-Net configured with center_input_sample=False')
+        added = {key: unet.config.get(key) for key in ('addition_embed_type', 'encoder_hid_dim_type',
+                                                          'class_embed_type', 'class_embeddings_concat')
+                 if unet.config.get(key)}
+        if added:
+            raise ValueError(f'U-Net conditioning {added} (SDXL-style added embeddings, projected encoder states '
+                             f'or non-embedding class conditions) is not supported; mmdiff conditions on the '
+                             f'timestep, an optional class label and a cross-attention context')
         return unet
+
+    def _build_vae(self, vae: Union[str, dict, None], model_dir: Optional[str]) -> Optional[VAEEncoder]:
+        given = vae
+        if isinstance(vae, str):
+            self._check_choice('vae', vae, VAE_PRESETS)
+            vae = VAE_PRESETS[vae]
+        elif not (isinstance(vae, dict) or vae is None):
+            raise TypeError(f'vae must be a preset name {list(VAE_PRESETS)}, a dict of AutoencoderKL arguments or '
+                            f'None, got {type(vae).__name__}')
+        folder = _vae_folder(model_dir)
+        if folder is not None:
+            encoder = VAEEncoder.from_folder(folder)
+            if vae is not None:
+                self._check_folder_matches('vae', given, full_vae_config(vae), encoder.config, folder)
+        elif vae is not None:
+            encoder = VAEEncoder(vae)
+        elif isinstance(self.unet, UNet2DConditionModel) and model_dir is not None:
+            raise FileNotFoundError(f'{model_dir!r} holds a latent-diffusion U-Net ({type(self.unet).__name__}) '
+                                    f'but no vae/ folder with the AutoencoderKL that makes its latents; add vae/ '
+                                    f'(only its encoder is loaded) or give vae=')
+        else:
+            return None
+        if encoder.latent_channels != self.unet.config.in_channels:
+            raise ValueError(f'the VAE makes {encoder.latent_channels}-channel latents, but the U-Net takes '
+                             f'{self.unet.config.in_channels} input channels')
+        return encoder
+
+    def _build_context(self, context: Optional[dict]) -> Optional[LatentContext]:
+        dim = self.unet.config.get('cross_attention_dim') if isinstance(self.unet, UNet2DConditionModel) else None
+        if dim is None:
+            if context is not None:
+                raise ValueError(f'context={context!r} was given, but the U-Net ({type(self.unet).__name__}) has no '
+                                 f'cross-attention')
+            return None
+        if not isinstance(context, dict):
+            raise ValueError(f'the U-Net cross-attends to a {dim}-dimensional context: give context=dict(type=...) '
+                             f'with type one of {list(CONTEXT_TYPES)}, got {context!r}')
+        return LatentContext(dim=dim, **context)
 
     @staticmethod
     def _build_scheduler(config: Optional[dict], model_dir: Optional[str]) -> DDPMScheduler:
@@ -375,11 +486,14 @@ class DiffusionUNetBackbone(BaseModule):
         """U-Net modules the truncated forward never runs (their parameters never get a gradient)."""
         blocks = [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]
         blocks = [block for block in blocks if block is not None]
-        return blocks[self._depth:] + [self.unet.conv_norm_out, self.unet.conv_out]
+        tail = [self.unet.conv_norm_out, self.unet.conv_out]
+        return blocks[self._depth:] + [module for module in tail if module is not None]
 
     def _freeze(self) -> None:
-        """Freeze the whole U-Net when ``frozen``, and otherwise the part the truncated forward skips."""
+        """Freeze the VAE encoder, and the whole U-Net when ``frozen`` or else the part the forward skips."""
         modules = [self.unet] if self.frozen else self._unused_unet_modules()
+        if self.vae_encoder is not None:
+            modules.append(self.vae_encoder)
         for module in modules:
             module.eval()
             module.requires_grad_(False)
@@ -401,12 +515,17 @@ class DiffusionUNetBackbone(BaseModule):
         """Stride of each output, in output order."""
         return tuple(level.stride for level in self.feature_info)
 
+    @property
+    def in_channels(self) -> int:
+        """Channels of the input images."""
+        return self.unet.config.in_channels if self.vae_encoder is None else self.vae_encoder.in_channels
+
     def describe_taps(self) -> str:
         """A table of every tappable block of this U-Net with its diffssl number, channels and stride."""
         return format_taps(self.taps)
 
     def _check_inputs(self, inputs: Tensor) -> None:
-        expected = self.unet.config.in_channels
+        expected = self.in_channels
         if inputs.dim() != 4 or inputs.shape[1] != expected:
             raise ValueError(f'expected images of shape (N, {expected}, H, W), got {tuple(inputs.shape)}')
         if not self._input_range_checked:
@@ -434,36 +553,49 @@ class DiffusionUNetBackbone(BaseModule):
                                                noise.reshape(-1, *images.shape[1:]), timesteps)
         return noisy, timesteps
 
-    def _run_unet(self, sample: Tensor, timesteps: Tensor) -> None:
-        """Run the U-Net blocks up to the last tapped one; the recorders keep the tapped outputs."""
+    def _run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor]) -> None:
+        """Run the U-Net blocks up to the last tapped one; the recorders keep the tapped outputs.
+
+        Args:
+            sample (Tensor): Noised images or latents ``(B, C, h, w)``.
+            timesteps (Tensor): Their noise steps ``(B,)``.
+            context (Tensor, optional): Cross-attention tokens ``(B, L, D)`` for a ``UNet2DConditionModel``.
+        """
         unet = self.unet
         # 1. time
         emb = unet.time_embedding(unet.time_proj(timesteps).to(sample.dtype))
+        if getattr(unet, 'time_embed_act', None) is not None:
+            emb = unet.time_embed_act(emb)
         if unet.class_embedding is not None:
             emb = emb + unet.class_embedding(torch.full_like(timesteps, self.class_label))
         # 2. pre-process
         sample = unet.conv_in(sample)
         skips = (sample, )
         depth = 0
+
+        def cross_attention(block: nn.Module) -> dict:
+            return dict(encoder_hidden_states=context) if getattr(block, 'has_cross_attention', False) else {}
+
         # 3. down
         for block in unet.down_blocks:
             if depth == self._depth:
                 return
-            sample, block_skips = block(hidden_states=sample, temb=emb)
+            sample, block_skips = block(hidden_states=sample, temb=emb, **cross_attention(block))
             skips += block_skips
             depth += 1
         # 4. mid
         if unet.mid_block is not None:
             if depth == self._depth:
                 return
-            sample = unet.mid_block(sample, emb)
+            sample = unet.mid_block(sample, emb, **cross_attention(unet.mid_block))
             depth += 1
         # 5. up
         for block in unet.up_blocks:
             if depth == self._depth:
                 return
             num_skips = len(block.resnets)
-            sample = block(sample, skips[-num_skips:], emb)
+            sample = block(hidden_states=sample, res_hidden_states_tuple=skips[-num_skips:], temb=emb,
+                           **cross_attention(block))
             skips = skips[:-num_skips]
             depth += 1
 
@@ -507,22 +639,27 @@ class DiffusionUNetBackbone(BaseModule):
         pad_h = -size[0] % self.downsample_factor
         pad_w = -size[1] % self.downsample_factor
         images = F.pad(inputs, (0, pad_w, 0, pad_h)) if pad_h or pad_w else inputs
-        # 2. noise every image to every timestep (and every draw) in one batch
+        # 2. a latent-diffusion U-Net denoises the VAE's latents of the images
+        if self.vae_encoder is not None:
+            with torch.no_grad():
+                images = self.vae_encoder(images.float())
+        # 3. noise every image to every timestep (and every draw) in one batch
         sample, timesteps = self._noised(images)
-        # 3. run the U-Net to the last tap, recording the tapped outputs
+        context = None if self.context is None else self.context(sample.shape[0])
+        # 4. run the U-Net to the last tap, recording the tapped outputs
         for recorder in self._recorders.values():
             recorder.recording = True
         try:
-            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen), \
+            with torch.set_grad_enabled(torch.is_grad_enabled() and self._unet_needs_grad), \
                     torch.autocast(inputs.device.type, dtype=self.autocast_dtype,
                                    enabled=self.autocast_dtype != torch.float32):
-                self._run_unet(sample, timesteps)
+                self._run_unet(sample, timesteps, context)
             features = {name: recorder.output for name, recorder in self._recorders.items()}
         finally:
             for recorder in self._recorders.values():
                 recorder.recording = False
                 recorder.output = None
-        # 4. assemble the pyramid
+        # 5. assemble the pyramid
         return tuple(
             self._pyramid_level(index, features[tap.name], stride, size)
             for index, (tap, stride) in enumerate(self._levels))

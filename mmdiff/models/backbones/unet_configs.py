@@ -123,3 +123,46 @@ UNET_PRESETS = {
         num_head_channels=8,
         norm_num_groups=8),
 }
+
+
+def sd_unet_config(block_out_channels: Sequence[int], layers_per_block: int, cross_attention_dim: int,
+                   attention_head_dim: int, norm_num_groups: int = 32, sample_size: int = 64) -> dict:
+    """A Stable-Diffusion-1.x-style latent ``UNet2DConditionModel``: cross-attention on all levels but the last.
+
+    Args:
+        block_out_channels (Sequence[int]): Width per level.
+        layers_per_block (int): Residual blocks per encoder level.
+        cross_attention_dim (int): Width of the context tokens.
+        attention_head_dim (int): Attention heads per layer (diffusers' historical name for SD 1.x).
+        norm_num_groups (int): GroupNorm groups. Defaults to 32.
+        sample_size (int): Latent training resolution. Defaults to 64.
+
+    Returns:
+        dict: ``UNet2DConditionModel`` keyword arguments with ``type='UNet2DConditionModel'``.
+    """
+    num_levels = len(block_out_channels)
+    return dict(
+        type='UNet2DConditionModel',
+        sample_size=sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=('CrossAttnDownBlock2D', ) * (num_levels - 1) + ('DownBlock2D', ),
+        up_block_types=('UpBlock2D', ) + ('CrossAttnUpBlock2D', ) * (num_levels - 1),
+        block_out_channels=tuple(block_out_channels),
+        layers_per_block=layers_per_block,
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=attention_head_dim,
+        norm_num_groups=norm_num_groups,
+    )
+
+
+UNET_PRESETS.update({
+    # Stable Diffusion 1.5's U-Net (runwayml/stable-diffusion-v1-5 unet/config.json); pair with vae='sd'
+    'sd15':
+    sd_unet_config(block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768,
+                   attention_head_dim=8),
+    # the same four-level layout (image strides 8-64 behind the 8x VAE) with a few channels; pair with 'sd-tiny'
+    'sd-tiny':
+    sd_unet_config(block_out_channels=(16, 32, 64, 64), layers_per_block=1, cross_attention_dim=32,
+                   attention_head_dim=2, norm_num_groups=8, sample_size=8),
+})

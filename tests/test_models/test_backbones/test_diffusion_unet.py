@@ -35,7 +35,7 @@ def expected_shape(level, batch: int, height: int, width: int) -> tuple:
 
 def test_invalid_arguments():
     # arch: a known preset name, a dict or None
-    with pytest.raises(ValueError, match=r"arch='adm-512' is not supported; choose one of \['adm-256u', 'adm-tiny'\]"):
+    with pytest.raises(ValueError, match=r"arch='adm-512' is not supported; choose one of \['adm-256u', 'adm-tiny', 'sd15', 'sd-tiny'\]"):
         DiffusionUNetBackbone(arch='adm-512')
     with pytest.raises(TypeError, match='arch must be a preset name'):
         DiffusionUNetBackbone(arch=3)
@@ -354,7 +354,7 @@ def test_model_dir_loads_a_local_diffusers_folder(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(unet.state_dict().values(), loaded.unet.state_dict().values()))
     # a preset that matches the folder is accepted, one that does not is refused with the differences
     DiffusionUNetBackbone(arch=TINY, model_dir=str(tmp_path / 'model'))
-    with pytest.raises(ValueError, match=r"does not match arch='adm-256u': \(arch, folder\) differ in .*"
+    with pytest.raises(ValueError, match=r"does not match arch='adm-256u': \(given, folder\) differ in .*"
                        r"'block_out_channels': \(\(256, 256, 512, 512, 1024, 1024\), \[16, 16, 32, 32, 64, 64\]\)"):
         DiffusionUNetBackbone(arch='adm-256u', model_dir=str(tmp_path / 'model'))
     # a pipeline folder brings its own scheduler

@@ -1,0 +1,140 @@
+"""The encoding half of a diffusers ``AutoencoderKL``: images to the latents a latent-diffusion U-Net denoises."""
+import glob
+import json
+import os
+from typing import Dict
+
+import torch
+from diffusers import AutoencoderKL
+from diffusers.models.autoencoders.vae import Encoder
+from torch import Tensor, nn
+
+VAE_PRESETS = {
+    # Stable Diffusion 1.x / 2.x (stabilityai/sd-vae-ft-mse layout): 8x downsampling to 4 latent channels
+    'sd':
+    dict(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=('DownEncoderBlock2D', ) * 4,
+        up_block_types=('UpDecoderBlock2D', ) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=512,
+        scaling_factor=0.18215),
+    # the same 8x layout with a few channels, for tests and demos
+    'sd-tiny':
+    dict(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=('DownEncoderBlock2D', ) * 4,
+        up_block_types=('UpDecoderBlock2D', ) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=64,
+        scaling_factor=0.18215),
+}
+ENCODER_PREFIXES = ('encoder.', 'quant_conv.')
+
+
+def _read_encoder_weights(folder: str) -> Dict[str, Tensor]:
+    """Read only the encoder's tensors from a diffusers VAE folder; the decoder's are never materialised."""
+    safetensors = sorted(glob.glob(os.path.join(folder, '*.safetensors')))
+    if safetensors:
+        from safetensors import safe_open
+        state = {}
+        for path in safetensors:
+            with safe_open(path, framework='pt') as file:
+                state.update({key: file.get_tensor(key) for key in file.keys() if key.startswith(ENCODER_PREFIXES)})
+        return state
+    binaries = sorted(glob.glob(os.path.join(folder, '*.bin')))
+    if not binaries:
+        raise FileNotFoundError(f'the VAE folder {folder!r} has no *.safetensors or *.bin weights (it holds '
+                                f'{sorted(os.listdir(folder))})')
+    state = {}
+    for path in binaries:  # memory-mapped: tensors that are not copied out are never read
+        whole = torch.load(path, map_location='cpu', mmap=True, weights_only=True)
+        state.update({key: value.clone() for key, value in whole.items() if key.startswith(ENCODER_PREFIXES)})
+    return state
+
+
+def full_vae_config(config: dict) -> dict:
+    """``AutoencoderKL``'s configuration for these arguments, defaults included (built on ``meta``, no weights)."""
+    with torch.device('meta'):
+        return dict(AutoencoderKL(**config).config)
+
+
+class VAEEncoder(nn.Module):
+    """An ``AutoencoderKL``'s encoder and ``quant_conv``, mapping images to scaled posterior means.
+
+    The decoder is not built, so extracting latent-diffusion features never holds its weights.
+
+    Args:
+        config (dict): ``AutoencoderKL`` keyword arguments (a diffusers ``vae/config.json``).
+
+    Example:
+        >>> import torch
+        >>> encoder = VAEEncoder(VAE_PRESETS['sd-tiny'])
+        >>> encoder.latent_stride, encoder.latent_channels
+        (8, 4)
+        >>> tuple(encoder(torch.zeros(2, 3, 64, 48)).shape)
+        (2, 4, 8, 6)
+    """
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.config = full_vae_config(config)
+        self.encoder = Encoder(
+            in_channels=self.config['in_channels'],
+            out_channels=self.config['latent_channels'],
+            down_block_types=self.config['down_block_types'],
+            block_out_channels=self.config['block_out_channels'],
+            layers_per_block=self.config['layers_per_block'],
+            act_fn=self.config['act_fn'],
+            norm_num_groups=self.config['norm_num_groups'],
+            double_z=True,
+            mid_block_add_attention=self.config['mid_block_add_attention'])
+        channels = 2 * self.config['latent_channels']
+        self.quant_conv = nn.Conv2d(channels, channels, 1) if self.config['use_quant_conv'] else None
+        self.scaling_factor = self.config['scaling_factor']
+        self.shift_factor = self.config['shift_factor'] or 0.0
+
+    @classmethod
+    def from_folder(cls, folder: str) -> 'VAEEncoder':
+        """Build from a diffusers ``AutoencoderKL`` folder (``config.json`` + weights), loading encoder weights only."""
+        config_path = os.path.join(folder, 'config.json')
+        if not os.path.isfile(config_path):
+            raise FileNotFoundError(f'{folder!r} is not a diffusers VAE folder: it has no config.json')
+        with open(config_path) as file:
+            config = {key: value for key, value in json.load(file).items() if not key.startswith('_')}
+        encoder = cls(config)
+        encoder.load_state_dict(_read_encoder_weights(folder), strict=True)
+        return encoder
+
+    @property
+    def in_channels(self) -> int:
+        return self.config['in_channels']
+
+    @property
+    def latent_channels(self) -> int:
+        return self.config['latent_channels']
+
+    @property
+    def latent_stride(self) -> int:
+        """Image pixels per latent pixel."""
+        return 2**(len(self.config['block_out_channels']) - 1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Encode images ``(N, C, H, W)`` in [-1, 1] (H, W multiples of :attr:`latent_stride`).
+
+        Returns:
+            Tensor: ``(N, latent_channels, H / stride, W / stride)``: the posterior mean (its mode), shifted and
+            scaled as the U-Net was trained on.
+        """
+        moments = self.encoder(images)
+        if self.quant_conv is not None:
+            moments = self.quant_conv(moments)
+        mean = moments.chunk(2, dim=1)[0]
+        return (mean - self.shift_factor) * self.scaling_factor
