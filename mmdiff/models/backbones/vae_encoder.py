@@ -22,20 +22,10 @@ VAE_PRESETS = {
         latent_channels=4,
         sample_size=512,
         scaling_factor=0.18215),
-    # the same 8x layout with a few channels, for tests and demos
-    'sd-tiny':
-    dict(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=('DownEncoderBlock2D', ) * 4,
-        up_block_types=('UpDecoderBlock2D', ) * 4,
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=64,
-        scaling_factor=0.18215),
 }
+# the same 8x layout with a few channels, for tests and demos
+VAE_PRESETS['sd-tiny'] = dict(
+    VAE_PRESETS['sd'], block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4, sample_size=64)
 ENCODER_PREFIXES = ('encoder.', 'quant_conv.')
 
 
