@@ -6,7 +6,9 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 
-# guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint
+# guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint by
+# python tools/convert_adm_checkpoint.py 256x256_diffusion_uncond.pt checkpoints/adm-256u_imagenet-uncond.pth \
+#     --preset 256x256_diffusion_uncond
 pretrained = 'checkpoints/adm-256u_imagenet-uncond.pth'
 model = dict(backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', checkpoint=pretrained)))
 custom_hooks = [dict(type='EvalProgressBarHook')]  # a progress bar while evaluating

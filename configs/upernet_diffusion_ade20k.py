@@ -7,7 +7,9 @@ _base_ = [
 ]
 
 crop_size = (512, 512)
-# guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint
+# guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint by
+# python tools/convert_adm_checkpoint.py 256x256_diffusion_uncond.pt checkpoints/adm-256u_imagenet-uncond.pth \
+#     --preset 256x256_diffusion_uncond
 pretrained = 'checkpoints/adm-256u_imagenet-uncond.pth'
 model = dict(
     data_preprocessor=dict(size=crop_size),

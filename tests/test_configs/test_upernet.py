@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MAIN_CONFIG = ROOT / 'configs' / 'upernet_diffusion_ade20k.py'
 DEMO_CONFIG = ROOT / 'configs' / 'upernet' / 'upernet_adm-tiny-t10_demo-shapes-128x128.py'
 MMSEG_TRAIN = Path(__import__('mmseg').__file__).parent / '.mim' / 'tools' / 'train.py'
+LATENT_CONFIG = ROOT / 'configs' / 'upernet' / 'upernet_sd15-t1_4xb4-160k_ade20k-512x512.py'
 SEGMENTATION_CONFIGS = [MAIN_CONFIG] + sorted((ROOT / 'configs' / 'upernet').glob('*.py'))
 
 
@@ -28,20 +29,29 @@ def test_head_channels_match_the_declared_backbone_channels(config):
     assert cfg.model.data_preprocessor.mean == [127.5] * 3 and cfg.model.data_preprocessor.std == [127.5] * 3
 
 
-def test_main_config_with_the_tiny_unet_runs_a_loss_and_a_predict_step():
+# the full-size configs with their U-Net swapped for its tiny twin (random weights, nothing loaded)
+TINY_TWINS = {
+    MAIN_CONFIG: dict(arch='adm-tiny', init_cfg=None),
+    LATENT_CONFIG: dict(arch='sd-tiny', vae='sd-tiny', model_dir=None,
+                        context=dict(type='learnable', num_tokens=150, adapter=True)),
+}
+
+
+@pytest.mark.parametrize('config', TINY_TWINS, ids=lambda path: path.name)
+def test_full_configs_with_the_tiny_unet_run_a_loss_and_a_predict_step(config):
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.structures import PixelData
     from mmengine.utils import import_modules_from_strings
     from mmseg.structures import SegDataSample
 
-    cfg = Config.fromfile(str(MAIN_CONFIG))
-    assert cfg.model.backbone.arch == 'adm-256u' and cfg.model.backbone.frozen
+    cfg = Config.fromfile(str(config))
+    assert cfg.model.backbone.frozen
     assert cfg.model.decode_head.num_classes == 150 and cfg.model.data_preprocessor.size == (512, 512)
-    channels = declared_out_channels(dict(cfg.model.backbone, arch='adm-tiny', init_cfg=None))
+    channels = declared_out_channels(dict(cfg.model.backbone, **TINY_TWINS[config]))
+    for key, value in TINY_TWINS[config].items():
+        cfg.model.backbone[key] = value
     cfg.merge_from_dict({
-        'model.backbone.arch': 'adm-tiny',
-        'model.backbone.init_cfg': None,
         'model.decode_head.in_channels': channels,
         'model.auxiliary_head.in_channels': channels[2]
     })
@@ -63,6 +73,8 @@ def test_main_config_with_the_tiny_unet_runs_a_loss_and_a_predict_step():
     assert {'decode.loss_ce', 'aux.loss_ce'} <= set(log_vars) and torch.isfinite(total)
     total.backward()
     assert all(p.grad is None for p in model.backbone.unet.parameters())  # frozen by default
+    if model.backbone.context is not None:  # VPD's learnable prompts train through the frozen U-Net
+        assert model.backbone.context.tokens.grad is not None
     model.eval()
     for image, sample in zip(packed['inputs'], samples):  # mmseg tests one image per batch
         with torch.no_grad():
@@ -75,11 +87,17 @@ def run(args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=900)
 
 
-def test_main_config_refuses_a_missing_checkpoint(tmp_path):
-    result = run(['tools/train.py', MAIN_CONFIG, '--work-dir', tmp_path / 'work'])
+MISSING_WEIGHTS = {
+    MAIN_CONFIG: "backbone checkpoint 'checkpoints/adm-256u_imagenet-uncond.pth' (init_cfg) does not exist",
+    LATENT_CONFIG: "model_dir 'checkpoints/stable-diffusion-v1-5' does not exist",
+}
+
+
+@pytest.mark.parametrize('config', MISSING_WEIGHTS, ids=lambda path: path.name)
+def test_full_configs_refuse_missing_weights(config, tmp_path):
+    result = run(['tools/train.py', config, '--work-dir', tmp_path / 'work'])
     assert result.returncode != 0
-    assert ("backbone checkpoint 'checkpoints/adm-256u_imagenet-uncond.pth' (init_cfg) does not exist"
-            in result.stderr)
+    assert MISSING_WEIGHTS[config] in result.stderr
 
 
 @pytest.fixture(scope='module')

@@ -6,7 +6,9 @@ from mmdiff.models.backbones import declared_out_channels
 custom_imports = dict(imports=['mmdiff', 'mmdiff.models.heads'], allow_failed_imports=False)
 custom_hooks = [dict(type='EvalProgressBarHook')]  # a progress bar while evaluating
 
-# guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint
+# guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint by
+# python tools/convert_adm_checkpoint.py 256x256_diffusion_uncond.pt checkpoints/adm-256u_imagenet-uncond.pth \
+#     --preset 256x256_diffusion_uncond
 pretrained = 'checkpoints/adm-256u_imagenet-uncond.pth'
 backbone = dict(
     type='DiffusionUNetBackbone',

@@ -90,6 +90,8 @@ def declared_out_channels(backbone: dict) -> List[int]:
             kwargs['vae'] = _read_config(_vae_folder(model_dir))[1]
     elif kwargs.get('arch') is None:
         _unet_folder(model_dir)  # raises: nothing describes the U-Net
+    if kwargs.get('context') is not None:  # the context changes no channel; its file may not exist yet
+        kwargs['context'] = dict(type='zero')
     with torch.device('meta'):
         return list(DiffusionUNetBackbone(**kwargs).out_channels)
 
@@ -271,9 +273,10 @@ class DiffusionUNetBackbone(BaseModule):
             raise FileNotFoundError(
                 f'backbone checkpoint {checkpoint!r} (init_cfg) does not exist. An mmdiff backbone checkpoint is '
                 f'the state dict of a DiffusionUNetBackbone with the same arch: saved by an mmdiff run, or '
-                f'converted from guided-diffusion weights (e.g. 256x256_diffusion_uncond.pt from '
-                f'openai/guided-diffusion for arch=\'adm-256u\'). Point the config\'s `pretrained` at that '
-                f'file, or set the backbone\'s init_cfg=None to start from random weights.')
+                f'converted from guided-diffusion weights by tools/convert_adm_checkpoint.py (e.g. '
+                f'256x256_diffusion_uncond.pt from openai/guided-diffusion with --preset 256x256_diffusion_uncond '
+                f'for arch=\'adm-256u\'). Point the config\'s `pretrained` at that file, or set the backbone\'s '
+                f'init_cfg=None to start from random weights.')
 
     @staticmethod
     def _check_folder_matches(argument: str, given: Union[str, dict], wanted: dict, folder_config: dict,
