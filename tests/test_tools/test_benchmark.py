@@ -1,0 +1,43 @@
+"""tools/benchmark.py runs end to end on CPU and reports every field (it measures time; this test never does)."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, 'tools/benchmark.py', *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+
+
+def test_backbone_benchmark_reports_every_setting():
+    result = run('backbone', '--arch', 'adm-tiny', '--batch-size', '2', '--size', '32', '--repeats', '1',
+                 '--warmup', '0', '--device', 'cpu')
+    assert result.returncode == 0, result.stderr
+    report = json.loads((ROOT / 'work_dirs' / 'benchmarks' / 'backbone_adm-tiny_cpu.json').read_text())
+    settings = [row['setting'] for row in report['rows']]
+    assert settings == ['fp32 full forward', 'bf16 full forward', 'fp32 backbone (truncated)', 'bf16 backbone',
+                        'bf16 backbone, channels_last', 'bf16 backbone, channels_last, 3 timesteps',
+                        'bf16 backbone, channels_last, taps end at up_blocks[2]']
+    rows = {row['setting']: row for row in report['rows']}
+    for row in report['rows']:
+        assert row['images_per_s'] > 0 and row['flops_per_batch'] > 0 and 0 < row['fraction_of_matmul_peak']
+        assert row['setting'] in result.stdout
+    # the truncated pass does less work than the full forward; three timesteps three times the work of one
+    assert rows['fp32 backbone (truncated)']['flops_per_batch'] < rows['fp32 full forward']['flops_per_batch']
+    three = rows['bf16 backbone, channels_last, 3 timesteps']
+    assert math.isclose(three['flops_per_batch'], 3 * rows['bf16 backbone, channels_last']['flops_per_batch'],
+                        rel_tol=0.01)
+    assert rows['fp32 backbone (truncated)']['relative_error_vs_fp32'] == 0.0
+
+
+def test_step_benchmark_runs_a_segmentation_config():
+    result = run('step', 'configs/upernet_diffusion_ade20k.py', '--backbone-arch', 'adm-tiny', '--batch-size', '1',
+                 '--size', '64', '--repeats', '1', '--warmup', '0', '--device', 'cpu')
+    assert result.returncode == 0, result.stderr
+    report = json.loads((ROOT / 'work_dirs' / 'benchmarks' / 'step.json').read_text())
+    assert [row['step'] for row in report['rows']] == ['train step', 'test step']
+    assert all(row['seconds'] > 0 for row in report['rows'])
