@@ -348,7 +348,8 @@ def main() -> None:
     else:
         result = benchmark_cache(args)
         print_cache_table(result, args.repeats)
-    name = args.command if args.command != 'backbone' else f'backbone_{args.arch}_{args.device}'
+    name = {'backbone': lambda: f'backbone_{args.arch}_{args.device}', 'step': lambda: f'step_{Path(args.config).stem}',
+            'cache': lambda: 'cache'}[args.command]()
     (OUT_DIR / f'{name}.json').write_text(json.dumps(result, indent=2))
     print(f'\nwrote {OUT_DIR / (name + ".json")}')
 

@@ -38,6 +38,6 @@ def test_step_benchmark_runs_a_segmentation_config():
     result = run('step', 'configs/upernet_diffusion_ade20k.py', '--backbone-arch', 'adm-tiny', '--batch-size', '1',
                  '--size', '64', '--repeats', '1', '--warmup', '0', '--device', 'cpu')
     assert result.returncode == 0, result.stderr
-    report = json.loads((ROOT / 'work_dirs' / 'benchmarks' / 'step.json').read_text())
+    report = json.loads((ROOT / 'work_dirs' / 'benchmarks' / 'step_upernet_diffusion_ade20k.json').read_text())
     assert [row['step'] for row in report['rows']] == ['train step', 'test step']
     assert all(row['seconds'] > 0 for row in report['rows'])
