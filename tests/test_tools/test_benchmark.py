@@ -35,7 +35,7 @@ def test_backbone_benchmark_reports_every_setting():
 
 
 def test_step_benchmark_runs_a_segmentation_config():
-    result = run('step', 'configs/upernet_diffusion_ade20k.py', '--backbone-arch', 'adm-tiny', '--batch-size', '1',
+    result = run('step', 'configs/upernet_diffusion_ade20k.py', '--backbone-arch', 'adm-tiny', '--batch-size', '2',
                  '--size', '64', '--repeats', '1', '--warmup', '0', '--device', 'cpu')
     assert result.returncode == 0, result.stderr
     report = json.loads((ROOT / 'work_dirs' / 'benchmarks' / 'step_upernet_diffusion_ade20k.json').read_text())

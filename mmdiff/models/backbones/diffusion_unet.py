@@ -102,11 +102,12 @@ def declared_out_channels(backbone: dict) -> List[int]:
 class DiffusionUNetBackbone(BaseModule):
     """Multi-scale features of a denoising U-Net, taken from noised images (or noised VAE latents).
 
-    The images (for a latent-diffusion model: their VAE latents) are noised to each of ``timesteps`` with the model's noise schedule, the U-Net runs once on the
-    whole (draws x timesteps x batch) stack, and the outputs of the tapped blocks are returned as a feature pyramid
-    sorted by increasing stride, like any mm backbone. Taps at the same stride stay separate outputs, in forward
-    order; the timesteps of one tap are fused into one output by ``timestep_fusion``. The U-Net stops after the
-    last tapped block. With a VAE, strides are relative to the image: latent stride (8) x U-Net stride.
+    The images (for a latent-diffusion model: their VAE latents) are noised to each of ``timesteps`` with the
+    model's noise schedule, the U-Net runs once on the whole (draws x timesteps x batch) stack, and the outputs
+    of the tapped blocks are returned as a feature pyramid sorted by increasing stride, like any mm backbone.
+    Taps at the same stride stay separate outputs, in forward order; the timesteps of one tap are fused into one
+    output by ``timestep_fusion``. The U-Net stops after the last tapped block. With a VAE, strides are relative
+    to the image: latent stride (8) x U-Net stride.
     ``feature_info``, ``out_channels`` and ``out_strides`` describe the outputs before any
     forward pass, so a neck's ``in_channels`` can be checked against them.
 

@@ -125,10 +125,12 @@ def test_bad_folders_and_mismatches_are_named(pipeline_dir, tmp_path):
     with pytest.raises(ValueError, match=r"neither config.json nor unet/config.json \(it holds \['vae'\]\)"):
         DiffusionUNetBackbone(arch=None, model_dir=str(tmp_path / 'only_vae'), context=dict(type='zero'))
     # presets that contradict the folder
-    with pytest.raises(ValueError, match=r"does not match vae=the given dict: \(given, folder\) differ in \{'block_out_channels'"):
+    with pytest.raises(ValueError,
+                       match=r"does not match vae=the given dict: \(given, folder\) differ in \{'block_out_channels'"):
         DiffusionUNetBackbone(arch='sd-tiny', vae=dict(VAE_PRESETS['sd-tiny'], block_out_channels=(8, 8, 16, 32)),
                               model_dir=str(pipeline_dir), context=dict(type='zero'))
-    with pytest.raises(ValueError, match=r"the U-Net in .* is a UNet2DConditionModel, but arch describes a UNet2DModel"):
+    with pytest.raises(ValueError, match=r"the U-Net in .* is a UNet2DConditionModel, but arch describes a "
+                                         r"UNet2DModel"):
         DiffusionUNetBackbone(arch='adm-tiny', model_dir=str(pipeline_dir))
     with pytest.raises(ValueError, match=r"the VAE makes 4-channel latents, but the U-Net takes 3 input channels"):
         DiffusionUNetBackbone(arch='adm-tiny', vae='sd-tiny')
