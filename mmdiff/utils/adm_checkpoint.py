@@ -278,6 +278,12 @@ def _check_adm_config(config: dict) -> None:
                          f'{config["downsample_type"]!r}/{config["upsample_type"]!r}')
 
 
+def _meta_unet(config: dict) -> UNet2DModel:
+    """``UNet2DModel(**config)`` on the ``meta`` device: its keys, shapes and modules without weights."""
+    with torch.device('meta'):
+        return UNet2DModel(**{key: value for key, value in dict(config).items() if not key.startswith('_')})
+
+
 def adm_key_map(config: dict, new_attention_order: bool = False) -> List[KeyGroup]:
     """The parameter correspondence between an ADM U-Net and the ``UNet2DModel`` built from ``config``.
 
@@ -289,10 +295,13 @@ def adm_key_map(config: dict, new_attention_order: bool = False) -> List[KeyGrou
     Returns:
         list[KeyGroup]: One entry per ADM parameter.
     """
-    config = {key: value for key, value in dict(config).items() if not key.startswith('_')}
-    with torch.device('meta'):
-        target = UNet2DModel(**config)
-    _check_adm_config(dict(target.config))
+    return _key_map(_meta_unet(config), new_attention_order)
+
+
+def _key_map(target: UNet2DModel, new_attention_order: bool) -> List[KeyGroup]:
+    """:func:`adm_key_map` for an already built (meta) ``UNet2DModel``."""
+    config = dict(target.config)
+    _check_adm_config(config)
     target_keys = set(target.state_dict())
     groups: List[KeyGroup] = []
 
@@ -387,10 +396,10 @@ def convert_adm_to_diffusers(state_dict: Dict[str, Tensor], config: dict,
     Raises:
         ValueError: When a source key is unused or a target key unfilled, or a shape does not fit.
     """
-    groups = adm_key_map(config, new_attention_order)
+    target = _meta_unet(config)
+    groups = _key_map(target, new_attention_order)
     _check_coverage(state_dict, [group.adm_key for group in groups], 'ADM state dict')
-    with torch.device('meta'):
-        shapes = {key: value.shape for key, value in UNet2DModel(**config).state_dict().items()}
+    shapes = {key: value.shape for key, value in target.state_dict().items()}
     converted = {}
     for group in groups:
         for key, value in zip(group.diffusers_keys, group.to_diffusers(state_dict[group.adm_key].float())):

@@ -330,8 +330,6 @@ class DiffusionUNetBackbone(BaseModule):
             config = dict(arch)
             unet_type = config.pop('type', 'UNet2DModel')
             self._check_choice('arch type', unet_type, UNET_TYPES)
-            with torch.device('meta'):  # the full config, defaults included, without allocating weights
-                full_config = dict(UNET_TYPES[unet_type](**config).config)
         if model_dir is None:
             if config is None:
                 raise ValueError('arch=None needs model_dir, a local diffusers folder to take the U-Net from')
@@ -345,6 +343,8 @@ class DiffusionUNetBackbone(BaseModule):
                 raise ValueError(f'the U-Net in {folder!r} is a {folder_type}, but arch describes a {unet_type}; '
                                  f'set arch=None to use the folder\'s U-Net')
             if config is not None:
+                with torch.device('meta'):  # the full config, defaults included, without allocating weights
+                    full_config = dict(UNET_TYPES[unet_type](**config).config)
                 self._check_folder_matches('arch', given, full_config, dict(unet.config), folder)
         unsupported = [type(block).__name__ for block in (*unet.down_blocks, *unet.up_blocks)
                        if hasattr(block, 'skip_conv')]

@@ -66,8 +66,8 @@ class LatentContext(nn.Module):
             self.tokens = nn.Parameter(tokens)
         else:
             self.register_buffer('tokens', tokens, persistent=False)  # rebuilt from path or zeros
-        self.adapter = nn.Sequential(nn.Linear(dim, dim // 4 or 1), nn.GELU(), nn.Linear(dim // 4 or 1, dim)) \
-            if adapter else None
+        hidden = max(dim // 4, 1)
+        self.adapter = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)) if adapter else None
         self.gamma = nn.Parameter(torch.full((dim, ), 1e-4)) if adapter else None
 
     def forward(self, batch_size: int) -> Tensor:
