@@ -1,5 +1,4 @@
 """DiffusionUNetBackbone: noised multi-scale features from a diffusers U-Net."""
-import json
 import math
 import os
 import warnings
@@ -7,7 +6,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel, UNet2DModel
+from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
@@ -18,17 +17,16 @@ from mmdiff.registry import MODELS, register_module
 from .feature_info import FeatureLevel
 from .fixed_noise import FixedNoise
 from .latent_context import CONTEXT_TYPES, LatentContext
+from .unet_builder import (build_noise_scheduler, build_unet, check_choice, check_folder_matches,
+                           read_diffusers_config, resolve_preset, unet_folder, vae_folder)
 from .unet_configs import UNET_PRESETS
 from .unet_taps import UNetTap, decoder_tap_at_stride, format_taps, list_unet_taps, resolve_taps
 from .vae_encoder import VAE_PRESETS, VAEEncoder, full_vae_config
 
-UNET_TYPES = {'UNet2DModel': UNet2DModel, 'UNet2DConditionModel': UNet2DConditionModel}
 ATTENTION_PROCESSORS = {'sdpa': AttnProcessor2_0, 'math': AttnProcessor}
-SCHEDULERS = {'DDPMScheduler': DDPMScheduler, 'DDIMScheduler': DDIMScheduler}
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 NOISE_MODES = ('fixed', 'random', 'none')
 FUSIONS = ('concat', 'mean', 'stack')
-DEFAULT_SCHEDULER = dict(type='DDPMScheduler', num_train_timesteps=1000, beta_schedule='linear')
 
 
 class _TapRecorder:
@@ -41,34 +39,6 @@ class _TapRecorder:
     def __call__(self, module: nn.Module, args: tuple, output) -> None:
         if self.recording:
             self.output = output[0] if isinstance(output, tuple) else output
-
-
-def _read_config(folder: str) -> Tuple[str, dict]:
-    """A diffusers ``config.json``: the class name and the constructor arguments."""
-    with open(os.path.join(folder, 'config.json')) as file:
-        config = json.load(file)
-    return config.get('_class_name'), {key: value for key, value in config.items() if not key.startswith('_')}
-
-
-def _unet_folder(model_dir: str) -> str:
-    """The folder holding the U-Net of ``model_dir``: a model folder, or a pipeline folder's ``unet/``."""
-    if not os.path.isdir(model_dir):
-        raise FileNotFoundError(f'model_dir {model_dir!r} does not exist; give a local diffusers folder holding '
-                                f'config.json and the weights, or a pipeline folder with unet/ and scheduler/ '
-                                f'(and vae/ for a latent-diffusion model)')
-    if os.path.isfile(os.path.join(model_dir, 'unet', 'config.json')):
-        return os.path.join(model_dir, 'unet')
-    if os.path.isfile(os.path.join(model_dir, 'config.json')):
-        return model_dir
-    raise ValueError(f'model_dir {model_dir!r} is not a diffusers folder: it has neither config.json nor '
-                     f'unet/config.json (it holds {sorted(os.listdir(model_dir))})')
-
-
-def _vae_folder(model_dir: Optional[str]) -> Optional[str]:
-    """``model_dir``'s ``vae/`` when it is a pipeline folder with one."""
-    if model_dir is None or not os.path.isfile(os.path.join(model_dir, 'vae', 'config.json')):
-        return None
-    return os.path.join(model_dir, 'vae')
 
 
 def declared_out_channels(backbone: dict) -> List[int]:
@@ -86,12 +56,12 @@ def declared_out_channels(backbone: dict) -> List[int]:
     kwargs = {key: value for key, value in backbone.items() if key not in ('type', 'init_cfg', 'model_dir')}
     model_dir = backbone.get('model_dir')
     if model_dir is not None and os.path.isdir(model_dir):  # read the folder's configs, not its weights
-        unet_type, unet_config = _read_config(_unet_folder(model_dir))
+        unet_type, unet_config = read_diffusers_config(unet_folder(model_dir))
         kwargs['arch'] = dict(unet_config, type=unet_type)
-        if kwargs.get('vae') is None and _vae_folder(model_dir) is not None:
-            kwargs['vae'] = _read_config(_vae_folder(model_dir))[1]
+        if kwargs.get('vae') is None and vae_folder(model_dir) is not None:
+            kwargs['vae'] = read_diffusers_config(vae_folder(model_dir))[1]
     elif kwargs.get('arch') is None:
-        _unet_folder(model_dir)  # raises: nothing describes the U-Net
+        unet_folder(model_dir)  # raises: nothing describes the U-Net
     if kwargs.get('context') is not None:  # the context changes no channel; its file may not exist yet
         kwargs['context'] = dict(type='zero')
     with torch.device('meta'):
@@ -213,9 +183,9 @@ class DiffusionUNetBackbone(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self._check_pretrained(init_cfg)
-        self._check_choice('noise_mode', noise_mode, NOISE_MODES)
-        self._check_choice('timestep_fusion', timestep_fusion, FUSIONS)
-        self._check_choice('dtype', dtype, DTYPES)
+        check_choice('noise_mode', noise_mode, NOISE_MODES)
+        check_choice('timestep_fusion', timestep_fusion, FUSIONS)
+        check_choice('dtype', dtype, DTYPES)
         if num_noise_draws < 1:
             raise ValueError(f'num_noise_draws must be >= 1, got {num_noise_draws}')
         if noise_mode == 'none' and num_noise_draws > 1:
@@ -226,10 +196,10 @@ class DiffusionUNetBackbone(BaseModule):
                              'to fine-tune with gradient checkpointing')
 
         # 1. the U-Net, its VAE and context, and its noise schedule
-        self.unet = self._build_unet(arch, model_dir)
+        self.unet = build_unet(arch, model_dir)
         self.vae_encoder = self._build_vae(vae, model_dir)
         self.context = self._build_context(context)
-        self.noise_scheduler = self._build_scheduler(noise_scheduler, model_dir)
+        self.noise_scheduler = build_noise_scheduler(noise_scheduler, model_dir)
         self.num_train_timesteps = self.noise_scheduler.config.num_train_timesteps
         self.timesteps = self._check_timesteps(timesteps)
         self.register_buffer('_timesteps', torch.tensor(self.timesteps, dtype=torch.long), persistent=False)
@@ -241,7 +211,7 @@ class DiffusionUNetBackbone(BaseModule):
         self.frozen = frozen
         self.autocast_dtype = DTYPES[dtype]
         self.channels_last = channels_last
-        self._check_choice('attention', attention, ATTENTION_PROCESSORS)
+        check_choice('attention', attention, ATTENTION_PROCESSORS)
         for module in self.unet.modules():
             if isinstance(module, Attention):
                 module.set_processor(ATTENTION_PROCESSORS[attention]())
@@ -287,11 +257,6 @@ class DiffusionUNetBackbone(BaseModule):
 
     # ------------------------------------------------------------------------------------------------ building
     @staticmethod
-    def _check_choice(name: str, value, choices) -> None:
-        if value not in choices:
-            raise ValueError(f'{name}={value!r} is not supported; choose one of {list(choices)}')
-
-    @staticmethod
     def _check_pretrained(init_cfg: Optional[dict]) -> None:
         """Fail at construction, before any training step, when a local checkpoint file is missing."""
         if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained':
@@ -306,76 +271,13 @@ class DiffusionUNetBackbone(BaseModule):
                 f'for arch=\'adm-256u\'). Point the config\'s `pretrained` at that file, or set the backbone\'s '
                 f'init_cfg=None to start from random weights.')
 
-    @staticmethod
-    def _check_folder_matches(argument: str, given: Union[str, dict], wanted: dict, folder_config: dict,
-                              folder: str) -> None:
-        """Fail when the preset or dict ``argument=given`` differs from the configuration in ``folder``."""
-        differing = {key: (value, folder_config.get(key)) for key, value in wanted.items()
-                     if not key.startswith('_') and json.dumps(folder_config.get(key)) != json.dumps(value)}
-        if differing:
-            given_text = repr(given) if isinstance(given, str) else 'the given dict'
-            raise ValueError(f'the model in {folder!r} does not match {argument}={given_text}: (given, folder) '
-                             f'differ in {differing}; set {argument}=None to use the folder\'s configuration')
-
-    def _build_unet(self, arch: Union[str, dict, None], model_dir: Optional[str]) -> nn.Module:
-        given = arch
-        if isinstance(arch, str):
-            self._check_choice('arch', arch, self.arch_settings)
-            arch = self.arch_settings[arch]
-        elif not (isinstance(arch, dict) or arch is None):
-            raise TypeError(f'arch must be a preset name {list(self.arch_settings)}, a dict of U-Net arguments '
-                            f'or None, got {type(arch).__name__}')
-        config = None
-        if arch is not None:
-            config = dict(arch)
-            unet_type = config.pop('type', 'UNet2DModel')
-            self._check_choice('arch type', unet_type, UNET_TYPES)
-        if model_dir is None:
-            if config is None:
-                raise ValueError('arch=None needs model_dir, a local diffusers folder to take the U-Net from')
-            unet = UNET_TYPES[unet_type](**config)
-        else:
-            folder = _unet_folder(model_dir)
-            folder_type = _read_config(folder)[0]
-            self._check_choice(f'the U-Net class in {folder!r}', folder_type, UNET_TYPES)
-            unet = UNET_TYPES[folder_type].from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False)
-            if config is not None and unet_type != folder_type:
-                raise ValueError(f'the U-Net in {folder!r} is a {folder_type}, but arch describes a {unet_type}; '
-                                 f'set arch=None to use the folder\'s U-Net')
-            if config is not None:
-                with torch.device('meta'):  # the full config, defaults included, without allocating weights
-                    full_config = dict(UNET_TYPES[unet_type](**config).config)
-                self._check_folder_matches('arch', given, full_config, dict(unet.config), folder)
-        unsupported = [type(block).__name__ for block in (*unet.down_blocks, *unet.up_blocks)
-                       if hasattr(block, 'skip_conv')]
-        if unsupported:
-            raise ValueError(f'U-Net blocks {unsupported} (score-SDE skip blocks) are not supported; use U-Nets '
-                             f'built from the standard diffusers down/up blocks')
-        if unet.config.center_input_sample:
-            raise ValueError('the U-Net has center_input_sample=True (it expects [0, 1] inputs); mmdiff feeds it '
-                             'images in [-1, 1], so use a U-Net configured with center_input_sample=False')
-        added = {key: unet.config.get(key) for key in ('addition_embed_type', 'encoder_hid_dim_type',
-                                                          'class_embed_type', 'class_embeddings_concat')
-                 if unet.config.get(key)}
-        if added:
-            raise ValueError(f'U-Net conditioning {added} (SDXL-style added embeddings, projected encoder states '
-                             f'or non-embedding class conditions) is not supported; mmdiff conditions on the '
-                             f'timestep, an optional class label and a cross-attention context')
-        return unet
-
     def _build_vae(self, vae: Union[str, dict, None], model_dir: Optional[str]) -> Optional[VAEEncoder]:
-        given = vae
-        if isinstance(vae, str):
-            self._check_choice('vae', vae, VAE_PRESETS)
-            vae = VAE_PRESETS[vae]
-        elif not (isinstance(vae, dict) or vae is None):
-            raise TypeError(f'vae must be a preset name {list(VAE_PRESETS)}, a dict of AutoencoderKL arguments or '
-                            f'None, got {type(vae).__name__}')
-        folder = _vae_folder(model_dir)
+        given, vae = vae, resolve_preset('vae', vae, VAE_PRESETS, 'AutoencoderKL')
+        folder = vae_folder(model_dir)
         if folder is not None:
             encoder = VAEEncoder.from_folder(folder)
             if vae is not None:
-                self._check_folder_matches('vae', given, full_vae_config(vae), encoder.config, folder)
+                check_folder_matches('vae', given, full_vae_config(vae), encoder.config, folder)
         elif vae is not None:
             encoder = VAEEncoder(vae)
         elif isinstance(self.unet, UNet2DConditionModel) and model_dir is not None:
@@ -400,19 +302,6 @@ class DiffusionUNetBackbone(BaseModule):
             raise ValueError(f'the U-Net cross-attends to a {dim}-dimensional context: give context=dict(type=...) '
                              f'with type one of {list(CONTEXT_TYPES)}, got {context!r}')
         return LatentContext(dim=dim, **context)
-
-    @staticmethod
-    def _build_scheduler(config: Optional[dict], model_dir: Optional[str]) -> DDPMScheduler:
-        if config is None:
-            if model_dir is not None and os.path.isdir(os.path.join(model_dir, 'scheduler')):
-                return DDPMScheduler.from_pretrained(model_dir, subfolder='scheduler', local_files_only=True)
-            config = DEFAULT_SCHEDULER
-        config = dict(config)
-        scheduler_type = config.pop('type', None)
-        if scheduler_type not in SCHEDULERS:
-            raise ValueError(f'noise_scheduler type {scheduler_type!r} is not supported; choose one of '
-                             f'{list(SCHEDULERS)}')
-        return SCHEDULERS[scheduler_type](**config)
 
     def _check_timesteps(self, timesteps: Union[int, Sequence[int]]) -> Tuple[int, ...]:
         timesteps = (timesteps, ) if isinstance(timesteps, int) else tuple(timesteps)
