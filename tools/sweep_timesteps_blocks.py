@@ -1,25 +1,28 @@
 """Find the best noise step and U-Net block for a dataset: a linear probe per (timestep, block) cell.
 
     python tools/sweep_timesteps_blocks.py CONFIG --timesteps 50 150 300 --blocks 19 24 30 \
-        --work-dir work_dirs/sweep [--pool 2] [--epochs 100] [--cfg-options k=v ...]
+        --work-dir work_dirs/sweep [--pool 2] [--epochs 100] [--pixel-baseline] [--seed 0] [--cfg-options k=v ...]
 
 CONFIG is a classification config with a DiffusionUNetBackbone (its train and val splits are used). All cells come
 from one U-Net call per batch (every timestep and block at once), cached under WORK_DIR/cache (resumable, reused
-when run again). Blocks are diffssl numbers or submodule names. Writes WORK_DIR/sweep.csv, sweep.md and
+when run again). Blocks are diffssl numbers or submodule names. --pixel-baseline also fits the same probe on the
+raw preprocessed pixels (unpooled; meant for small images). Writes WORK_DIR/sweep.csv, sweep.md, sweep.json and
 heatmap.png, and prints the best cell.
 """
 import argparse
 import csv
+import json
 from pathlib import Path
-from typing import List, Union
+from typing import List, Optional, Union
 
 import numpy as np
 import torch
 from mmengine.config import DictAction
+from mmengine.runner import set_random_seed
 
 from mmdiff.models.backbones import DiffusionUNetBackbone
 from mmdiff.models.backbones.unet_taps import resolve_taps
-from mmdiff.utils.feature_extraction import extract_split
+from mmdiff.utils.feature_extraction import extract_split, preprocessed_pixels
 from mmdiff.utils.linear_probe_fit import fit_linear_probe
 from mmdiff.utils.runner_config import load_config
 
@@ -28,8 +31,9 @@ def parse_block(text: str) -> Union[int, str]:
     return int(text) if text.lstrip('-').isdigit() else text
 
 
-def write_report(accuracy: np.ndarray, timesteps: List[int], blocks: List, work_dir: Path) -> str:
-    """Write sweep.csv, sweep.md and heatmap.png; return the Markdown table."""
+def write_report(accuracy: np.ndarray, timesteps: List[int], blocks: List, work_dir: Path,
+                 pixel_accuracy: Optional[float] = None) -> str:
+    """Write sweep.csv, sweep.md and heatmap.png; return the Markdown table (and the pixel baseline)."""
     with open(work_dir / 'sweep.csv', 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['block', 'timestep', 'top1'])
@@ -40,6 +44,8 @@ def write_report(accuracy: np.ndarray, timesteps: List[int], blocks: List, work_
              '|---|' + '---|' * len(timesteps)]
     lines += [f'| {block} | ' + ' | '.join(f'{value:.2f}' for value in accuracy[row]) + ' |'
               for row, block in enumerate(blocks)]
+    if pixel_accuracy is not None:
+        lines.append(f'\nraw pixels (same probe, unpooled): {pixel_accuracy:.2f}')
     table = '\n'.join(lines)
     (work_dir / 'sweep.md').write_text('Linear-probe top-1 (%) on the held-out split\n\n' + table + '\n')
 
@@ -73,9 +79,14 @@ def main() -> None:
     parser.add_argument('--pool', type=int, default=2, help='pool each map to N x N before the probe')
     parser.add_argument('--epochs', type=int, default=100, help='linear-probe epochs per cell')
     parser.add_argument('--batch-size', type=int, default=32, help='images per U-Net call')
+    parser.add_argument('--pixel-baseline', action='store_true',
+                        help='also fit the probe on the raw preprocessed pixels of the same splits')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the model initialisation (random-weight backbones) and of the probes')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
 
+    set_random_seed(args.seed)
     cfg = load_config(args.config, args.cfg_options)
     cfg.model.backbone.update(
         timesteps=args.timesteps, out_strides=None, out_blocks=args.blocks, timestep_fusion='stack',
@@ -89,20 +100,33 @@ def main() -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
     caches = {split: extract_split(cfg, split, str(work_dir / 'cache' / split), batch_size=args.batch_size,
                                    pool_size=args.pool) for split in ('train', 'val')}
+    labels = {split: torch.from_numpy(np.asarray(caches[split].labels)) for split in ('train', 'val')}
     accuracy = np.zeros((len(args.blocks), len(args.timesteps)))
     for row, name in enumerate(names):
         level = caches['train'].manifest['taps'].index(name)
-        train, val = (torch.from_numpy(np.asarray(caches[s].level(level))) for s in ('train', 'val'))
-        labels = {s: torch.from_numpy(np.asarray(caches[s].labels)) for s in ('train', 'val')}
+        train, val = (torch.from_numpy(np.asarray(caches[split].level(level))) for split in ('train', 'val'))
         for column in range(len(args.timesteps)):
             accuracy[row, column], _ = fit_linear_probe(train[:, column], labels['train'], val[:, column],
-                                                        labels['val'], epochs=args.epochs)
+                                                        labels['val'], epochs=args.epochs, seed=args.seed)
             print(f'block {args.blocks[row]} ({name}), t={args.timesteps[column]}: '
                   f'top-1 {accuracy[row, column]:.2f}')
-    table = write_report(accuracy, args.timesteps, args.blocks, work_dir)
+    pixel_accuracy = None
+    if args.pixel_baseline:
+        (train_pixels, train_labels), (val_pixels, val_labels) = (preprocessed_pixels(cfg, split)
+                                                                  for split in ('train', 'val'))
+        pixel_accuracy, _ = fit_linear_probe(train_pixels, train_labels, val_pixels, val_labels,
+                                             epochs=args.epochs, seed=args.seed)
+    table = write_report(accuracy, args.timesteps, args.blocks, work_dir, pixel_accuracy)
     row, column = np.unravel_index(np.argmax(accuracy), accuracy.shape)
-    print(f'\n{table}\n\nbest cell: block {args.blocks[row]} at t={args.timesteps[column]}, top-1 '
-          f'{accuracy[row, column]:.2f}%  (table, CSV and heatmap in {work_dir})')
+    best = dict(block=args.blocks[row], tap=names[row], timestep=args.timesteps[column],
+                top1=float(accuracy[row, column]))
+    init_cfg = cfg.model.backbone.get('init_cfg') or {}
+    (work_dir / 'sweep.json').write_text(json.dumps(dict(
+        config=args.config, checkpoint=init_cfg.get('checkpoint'), timesteps=args.timesteps, blocks=args.blocks,
+        taps=names, pool=args.pool, epochs=args.epochs, seed=args.seed, top1=accuracy.round(2).tolist(),
+        best=best, pixel_top1=pixel_accuracy), indent=1))
+    print(f'\n{table}\n\nbest cell: block {best["block"]} at t={best["timestep"]}, top-1 {best["top1"]:.2f}%  '
+          f'(table, CSV, JSON and heatmap in {work_dir})')
 
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
 """Runner extensions: hooks. Imported by the HOOKS registry's ``locations``; needs mmengine only."""
-from .hooks import EvalProgressBarHook
+from .hooks import DiffusionSamplesHook, EvalProgressBarHook
 
-__all__ = ['EvalProgressBarHook']
+__all__ = ['DiffusionSamplesHook', 'EvalProgressBarHook']

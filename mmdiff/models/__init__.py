@@ -1,4 +1,5 @@
 """mmdiff models; importing this package registers them. Needs torch, diffusers and mmengine only."""
 from .backbones import DiffusionUNetBackbone
+from .pretrainers import DiffusionPretrainer
 
-__all__ = ['DiffusionUNetBackbone']
+__all__ = ['DiffusionUNetBackbone', 'DiffusionPretrainer']

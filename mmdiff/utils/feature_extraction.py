@@ -14,6 +14,22 @@ from .runner_config import enter_config_scope
 SPLITS = ('train', 'val', 'test')
 
 
+def build_split_dataset(cfg: Config, split: str) -> Tuple[object, dict]:
+    """The ``split`` dataset of a config, read with ``test_dataloader``'s (deterministic) pipeline.
+
+    Returns:
+        tuple: (dataset, the dataset config as built).
+    """
+    if split not in SPLITS:
+        raise ValueError(f'split={split!r} is not supported; choose one of {list(SPLITS)}')
+    if cfg.get(f'{split}_dataloader') is None:
+        raise ValueError(f'the config has no {split}_dataloader')
+    enter_config_scope(cfg)
+    dataset_cfg = copy.deepcopy(cfg[f'{split}_dataloader'].dataset)
+    dataset_cfg.pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+    return DATASETS.build(dataset_cfg), dataset_cfg
+
+
 def build_model_and_dataset(cfg: Config, split: str) -> Tuple[nn.Module, object, dict]:
     """The config's model (weights initialised, eval mode) and the ``split`` dataset with the test pipeline.
 
@@ -22,17 +38,29 @@ def build_model_and_dataset(cfg: Config, split: str) -> Tuple[nn.Module, object,
     Returns:
         tuple: (model, dataset, the dataset config as built).
     """
-    if split not in SPLITS:
-        raise ValueError(f'split={split!r} is not supported; choose one of {list(SPLITS)}')
-    if cfg.get(f'{split}_dataloader') is None:
-        raise ValueError(f'the config has no {split}_dataloader')
-    enter_config_scope(cfg)
+    dataset, dataset_cfg = build_split_dataset(cfg, split)
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.eval()
-    dataset_cfg = copy.deepcopy(cfg[f'{split}_dataloader'].dataset)
-    dataset_cfg.pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
-    return model, DATASETS.build(dataset_cfg), dataset_cfg
+    return model, dataset, dataset_cfg
+
+
+def preprocessed_pixels(cfg: Config, split: str, batch_size: int = 64) -> Tuple[Tensor, Tensor]:
+    """The ``split`` images as the classifier's data preprocessor hands them to the backbone, with their labels:
+    the input of a raw-pixel baseline.
+
+    Returns:
+        tuple: ``(N, C, H, W)`` float images (all of one size) and ``(N,)`` labels.
+    """
+    dataset, _ = build_split_dataset(cfg, split)
+    preprocessor = MODELS.build(dict(dict(type='ClsDataPreprocessor'), **cfg.model.get('data_preprocessor', {})))
+    images, labels = [], []
+    for start in range(0, len(dataset), batch_size):
+        samples = [dataset[index] for index in range(start, min(start + batch_size, len(dataset)))]
+        data = preprocessor(pseudo_collate(samples), False)
+        images.append(data['inputs'].float())
+        labels.append(torch.cat([sample.gt_label for sample in data['data_samples']]))
+    return torch.cat(images), torch.cat(labels)
 
 
 def classifier_batch_features(model: nn.Module, dataset: Sequence) -> BatchFunction:

@@ -203,8 +203,13 @@ def test_cached_config_trains_and_refuses_a_stale_cache(shapes_cls, tmp_path):
 
 def test_sweep_writes_one_cell_per_timestep_and_block(shapes_cls, tmp_path):
     result = run(['tools/sweep_timesteps_blocks.py', LINEAR_DEMO, '--timesteps', 10, 300, '--blocks', 19, 24,
-                  'up_blocks.3', '--work-dir', tmp_path, '--epochs', 3, '--cfg-options', *demo_options(shapes_cls)])
+                  'up_blocks.3', '--work-dir', tmp_path, '--epochs', 3, '--pixel-baseline', '--cfg-options',
+                  *demo_options(shapes_cls)])
     assert result.returncode == 0, result.stderr[-3000:]
+    sweep = json.loads((tmp_path / 'sweep.json').read_text())
+    assert sweep['taps'] == ['mid_block', 'up_blocks.1.attentions.1', 'up_blocks.3']
+    assert np.asarray(sweep['top1']).shape == (3, 2) and 0 <= sweep['pixel_top1'] <= 100
+    assert sweep['best']['top1'] == np.asarray(sweep['top1']).max()
     rows = (tmp_path / 'sweep.csv').read_text().splitlines()
     assert rows[0] == 'block,timestep,top1'
     cells = [row.split(',') for row in rows[1:]]
@@ -214,6 +219,13 @@ def test_sweep_writes_one_cell_per_timestep_and_block(shapes_cls, tmp_path):
     assert (tmp_path / 'heatmap.png').stat().st_size > 0
     assert '| block \\ t | 10 | 300 |' in (tmp_path / 'sweep.md').read_text()
     assert re.search(r'best cell: block \S+ at t=\d+, top-1 [\d.]+%', result.stdout)
+    assert 'raw pixels (same probe, unpooled): ' in (tmp_path / 'sweep.md').read_text()
+    # two sweeps of the same grid compare; the summary names each run's best cell and the pixel baseline
+    summary = run(['tools/compare_sweeps.py', tmp_path, tmp_path, '--names', 'a', 'b', '--out', tmp_path / 's.md'])
+    assert summary.returncode == 0, summary.stderr[-3000:]
+    best = sweep['best']
+    assert f"| b | block {best['block']}, t={best['timestep']} | {best['top1']:.2f} | +0.00 |" in summary.stdout
+    assert f"| raw pixels | - | {sweep['pixel_top1']:.2f} |" in (tmp_path / 's.md').read_text()
     # a grid naming a block the U-Net does not have fails before any extraction
     unknown = run(['tools/sweep_timesteps_blocks.py', LINEAR_DEMO, '--timesteps', 10, '--blocks', 40, '--work-dir',
                    tmp_path / 'unknown', '--cfg-options', *demo_options(shapes_cls)])

@@ -1,3 +1,4 @@
+from .diffusion_samples_hook import DiffusionSamplesHook
 from .eval_progress_bar_hook import EvalProgressBarHook
 
-__all__ = ['EvalProgressBarHook']
+__all__ = ['DiffusionSamplesHook', 'EvalProgressBarHook']

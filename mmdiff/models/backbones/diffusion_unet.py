@@ -14,6 +14,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
+from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, checkpoint_weights
 from .feature_info import FeatureLevel
 from .fixed_noise import FixedNoise
 from .latent_context import CONTEXT_TYPES, LatentContext
@@ -139,9 +140,11 @@ class DiffusionUNetBackbone(BaseModule):
         torch_compile (bool | dict): Compile the U-Net pass with ``torch.compile`` (a dict gives its keyword
             arguments, e.g. ``dict(mode='max-autotune')``). The first forward per input shape pays the
             compilation (about 1.5 minutes for ``'adm-tiny'`` on a 2-core CPU). Defaults to False.
-        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)`` loads an mmdiff checkpoint and
-            logs missing and unexpected keys. Keep None otherwise: a layer initialiser would overwrite the U-Net.
-            Defaults to None.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)`` loads an mmdiff checkpoint (a
+            converted one, or a :class:`~mmdiff.models.DiffusionPretrainer` run's) strictly: a missing,
+            unexpected or misshaped U-Net weight is an error. ``prefix='...'`` takes a sub-model's weights;
+            ``weights='ema'`` (default) or ``'raw'`` picks a run's EMA or trained weights. Keep None otherwise: a
+            layer initialiser would overwrite the U-Net. Defaults to None.
 
     Example:
         >>> import torch
@@ -261,6 +264,7 @@ class DiffusionUNetBackbone(BaseModule):
         """Fail at construction, before any training step, when a local checkpoint file is missing."""
         if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained':
             return
+        check_choice("init_cfg['weights']", init_cfg.get('weights', 'ema'), WEIGHT_KINDS)
         checkpoint = str(init_cfg.get('checkpoint'))
         if '://' not in checkpoint and not os.path.isfile(checkpoint):
             raise FileNotFoundError(
@@ -381,7 +385,8 @@ class DiffusionUNetBackbone(BaseModule):
             super().init_weights()
             return
         checkpoint = _load_checkpoint(self.init_cfg['checkpoint'], map_location='cpu')
-        state = checkpoint.get('state_dict', checkpoint)
+        weights = self.init_cfg.get('weights', 'ema')
+        state = checkpoint_weights(checkpoint, weights)
         prefix = self.init_cfg.get('prefix')
         if prefix:
             state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
@@ -397,7 +402,8 @@ class DiffusionUNetBackbone(BaseModule):
                 f'shape mismatches {mismatched[:5]}; was it saved for another arch?')
         self.load_state_dict(state, strict=False)
         fresh = sorted(own.keys() - state.keys())
-        print_log(f'loaded {len(state)} backbone weights from {self.init_cfg["checkpoint"]}'
+        kind = f'{weights} ' if 'ema_state_dict' in checkpoint else ''
+        print_log(f'loaded {len(state)} {kind}backbone weights from {self.init_cfg["checkpoint"]}'
                   + (f'; kept the fresh initialisation of {fresh}' if fresh else ''), logger='current')
         self._is_init = True
 

@@ -122,6 +122,18 @@ UNET_PRESETS = {
         attention_resolutions=(8, 4, 2),
         num_head_channels=8,
         norm_num_groups=8),
+    # a small four-level layout for 16x16 images (strides 1-8, 25 diffssl blocks, 2.8 M parameters), noise
+    # prediction only: what the digits evidence run pre-trains with DiffusionPretrainer on a CPU
+    'adm-digits':
+    adm_unet_config(
+        image_size=16,
+        model_channels=32,
+        channel_mult=(1, 2, 2, 2),
+        num_res_blocks=2,
+        attention_resolutions=(8, 4),
+        num_head_channels=32,
+        learn_sigma=False,
+        norm_num_groups=16),
 }
 
 

@@ -1,0 +1,3 @@
+from .diffusion_pretrainer import DiffusionPretrainer
+
+__all__ = ['DiffusionPretrainer']

@@ -1,0 +1,48 @@
+"""Draw images from a DiffusionPretrainer checkpoint and save them as a PNG grid.
+
+    python tools/sample_diffusion.py CONFIG CHECKPOINT --out samples.png [--num-images 64] [--sampler ddim]
+        [--steps 50] [--seed 0] [--weights ema|raw] [--device cpu]
+
+CONFIG is the pre-training config (its model is a DiffusionPretrainer); the sampler (diffusers' DDIM or DDPM) is
+built from its noise scheduler. A class-conditional U-Net draws the classes in turn; the grid is square.
+"""
+import argparse
+from mmengine.registry import MODELS
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, checkpoint_weights
+from mmdiff.utils.diffusion_sampling import SAMPLERS, sample_images, save_image_grid
+from mmdiff.utils.runner_config import enter_config_scope, load_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', required=True, help='PNG file of the grid')
+    parser.add_argument('--num-images', type=int, default=64)
+    parser.add_argument('--sampler', choices=sorted(SAMPLERS), default='ddim')
+    parser.add_argument('--steps', type=int, default=50, help='denoising steps')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--weights', choices=WEIGHT_KINDS, default='ema',
+                        help='the run\'s EMA weights (default) or its raw trained weights')
+    parser.add_argument('--device', default='cpu')
+    args = parser.parse_args()
+
+    cfg = load_config(args.config)
+    enter_config_scope(cfg)
+    model = MODELS.build(cfg.model)
+    if not hasattr(model, 'noise_scheduler') or not hasattr(model, 'unet'):
+        raise ValueError(f'{args.config} builds a {type(model).__name__}; give a pre-training config whose model '
+                         f'is a DiffusionPretrainer')
+    model.load_state_dict(checkpoint_weights(_load_checkpoint(args.checkpoint, map_location='cpu'), args.weights))
+    model.to(args.device)
+    images = sample_images(model.unet, model.noise_scheduler, args.num_images, args.sampler, args.steps,
+                           args.seed)
+    save_image_grid(images, args.out)
+    print(f'saved {args.num_images} samples ({args.sampler}, {args.steps} steps, {args.weights} weights) to '
+          f'{args.out}')
+
+
+if __name__ == '__main__':
+    main()
