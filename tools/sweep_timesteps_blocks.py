@@ -18,7 +18,6 @@ from typing import List, Optional, Union
 import numpy as np
 import torch
 from mmengine.config import DictAction
-from mmengine.runner import set_random_seed
 
 from mmdiff.models.backbones import DiffusionUNetBackbone
 from mmdiff.models.backbones.unet_taps import resolve_taps
@@ -81,12 +80,11 @@ def main() -> None:
     parser.add_argument('--batch-size', type=int, default=32, help='images per U-Net call')
     parser.add_argument('--pixel-baseline', action='store_true',
                         help='also fit the probe on the raw preprocessed pixels of the same splits')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the model initialisation (random-weight backbones) and of the probes')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the probes (the model is initialised with '
+                        'the config\'s randomness.seed, the same for both splits)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
 
-    set_random_seed(args.seed)
     cfg = load_config(args.config, args.cfg_options)
     cfg.model.backbone.update(
         timesteps=args.timesteps, out_strides=None, out_blocks=args.blocks, timestep_fusion='stack',

@@ -24,7 +24,7 @@ param_scheduler = [
 ]
 custom_hooks = [
     # the checkpoints' state_dict holds these averaged weights (the raw ones go to ema_state_dict)
-    dict(type='EMAHook', momentum=2e-3, update_buffers=True),
+    dict(type='EMAHook', momentum=5e-3, update_buffers=True),
     dict(type='DiffusionSamplesHook', interval=500, num_images=64, sampler='ddim', num_inference_steps=50),
 ]
 default_hooks = dict(

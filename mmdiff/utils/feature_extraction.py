@@ -6,6 +6,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DATASETS, MODELS
+from mmengine.runner import set_random_seed
 from torch import Tensor, nn
 
 from mmdiff.datasets.feature_cache import BatchFunction, FeatureCache, backbone_manifest, extract_to_cache
@@ -30,15 +31,24 @@ def build_split_dataset(cfg: Config, split: str) -> Tuple[object, dict]:
     return DATASETS.build(dataset_cfg), dataset_cfg
 
 
+def init_seed(cfg: Config) -> int:
+    """The seed the model is initialised with: the config's ``randomness.seed``, else 0."""
+    seed = (cfg.get('randomness') or {}).get('seed')
+    return 0 if seed is None else seed
+
+
 def build_model_and_dataset(cfg: Config, split: str) -> Tuple[nn.Module, object, dict]:
     """The config's model (weights initialised, eval mode) and the ``split`` dataset with the test pipeline.
 
-    Extraction must be deterministic, so every split is read with ``test_dataloader``'s pipeline.
+    Extraction must be deterministic, so every split is read with ``test_dataloader``'s pipeline, and the model
+    is built right after seeding with :func:`init_seed`: weights that no checkpoint sets (a random-weight
+    baseline, fresh projections) are the same for every split and every process.
 
     Returns:
         tuple: (model, dataset, the dataset config as built).
     """
     dataset, dataset_cfg = build_split_dataset(cfg, split)
+    set_random_seed(init_seed(cfg))
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.eval()
@@ -87,6 +97,7 @@ def extract_split(cfg: Config, split: str, cache_dir: str, **kwargs) -> FeatureC
     model, dataset, dataset_cfg = build_model_and_dataset(cfg, split)
     manifest = dict(
         backbone_manifest(cfg.model.backbone.to_dict(), model.backbone.feature_info, kwargs.get('pool_size')),
+        init_seed=init_seed(cfg),
         dataset={key: value for key, value in dataset_cfg.to_dict().items() if key != 'pipeline'},
         pipeline=dataset_cfg.pipeline)
     return extract_to_cache(classifier_batch_features(model, dataset), len(dataset), cache_dir, manifest, **kwargs)

@@ -152,6 +152,16 @@ def test_cache_round_trips_the_live_features_exactly(shapes_cls, tmp_path):
         cache.level(3)
 
 
+def test_random_weight_extraction_is_the_same_model_for_every_split_and_call(shapes_cls, tmp_path):
+    # a random-weight baseline is only meaningful when train and val features come from one model
+    cfg = demo_cfg(LINEAR_DEMO, shapes_cls)
+    first = extract_split(cfg, 'val', str(tmp_path / 'first'), show_progress=False)
+    torch.rand(1000)  # whatever the process drew before
+    second = extract_split(cfg, 'val', str(tmp_path / 'second'), show_progress=False)
+    assert np.array_equal(np.asarray(first.level(-1)), np.asarray(second.level(-1)))
+    assert first.manifest['init_seed'] == cfg.randomness.seed == 0
+
+
 def test_interrupted_extraction_resumes_without_recomputing(tmp_path):
     features = torch.arange(10 * 2 * 3, dtype=torch.float32).view(10, 2, 3, 1)
     computed = []
