@@ -160,6 +160,7 @@ class DiffusionUNetBackbone(BaseModule):
         (1, 128, 1, 1)
     """
     arch_settings = UNET_PRESETS
+    new_layer_prefixes = ('projections.', )  # layers a U-Net checkpoint does not hold: they start fresh
 
     def __init__(self,
                  arch: Union[str, dict, None] = 'adm-256u',
@@ -378,8 +379,8 @@ class DiffusionUNetBackbone(BaseModule):
     def init_weights(self) -> None:
         """Load ``init_cfg``'s checkpoint strictly: every U-Net weight must be there with its shape.
 
-        Only the projections may be missing (they are new layers and keep their fresh initialisation). Without a
-        ``Pretrained`` init_cfg this is :meth:`BaseModule.init_weights`.
+        Only new layers (:attr:`new_layer_prefixes`: the projections) may be missing; they keep their fresh
+        initialisation. Without a ``Pretrained`` init_cfg this is :meth:`BaseModule.init_weights`.
         """
         if not isinstance(self.init_cfg, dict) or self.init_cfg.get('type') != 'Pretrained':
             super().init_weights()
@@ -391,7 +392,7 @@ class DiffusionUNetBackbone(BaseModule):
         if prefix:
             state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
         own = self.state_dict()
-        missing = sorted(key for key in own.keys() - state.keys() if not key.startswith('projections.'))
+        missing = sorted(key for key in own.keys() - state.keys() if not key.startswith(self.new_layer_prefixes))
         unexpected = sorted(state.keys() - own.keys())
         mismatched = [f'{key}: checkpoint {tuple(state[key].shape)} vs model {tuple(own[key].shape)}'
                       for key in sorted(own.keys() & state.keys()) if state[key].shape != own[key].shape]
@@ -479,14 +480,17 @@ class DiffusionUNetBackbone(BaseModule):
                                                noise.reshape(-1, *images.shape[1:]), timesteps)
         return noisy, timesteps
 
-    def _run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor]) -> None:
+    def _run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor],
+                  depth: Optional[int] = None) -> None:
         """Run the U-Net blocks up to the last tapped one; the recorders keep the tapped outputs.
 
         Args:
             sample (Tensor): Noised images or latents ``(B, C, h, w)``.
             timesteps (Tensor): Their noise steps ``(B,)``.
             context (Tensor, optional): Cross-attention tokens ``(B, L, D)`` for a ``UNet2DConditionModel``.
+            depth (int, optional): Top-level blocks to run (see :class:`UNetTap`). Defaults to the last tap's.
         """
+        stop = self._depth if depth is None else depth
         unet = self.unet
         # 1. time
         emb = unet.time_embedding(unet.time_proj(timesteps).to(sample.dtype))
@@ -504,20 +508,20 @@ class DiffusionUNetBackbone(BaseModule):
 
         # 3. down
         for block in unet.down_blocks:
-            if depth == self._depth:
+            if depth == stop:
                 return
             sample, block_skips = block(hidden_states=sample, temb=emb, **cross_attention(block))
             skips += block_skips
             depth += 1
         # 4. mid
         if unet.mid_block is not None:
-            if depth == self._depth:
+            if depth == stop:
                 return
             sample = unet.mid_block(sample, emb, **cross_attention(unet.mid_block))
             depth += 1
         # 5. up
         for block in unet.up_blocks:
-            if depth == self._depth:
+            if depth == stop:
                 return
             num_skips = len(block.resnets)
             sample = block(hidden_states=sample, res_hidden_states_tuple=skips[-num_skips:], temb=emb,

@@ -164,3 +164,26 @@ def decoder_tap_at_stride(taps: Sequence[UNetTap], stride: int) -> Optional[UNet
     """
     candidates = [tap for tap in taps if tap.stage == 'decoder' and tap.kind == 'layer' and tap.stride == stride]
     return candidates[-1] if candidates else None
+
+
+def mirror_encoder_tap(taps: Sequence[UNetTap], decoder_tap: UNetTap) -> UNetTap:
+    """The encoder output whose skip connection the decoder layer ``decoder_tap`` concatenates: its mirror.
+
+    The encoder pushes a skip after ``conv_in``, after each layer and after each downsampler (the taps with a
+    diffssl number); the decoder's layers pop them in reverse order, so the g-th decoder layer mirrors the g-th
+    skip from the end, at the same stride.
+
+    Args:
+        taps (Sequence[UNetTap]): The U-Net's taps, from :func:`list_unet_taps`.
+        decoder_tap (UNetTap): A decoder layer (a resnet or attention output).
+    """
+    if decoder_tap.stage != 'decoder' or decoder_tap.kind != 'layer':
+        raise ValueError(f'{decoder_tap.name!r} ({decoder_tap.stage} {decoder_tap.kind}) has no mirror encoder '
+                         f'block: only decoder layers (resnets and attentions) pop a skip connection; name the '
+                         f'layer before an upsampler, or give an explicit (decoder, encoder) pair')
+    skips = [tap for tap in taps if tap.stage == 'encoder' and tap.diffssl_index is not None]
+    layers = list(dict.fromkeys(
+        tap.name.rsplit('.', 2)[0] + '.' + tap.name.rsplit('.', 1)[1] for tap in taps
+        if tap.stage == 'decoder' and tap.kind == 'layer'))  # 'up_blocks.j.k', one per layer, in forward order
+    layer = decoder_tap.name.rsplit('.', 2)[0] + '.' + decoder_tap.name.rsplit('.', 1)[1]
+    return skips[len(skips) - 1 - layers.index(layer)]

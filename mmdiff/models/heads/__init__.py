@@ -5,7 +5,8 @@ This package imports mmpretrain; configs reach it with
 """
 from .attention_head import AttentionHead
 from .cnn_head import CNNHead
+from .difformer_head import DifFormerHead
 from .linear_probe_head import LinearProbeHead
 from .mlp_head import MLPHead
 
-__all__ = ['AttentionHead', 'CNNHead', 'LinearProbeHead', 'MLPHead']
+__all__ = ['AttentionHead', 'CNNHead', 'DifFormerHead', 'LinearProbeHead', 'MLPHead']

@@ -1,0 +1,150 @@
+"""DifFeed: decoder features fed back into the encoder of a second U-Net pass."""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from mmdiff.registry import MODELS, register_module
+from .diffusion_unet import DiffusionUNetBackbone, _TapRecorder
+from .unet_taps import UNetTap, mirror_encoder_tap, resolve_taps
+
+Block = Union[int, str]
+
+
+class FeedbackAdapter(nn.Module):
+    """Conv-BN-ReLU from a decoder feature to an encoder block's width, scaled by a per-channel gate.
+
+    The gate starts at zero, so a fresh adapter adds nothing and the second pass reproduces the plain features
+    exactly; it still receives a gradient (the ReLU output), and through it the convolution and the norm.
+
+    Args:
+        in_channels (int): Channels of the decoder feature.
+        out_channels (int): Channels of the encoder block it is added to.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(out_channels)
+        self.gate = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
+
+    def forward(self, feature: Tensor) -> Tensor:
+        """``(B, in_channels, h, w)`` -> ``(B, out_channels, h, w)``."""
+        return self.gate * torch.relu(self.norm(self.conv(feature)))
+
+
+class _FeedbackInjector:
+    """Forward hook adding a pending tensor to a module's output (to the first element of a tuple output)."""
+
+    def __init__(self) -> None:
+        self.addition: Optional[Tensor] = None
+
+    def __call__(self, module: nn.Module, args: tuple, output):
+        if self.addition is None:
+            return None
+        if isinstance(output, tuple):
+            return (output[0] + self.addition.to(output[0].dtype), *output[1:])
+        return output + self.addition.to(output.dtype)
+
+
+@register_module(MODELS)
+class DifFeedBackbone(DiffusionUNetBackbone):
+    """DifFeed (Mukhopadhyay et al. 2023): a first U-Net pass computes decoder features; trainable adapters map
+    them back and add them to the encoder blocks at the same resolution in a second pass, whose taps make the
+    pyramid (or the classifier's feature).
+
+    Both passes see the same noised inputs. The first runs without gradient up to the deepest fed-back decoder
+    block; the second runs to the last tap with the adapters' outputs added to their encoder blocks' outputs
+    (and so to those blocks' skip connections). The U-Net stays frozen; the gradient flows through it to the
+    adapters (:class:`FeedbackAdapter`, zero-initialised: before training the features equal
+    :class:`DiffusionUNetBackbone`'s). Every other argument, and the pyramid interface, is the parent's, so the
+    detection and segmentation configs switch DifFeed on by changing the backbone type.
+
+    Args:
+        feedback (Sequence, optional): What is fed back where. Each entry is a decoder layer (diffssl number or
+            submodule name), fed back to its mirror encoder block (the skip connection it concatenates, see
+            :func:`~mmdiff.models.backbones.unet_taps.mirror_encoder_tap`), or an explicit ``(decoder, encoder)``
+            pair at the same stride. None feeds every tapped decoder layer back to its mirror: with
+            ``out_blocks=(24, )`` on the ADM-256 layout, block 24 to block 14 (the published default).
+            Defaults to None.
+        **kwargs: :class:`DiffusionUNetBackbone` arguments.
+
+    Example:
+        >>> import torch
+        >>> self = DifFeedBackbone(arch='adm-tiny', out_strides=None, out_blocks=(24, ))
+        >>> [(decoder.name, encoder.name) for decoder, encoder in self.feedback_pairs]
+        [('up_blocks.1.attentions.1', 'down_blocks.4.attentions.0')]
+        >>> tuple(self(torch.rand(1, 3, 32, 32) * 2 - 1)[0].shape)
+        (1, 64, 2, 2)
+    """
+
+    new_layer_prefixes = DiffusionUNetBackbone.new_layer_prefixes + ('adapters.', )
+
+    def __init__(self, feedback: Optional[Sequence[Union[Block, Tuple[Block, Block]]]] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.feedback_pairs = self._resolve_feedback(feedback)
+        self._feedback_depth = max(decoder.depth for decoder, _ in self.feedback_pairs)
+        self.adapters = nn.ModuleList(
+            FeedbackAdapter(decoder.channels, encoder.channels) for decoder, encoder in self.feedback_pairs)
+        self._sources: List[_TapRecorder] = []
+        self._injectors: List[_FeedbackInjector] = []
+        for decoder, encoder in self.feedback_pairs:
+            self._sources.append(_TapRecorder())
+            self.unet.get_submodule(decoder.name).register_forward_hook(self._sources[-1])
+            self._injectors.append(_FeedbackInjector())
+            self.unet.get_submodule(encoder.name).register_forward_hook(self._injectors[-1])
+        self._unet_needs_grad = True  # the adapters learn through the frozen U-Net's second pass
+
+    def _resolve_feedback(self, feedback) -> List[Tuple[UNetTap, UNetTap]]:
+        if feedback is None:
+            decoders = [tap for tap, _ in self._levels if tap.stage == 'decoder' and tap.kind == 'layer']
+            if not decoders:
+                raise ValueError('feedback=None feeds back the tapped decoder layers, but no output is a decoder '
+                                 'layer; give feedback explicitly')
+            feedback = [tap.name for tap in decoders]
+        if not feedback:
+            raise ValueError('feedback is empty; give at least one decoder block to feed back')
+        pairs = []
+        for entry in feedback:
+            if isinstance(entry, (tuple, list)):
+                if len(entry) != 2:
+                    raise ValueError(f'feedback pair {entry!r} must be (decoder block, encoder block)')
+                decoder, encoder = resolve_taps(self.taps, entry)
+            else:
+                decoder = resolve_taps(self.taps, [entry])[0]
+                encoder = mirror_encoder_tap(self.taps, decoder)
+            if decoder.stage != 'decoder':
+                raise ValueError(f'feedback source {decoder.name!r} is in the {decoder.stage}; feed back a decoder '
+                                 f'block')
+            if encoder.stage != 'encoder' or encoder.kind == 'block':
+                raise ValueError(f'feedback target {encoder.name!r} ({encoder.stage} {encoder.kind}) must be an '
+                                 f'encoder layer, downsampler or conv_in')
+            if decoder.stride != encoder.stride:
+                raise ValueError(f'feedback {decoder.name!r} (stride {decoder.stride}) -> {encoder.name!r} '
+                                 f'(stride {encoder.stride}): the resolutions differ; pair blocks at one stride')
+            pairs.append((decoder, encoder))
+        return pairs
+
+    def _run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor],
+                  depth: Optional[int] = None) -> None:
+        """First pass to the deepest fed-back decoder block, then the second pass with the feedback added."""
+        with torch.no_grad():
+            super()._run_unet(sample, timesteps, context, self._feedback_depth)
+        try:
+            for source, injector, adapter in zip(self._sources, self._injectors, self.adapters):
+                injector.addition = adapter(source.output.float())
+            super()._run_unet(sample, timesteps, context, depth)
+        finally:
+            for source, injector in zip(self._sources, self._injectors):
+                injector.addition = None
+                source.output = None
+
+    def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        """The parent's forward with the two-pass U-Net; see :meth:`DiffusionUNetBackbone.forward`."""
+        for source in self._sources:
+            source.recording = True
+        try:
+            return super().forward(inputs)
+        finally:
+            for source in self._sources:
+                source.recording = False
