@@ -96,12 +96,17 @@ def test_real_configs_run_a_train_step_with_the_tiny_unet(config):
 
     cfg = Config.fromfile(str(config))
     assert cfg.model.backbone.arch == 'adm-256u' and cfg.model.backbone.frozen
-    assert cfg.model.head.in_channels == declared_out_channels(cfg.model.backbone)[-1]
+
+    def head_channels(backbone: dict):  # a fusion head reads every output, the others the last one
+        channels = declared_out_channels(backbone)
+        return channels if cfg.model.head.type == 'DifFormerHead' else channels[-1]
+
+    assert cfg.model.head.in_channels == head_channels(cfg.model.backbone)
     tiny = dict(cfg.model.backbone, arch='adm-tiny', init_cfg=None)
     cfg.merge_from_dict({
         'model.backbone.arch': 'adm-tiny',
         'model.backbone.init_cfg': None,
-        'model.head.in_channels': declared_out_channels(tiny)[-1]
+        'model.head.in_channels': head_channels(tiny)
     })
     import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.default_scope)

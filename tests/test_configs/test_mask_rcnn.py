@@ -28,15 +28,17 @@ def test_neck_channels_match_the_declared_backbone_channels(config):
     assert cfg.model.data_preprocessor.mean == [127.5] * 3 and cfg.model.data_preprocessor.std == [127.5] * 3
 
 
-def test_main_config_with_the_tiny_unet_runs_a_loss_and_a_predict_step():
+@pytest.mark.parametrize('backbone_type', ['DiffusionUNetBackbone', 'DifFeedBackbone'])
+def test_main_config_with_the_tiny_unet_runs_a_loss_and_a_predict_step(backbone_type):
     from mmdet.testing import demo_mm_inputs
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.utils import import_modules_from_strings
 
     cfg = Config.fromfile(str(MAIN_CONFIG))
     assert cfg.model.backbone.arch == 'adm-256u' and cfg.model.backbone.frozen
-    tiny = dict(cfg.model.backbone, arch='adm-tiny', init_cfg=None)
+    tiny = dict(cfg.model.backbone, type=backbone_type, arch='adm-tiny', init_cfg=None)
     cfg.merge_from_dict({
+        'model.backbone.type': backbone_type,  # DifFeed: the pyramid of the feedback pass
         'model.backbone.arch': 'adm-tiny',
         'model.backbone.init_cfg': None,
         'model.neck.in_channels': declared_out_channels(tiny)
@@ -54,6 +56,9 @@ def test_main_config_with_the_tiny_unet_runs_a_loss_and_a_predict_step():
     assert torch.isfinite(total) and all(math.isfinite(value) for value in log_vars.values())
     total.backward()
     assert all(p.grad is None for p in model.backbone.unet.parameters())  # frozen by default
+    if backbone_type == 'DifFeedBackbone':  # every pyramid level is fed back; each adapter learns
+        assert len(model.backbone.adapters) == 4
+        assert all(adapter.gate.grad.abs().sum() > 0 for adapter in model.backbone.adapters)
     model.eval()
     with torch.no_grad():
         data = model.data_preprocessor(packed, False)

@@ -49,7 +49,8 @@ def declared_out_channels(backbone: dict) -> List[int]:
     exists contributes its ``config.json`` files, one that does not is described by ``arch`` and ``vae``.
 
     Args:
-        backbone (dict): The backbone config, ``dict(type='DiffusionUNetBackbone', ...)``.
+        backbone (dict): The backbone config, ``dict(type='DiffusionUNetBackbone', ...)`` (or a subclass such as
+            ``'DifFeedBackbone'``; no type means ``DiffusionUNetBackbone``).
 
     Returns:
         list[int]: Channels per output, in output order.
@@ -65,8 +66,12 @@ def declared_out_channels(backbone: dict) -> List[int]:
         unet_folder(model_dir)  # raises: nothing describes the U-Net
     if kwargs.get('context') is not None:  # the context changes no channel; its file may not exist yet
         kwargs['context'] = dict(type='zero')
+    backbone_class = MODELS.get(backbone.get('type', 'DiffusionUNetBackbone'))
+    if not (isinstance(backbone_class, type) and issubclass(backbone_class, DiffusionUNetBackbone)):
+        raise ValueError(f'declared_out_channels reads configs of DiffusionUNetBackbone or a subclass, got '
+                         f'type={backbone.get("type")!r}')
     with torch.device('meta'):
-        return list(DiffusionUNetBackbone(**kwargs).out_channels)
+        return list(backbone_class(**kwargs).out_channels)
 
 
 @register_module(MODELS)
