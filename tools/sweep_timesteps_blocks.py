@@ -98,7 +98,7 @@ def main() -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
     caches = {split: extract_split(cfg, split, str(work_dir / 'cache' / split), batch_size=args.batch_size,
                                    pool_size=args.pool) for split in ('train', 'val')}
-    labels = {split: torch.from_numpy(np.asarray(caches[split].labels)) for split in ('train', 'val')}
+    labels = {split: torch.from_numpy(np.array(caches[split].labels)) for split in ('train', 'val')}
     accuracy = np.zeros((len(args.blocks), len(args.timesteps)))
     for row, name in enumerate(names):
         level = caches['train'].manifest['taps'].index(name)
