@@ -37,7 +37,7 @@ demo-seg: install
 
 # The papers' finding on real data (docs/digits_evidence.md): pre-train a U-Net on the bundled handwritten digits,
 # save a sample grid, then sweep a linear probe over timesteps x blocks for the pre-trained and the randomly
-# initialised U-Net (and raw pixels) on the same held-out split, and summarise. About 20 minutes on 2 CPU cores.
+# initialised U-Net (and raw pixels) on the same held-out split, and summarise. About 15 minutes on 2 CPU cores.
 evidence-digits: install
 	rm -rf $(DIGITS_WORK)
 	$(PYTHON) tools/train.py $(DIGITS_PRETRAIN) --work-dir $(DIGITS_WORK)/pretrain

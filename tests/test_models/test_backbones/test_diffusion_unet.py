@@ -37,7 +37,7 @@ def test_invalid_arguments():
     # arch: a known preset name, a dict or None
     with pytest.raises(ValueError,
                        match=r"arch='adm-512' is not supported; choose one of "
-                       r"\['adm-256u', 'adm-tiny', 'sd15', 'sd-tiny'\]"):
+                       r"\['adm-256u', 'adm-tiny', 'adm-digits', 'sd15', 'sd-tiny'\]"):
         DiffusionUNetBackbone(arch='adm-512')
     with pytest.raises(TypeError, match='arch must be a preset name'):
         DiffusionUNetBackbone(arch=3)
