@@ -1,15 +1,18 @@
 """Draw images from a DiffusionPretrainer checkpoint and save them as a PNG grid.
 
     python tools/sample_diffusion.py CONFIG CHECKPOINT --out samples.png [--num-images 64] [--sampler ddim]
-        [--steps 50] [--seed 0] [--weights ema|raw] [--device cpu]
+        [--steps 50] [--seed 0] [--weights ema|raw] [--device cpu] [--cfg-options k=v ...]
 
 CONFIG is the pre-training config (its model is a DiffusionPretrainer); the sampler (diffusers' DDIM or DDPM) is
 built from its noise scheduler. A class-conditional U-Net draws the classes in turn; the grid is square.
 """
 import argparse
+
+from mmengine.config import DictAction
 from mmengine.registry import MODELS
 from mmengine.runner.checkpoint import _load_checkpoint
 
+from mmdiff.models import DiffusionPretrainer
 from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, checkpoint_weights
 from mmdiff.utils.diffusion_sampling import SAMPLERS, sample_images, save_image_grid
 from mmdiff.utils.runner_config import enter_config_scope, load_config
@@ -27,12 +30,13 @@ def main() -> None:
     parser.add_argument('--weights', choices=WEIGHT_KINDS, default='ema',
                         help='the run\'s EMA weights (default) or its raw trained weights')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, key=value')
     args = parser.parse_args()
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     enter_config_scope(cfg)
     model = MODELS.build(cfg.model)
-    if not hasattr(model, 'noise_scheduler') or not hasattr(model, 'unet'):
+    if not isinstance(model, DiffusionPretrainer):
         raise ValueError(f'{args.config} builds a {type(model).__name__}; give a pre-training config whose model '
                          f'is a DiffusionPretrainer')
     model.load_state_dict(checkpoint_weights(_load_checkpoint(args.checkpoint, map_location='cpu'), args.weights))

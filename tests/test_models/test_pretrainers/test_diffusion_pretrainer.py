@@ -140,3 +140,12 @@ def test_sampling_tool_writes_a_grid_of_the_expected_size(run_of_4_iters, tmp_pa
     # 6 images of 16x16, 3 per row, 2 rows, 2-pixel borders
     assert cv2.imread(str(out)).shape == (2 * 18 + 2, 3 * 18 + 2, 3)
     assert 'saved 6 samples (ddpm, 3 steps, raw weights)' in result.stdout
+
+
+def test_sampling_tool_refuses_a_config_that_is_not_a_pretraining_one(run_of_4_iters, tmp_path):
+    probe = ROOT / 'configs/linear_probe/linear-probe_adm-digits-b18-t150_digits-16px.py'
+    result = run(['tools/sample_diffusion.py', probe, run_of_4_iters / 'iter_4.pth', '--out', tmp_path / 'g.png',
+                  '--cfg-options', 'model.backbone.init_cfg=None'])
+    assert result.returncode != 0
+    assert 'builds a ImageClassifier; give a pre-training config whose model is a DiffusionPretrainer' in result.stderr
+    assert not (tmp_path / 'g.png').exists()
