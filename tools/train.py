@@ -2,12 +2,16 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
                                  [--launcher {none,pytorch,slurm,mpi}]
+
+Every run gets mmdiff's NonFiniteLossHook: a NaN or infinite loss stops training with a message before a
+checkpoint of the diverged weights is written.
 """
 import argparse
 
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+import mmdiff.engine  # noqa: F401  registers NonFiniteLossHook
 from mmdiff.utils.dataset_check import check_dataloaders
 from mmdiff.utils.runner_config import add_runner_arguments, load_runner_config
 
@@ -19,6 +23,9 @@ def main() -> None:
                         help='resume from this checkpoint, or without a value from the latest in the work dir')
     args = parser.parse_args()
     cfg = load_runner_config(args)
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(hook.get('type') == 'NonFiniteLossHook' for hook in hooks):
+        cfg.custom_hooks = hooks + [dict(type='NonFiniteLossHook')]
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

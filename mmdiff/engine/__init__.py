@@ -1,4 +1,4 @@
-"""Runner extensions: hooks. Imported by the HOOKS registry's ``locations``; needs mmengine only."""
-from .hooks import DiffusionSamplesHook, EvalProgressBarHook
+"""Runner extensions: hooks. Imported by the HOOKS registry's ``locations``."""
+from .hooks import DiffusionSamplesHook, EvalProgressBarHook, NonFiniteLossHook
 
-__all__ = ['DiffusionSamplesHook', 'EvalProgressBarHook']
+__all__ = ['DiffusionSamplesHook', 'EvalProgressBarHook', 'NonFiniteLossHook']

@@ -2,8 +2,6 @@
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +10,10 @@ from mmengine.config import Config
 
 from mmdiff.datasets.synthetic_shapes import SHAPE_CLASSES, make_shapes_dataset
 from mmdiff.models.backbones import declared_out_channels
+from tests.test_utils.detection_demo import DEMO_CONFIG, demo_options, make_demo_shapes, run
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN_CONFIG = ROOT / 'configs' / 'mask_rcnn_diffusion_coco.py'
-DEMO_CONFIG = ROOT / 'configs' / 'mask_rcnn' / 'mask-rcnn_adm-tiny-t10_fpn_demo-shapes.py'
 MMDET_TRAIN = Path(__import__('mmdet').__file__).parent / '.mim' / 'tools' / 'train.py'
 DETECTION_CONFIGS = sorted((ROOT / 'configs').glob('mask_rcnn*.py')) + sorted(
     (ROOT / 'configs' / 'mask_rcnn').glob('*.py'))
@@ -68,44 +66,9 @@ def test_main_config_with_the_tiny_unet_runs_a_loss_and_a_predict_step(backbone_
     assert predictions[0].pred_instances.masks.shape[1:] == (96, 128)
 
 
-def run(args, cwd=ROOT, timeout=900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout)
-
-
-def test_main_config_refuses_a_missing_checkpoint(tmp_path):
-    result = run(['tools/train.py', MAIN_CONFIG, '--work-dir', tmp_path / 'work'])
-    assert result.returncode != 0
-    assert ("backbone checkpoint 'checkpoints/adm-256u_imagenet-uncond.pth' (init_cfg) does not exist"
-            in result.stderr)
-
-
-def test_train_refuses_missing_data_with_the_expected_layout(tmp_path):
-    result = run(['tools/train.py', MAIN_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
-                  'model.backbone.init_cfg=None'])
-    assert result.returncode != 0
-    assert ("train_dataloader: data_root 'data/coco/' does not exist; expected layout:\n"
-            '  data/coco/annotations/instances_train2017.json\n  data/coco/train2017/  (img)') in result.stderr
-
-
 @pytest.fixture(scope='module')
 def shapes_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp('shapes')
-    make_shapes_dataset(str(root), num_train=8, num_val=4, image_size=64, max_objects=3, seed=3)
-    return root
-
-
-def demo_options(root: Path, iters: int = 2) -> list:
-    """cfg-options pointing the demo config at ``root`` with a short, single-process schedule."""
-    options = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-               f'default_hooks.checkpoint.interval={iters}', 'param_scheduler.0.end=1',
-               'param_scheduler.1.begin=1', f'param_scheduler.1.end={iters}',
-               f'val_evaluator.ann_file={root}/annotations/instances_val.json',
-               f'test_evaluator.ann_file={root}/annotations/instances_val.json']
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        options += [f'{loader}.dataset.data_root={root}/', f'{loader}.batch_size=2', f'{loader}.num_workers=0',
-                    f'{loader}.persistent_workers=False']
-    return options
+    return make_demo_shapes(tmp_path_factory.mktemp('shapes'))
 
 
 def metrics(log: str, prefix: str = 'coco') -> dict:

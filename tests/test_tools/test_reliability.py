@@ -1,0 +1,77 @@
+"""Reliability of training runs: nothing from the network, identical seeded runs, a stop at a non-finite loss."""
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.test_utils.detection_demo import DEMO_CONFIG, demo_options, make_demo_shapes, run
+
+# Installed before the tool runs: any connection or name lookup raises, naming what was attempted.
+NETWORK_GUARD = '''
+import runpy, socket, sys
+def refuse(*args, **kwargs):
+    raise RuntimeError(f'network access attempted: {args[1:] or args}')
+socket.socket.connect = socket.socket.connect_ex = refuse
+socket.create_connection = socket.getaddrinfo = refuse
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+'''
+
+
+@pytest.fixture(scope='module')
+def shapes_root(tmp_path_factory) -> Path:
+    return make_demo_shapes(tmp_path_factory.mktemp('shapes'))
+
+
+def offline_env() -> dict:
+    return dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', HF_DATASETS_OFFLINE='1')
+
+
+def iteration_losses(log: str) -> list:
+    return re.findall(r'Iter\(train\) \[\s*(\d+)/\d+\].*?loss: ([\d.]+)', log)
+
+
+def test_the_guard_refuses_network_access(tmp_path):
+    probe = tmp_path / 'probe.py'
+    probe.write_text('import urllib.request\nurllib.request.urlopen("http://example.com", timeout=5)\n')
+    result = run(['-c', NETWORK_GUARD, probe], env=offline_env())
+    assert result.returncode != 0 and 'network access attempted' in result.stderr
+
+
+def test_demo_trains_and_tests_without_the_network(shapes_root, tmp_path):
+    work = tmp_path / 'work'
+    trained = run(['-c', NETWORK_GUARD, 'tools/train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options',
+                   *demo_options(shapes_root)], env=offline_env())
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    tested = run(['-c', NETWORK_GUARD, 'tools/test.py', DEMO_CONFIG, work / 'iter_2.pth', '--work-dir', work,
+                  '--cfg-options', *demo_options(shapes_root)], env=offline_env())
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert 'network access attempted' not in trained.stderr + tested.stderr
+    assert 'coco/bbox_mAP' in tested.stdout + tested.stderr
+
+
+def test_two_seeded_runs_log_identical_losses(shapes_root, tmp_path):
+    options = [*demo_options(shapes_root, iters=3), 'default_hooks.logger.interval=1', 'randomness.seed=7',
+               'randomness.deterministic=True']
+    logs = []
+    for name in ('first', 'second'):
+        result = run(['tools/train.py', DEMO_CONFIG, '--work-dir', tmp_path / name, '--cfg-options', *options])
+        assert result.returncode == 0, result.stderr[-3000:]
+        logs.append(iteration_losses(result.stdout + result.stderr))
+    assert [iteration for iteration, _ in logs[0]] == ['1', '2', '3']
+    assert logs[0] == logs[1]
+
+
+def test_a_non_finite_loss_stops_training_before_a_checkpoint(shapes_root, tmp_path):
+    work = tmp_path / 'work'
+    result = run(['tools/train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options',
+                  *demo_options(shapes_root, iters=4), 'default_hooks.checkpoint.interval=1',
+                  'optim_wrapper.optimizer.lr=1e38', 'optim_wrapper.clip_grad=None'])
+    assert result.returncode != 0
+    stopped = re.search(r'training stopped at iteration (\d+): the loss is (nan|inf)', result.stderr)
+    assert stopped, result.stderr[-3000:]
+    diverged = int(stopped.group(1))
+    saved = sorted(path.name for path in work.glob('iter_*.pth'))
+    assert saved == [f'iter_{i}.pth' for i in range(1, diverged)]  # only the checkpoints of finite losses
+    assert 'no checkpoint was written from this state' in result.stderr
