@@ -66,6 +66,21 @@ def test_main_config_with_the_tiny_unet_runs_a_loss_and_a_predict_step(backbone_
     assert predictions[0].pred_instances.masks.shape[1:] == (96, 128)
 
 
+def test_main_config_refuses_a_missing_checkpoint(tmp_path):
+    result = run(['tools/train.py', MAIN_CONFIG, '--work-dir', tmp_path / 'work'])
+    assert result.returncode != 0
+    assert ("backbone checkpoint 'checkpoints/adm-256u_imagenet-uncond.pth' (init_cfg) does not exist"
+            in result.stderr)
+
+
+def test_train_refuses_missing_data_with_the_expected_layout(tmp_path):
+    result = run(['tools/train.py', MAIN_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
+                  'model.backbone.init_cfg=None'])
+    assert result.returncode != 0
+    assert ("train_dataloader: data_root 'data/coco/' does not exist; expected layout:\n"
+            '  data/coco/annotations/instances_train2017.json\n  data/coco/train2017/  (img)') in result.stderr
+
+
 @pytest.fixture(scope='module')
 def shapes_root(tmp_path_factory) -> Path:
     return make_demo_shapes(tmp_path_factory.mktemp('shapes'))
