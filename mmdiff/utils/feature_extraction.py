@@ -64,22 +64,23 @@ def preprocessed_pixels(cfg: Config, split: str, batch_size: int = 64) -> Tuple[
     """
     dataset, _ = build_split_dataset(cfg, split)
     preprocessor = MODELS.build(dict(dict(type='ClsDataPreprocessor'), **cfg.model.get('data_preprocessor', {})))
-    images, labels = [], []
-    for start in range(0, len(dataset), batch_size):
-        samples = [dataset[index] for index in range(start, min(start + batch_size, len(dataset)))]
-        data = preprocessor(pseudo_collate(samples), False)
-        images.append(data['inputs'].float())
-        labels.append(torch.cat([sample.gt_label for sample in data['data_samples']]))
-    return torch.cat(images), torch.cat(labels)
+    batches = [preprocessed_batch(preprocessor, dataset, range(start, min(start + batch_size, len(dataset))))
+               for start in range(0, len(dataset), batch_size)]
+    return torch.cat([images.float() for images, _ in batches]), torch.cat([labels for _, labels in batches])
+
+
+def preprocessed_batch(preprocessor: nn.Module, dataset: Sequence, indices: Sequence[int]) -> Tuple[Tensor, Tensor]:
+    """Collate the samples at ``indices`` and preprocess them: ``(inputs (N, C, H, W), labels (N,))``."""
+    data = preprocessor(pseudo_collate([dataset[index] for index in indices]), False)
+    return data['inputs'], torch.cat([sample.gt_label for sample in data['data_samples']])
 
 
 def classifier_batch_features(model: nn.Module, dataset: Sequence) -> BatchFunction:
     """A batch function for :func:`extract_to_cache`: preprocess the samples and run the model's backbone."""
 
     def batch_features(indices: Sequence[int]) -> Tuple[Sequence[Tensor], Tensor]:
-        data = model.data_preprocessor(pseudo_collate([dataset[index] for index in indices]), False)
-        labels = torch.cat([sample.gt_label for sample in data['data_samples']])
-        return model.backbone(data['inputs']), labels
+        inputs, labels = preprocessed_batch(model.data_preprocessor, dataset, indices)
+        return model.backbone(inputs), labels
 
     return batch_features
 
