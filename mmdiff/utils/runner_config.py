@@ -5,10 +5,13 @@ config's ``default_scope`` decides which package's registries the runner uses, a
 mmdiff.
 """
 import argparse
+import atexit
 import os
 import os.path as osp
 from typing import Optional
 
+import torch
+import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
@@ -58,4 +61,27 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.launcher == 'pytorch' and not torch.cuda.is_available():
+        init_cpu_distributed(cfg)
     return cfg
+
+
+def init_cpu_distributed(cfg: Config) -> None:
+    """Start a torchrun job's process group with gloo on a machine without CUDA, and wrap the model for it.
+
+    mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device`` before it joins the group, and its default
+    ``MMDistributedDataParallel`` pins ``device_ids=[LOCAL_RANK]``; both need a GPU. The runner joins no group
+    when one exists, so starting it here lets the same configs train and test on CPU processes (tests, laptops).
+    Parameters that do not require grad (a frozen U-Net) get no DDP gradient buckets either way.
+    """
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+        # gloo's threads abort the interpreter ('terminate called without an active exception') if the group
+        # outlives it
+        atexit.register(torch_dist.destroy_process_group)
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper.update(device_ids=None)
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper

@@ -415,11 +415,21 @@ class DiffusionUNetBackbone(BaseModule):
 
     # ----------------------------------------------------------------------------------------------- training
     def _unused_unet_modules(self) -> List[nn.Module]:
-        """U-Net modules the truncated forward never runs (their parameters never get a gradient)."""
+        """U-Net modules no output depends on (their parameters never get a gradient).
+
+        These are the blocks the truncated forward never runs, and inside the deepest block that runs the layers
+        after its last tapped one (e.g. the upsampler behind a stride-4 tap). Left trainable, they would make DDP
+        wait for gradients that never come.
+        """
         blocks = [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]
         blocks = [block for block in blocks if block is not None]
         tail = [self.unet.conv_norm_out, self.unet.conv_out]
-        return blocks[self._depth:] + [module for module in tail if module is not None]
+        last_tapped = max(self.taps.index(tap) for tap, _ in self._levels)
+        after_last_tap = [
+            self.unet.get_submodule(tap.name) for tap in self.taps[last_tapped + 1:]
+            if tap.depth == self._depth and tap.kind in ('layer', 'resample')
+        ]
+        return blocks[self._depth:] + after_last_tap + [module for module in tail if module is not None]
 
     def _freeze(self) -> None:
         """Freeze the VAE encoder, and the whole U-Net when ``frozen`` or else the part the forward skips."""

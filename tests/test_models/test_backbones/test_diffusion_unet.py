@@ -322,9 +322,21 @@ def test_finetuning_gradients_flow_to_the_used_blocks_only():
     used = [backbone.unet.conv_in, backbone.unet.time_embedding, *backbone.unet.down_blocks, backbone.unet.mid_block,
             backbone.unet.up_blocks[0], backbone.unet.up_blocks[1].resnets[0]]
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for module in used for p in module.parameters())
-    # blocks after the last tap never run: frozen, so DDP sees no unused trainable parameters
-    skipped = [*backbone.unet.up_blocks[2:], backbone.unet.conv_out]
+    # blocks after the last tap never run, and layers after it in its block feed no output: all frozen
+    skipped = [*backbone.unet.up_blocks[2:], backbone.unet.conv_out, backbone.unet.up_blocks[1].attentions[2],
+               backbone.unet.up_blocks[1].upsamplers[0]]
     assert all(not p.requires_grad and p.grad is None for module in skipped for p in module.parameters())
+
+
+@pytest.mark.parametrize('outputs', [dict(), dict(out_strides=None, out_blocks=(24, )),
+                                     dict(out_strides=None, out_blocks=('up_blocks.2.resnets.0', 13))])
+def test_finetuning_every_trainable_parameter_gets_a_gradient(outputs):
+    # DDP (find_unused_parameters=False) waits for a gradient of every parameter that requires one
+    backbone = DiffusionUNetBackbone(arch=TINY, frozen=False, **outputs)
+    backbone.train()
+    sum(f.sum() for f in backbone(images(1, 32, 32))).backward()
+    starved = [name for name, p in backbone.named_parameters() if p.requires_grad and p.grad is None]
+    assert starved == []
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
