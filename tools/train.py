@@ -3,15 +3,16 @@
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
                                  [--launcher {none,pytorch,slurm,mpi}]
 
-Every run gets mmdiff's NonFiniteLossHook: a NaN or infinite loss stops training with a message before a
-checkpoint of the diverged weights is written.
+Every run gets two of mmdiff's hooks: NonFiniteLossHook (a NaN or infinite loss stops training with a message
+before a checkpoint of the diverged weights is written) and RandomStateHook (checkpoints keep the random
+generators' states, so a killed run resumed with --resume continues as if it had never stopped).
 """
 import argparse
 
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import mmdiff.engine  # noqa: F401  registers NonFiniteLossHook
+import mmdiff.engine  # noqa: F401  registers NonFiniteLossHook and RandomStateHook
 from mmdiff.utils.dataset_check import check_dataloaders
 from mmdiff.utils.runner_config import add_runner_arguments, load_runner_config
 
@@ -24,8 +25,10 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_runner_config(args)
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(hook.get('type') == 'NonFiniteLossHook' for hook in hooks):
-        cfg.custom_hooks = hooks + [dict(type='NonFiniteLossHook')]
+    for hook_type in ('NonFiniteLossHook', 'RandomStateHook'):
+        if not any(hook.get('type') == hook_type for hook in hooks):
+            hooks.append(dict(type=hook_type))
+    cfg.custom_hooks = hooks
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

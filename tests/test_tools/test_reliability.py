@@ -1,11 +1,17 @@
-"""Reliability of training runs: nothing from the network, identical seeded runs, a stop at a non-finite loss."""
+"""Reliability of training runs: nothing from the network, identical seeded runs, a stop at a non-finite loss,
+a killed run resumed to the same result."""
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from tests.test_utils.detection_demo import DEMO_CONFIG, demo_options, make_demo_shapes, run
+from tests.test_utils.detection_demo import DEMO_CONFIG, ROOT, demo_options, make_demo_shapes, run
 
 # Installed before the tool runs: any connection or name lookup raises, naming what was attempted.
 NETWORK_GUARD = '''
@@ -75,3 +81,45 @@ def test_a_non_finite_loss_stops_training_before_a_checkpoint(shapes_root, tmp_p
     saved = sorted(path.name for path in work.glob('iter_*.pth'))
     assert saved == [f'iter_{i}.pth' for i in range(1, diverged)]  # only the checkpoints of finite losses
     assert 'no checkpoint was written from this state' in result.stderr
+
+
+def test_a_killed_run_resumes_to_the_weights_and_metrics_of_an_uninterrupted_one(shapes_root, tmp_path):
+    """SIGKILL (no clean stop) after a checkpoint, then ``--resume``: the end is bitwise the uninterrupted run's."""
+    options = [*demo_options(shapes_root, iters=6), 'default_hooks.checkpoint.interval=1', 'train_cfg.val_interval=3',
+               'train_dataloader.num_workers=1', 'train_dataloader.persistent_workers=True', 'randomness.seed=3',
+               'randomness.deterministic=True']
+
+    def train(work_dir: Path, *extra: str) -> list:
+        return [sys.executable, 'tools/train.py', str(DEMO_CONFIG), '--work-dir', str(work_dir), *extra,
+                '--cfg-options', *options]
+
+    uninterrupted = subprocess.run(train(tmp_path / 'uninterrupted'), capture_output=True, text=True, cwd=ROOT,
+                                   timeout=900)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+
+    work = tmp_path / 'killed'
+    process = subprocess.Popen(train(work), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    last_checkpoint = work / 'last_checkpoint'
+    try:
+        while process.poll() is None and not (last_checkpoint.is_file() and 'iter_' in last_checkpoint.read_text()):
+            time.sleep(0.02)
+        assert process.poll() is None, 'the run ended before it could be killed'
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    killed_at = int(re.search(r'iter_(\d+)\.pth', last_checkpoint.read_text()).group(1))
+    assert killed_at < 6
+
+    resumed = subprocess.run(train(work, '--resume'), capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f'resumed epoch: 0, iter: {killed_at}' in resumed.stdout + resumed.stderr
+
+    weights = [torch.load(run_dir / 'iter_6.pth', map_location='cpu', weights_only=False)['state_dict']
+               for run_dir in (tmp_path / 'uninterrupted', work)]
+    assert weights[0].keys() == weights[1].keys()
+    differing = [name for name in weights[0] if not torch.equal(weights[0][name], weights[1][name])]
+    assert differing == []
+    metrics = [re.findall(r'Iter\(val\) \[\d+/\d+\]\s+(coco/bbox_mAP: .*?segm_mAP_l: \S+)', result.stdout + result.stderr)[-1]
+               for result in (uninterrupted, resumed)]
+    assert metrics[0] == metrics[1]

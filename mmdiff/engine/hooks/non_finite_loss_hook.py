@@ -2,6 +2,7 @@
 import math
 from typing import Optional
 
+import torch
 from mmengine.hooks import Hook
 
 from mmdiff.registry import HOOKS, register_module
@@ -21,7 +22,8 @@ class NonFiniteLossHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         if not outputs or 'loss' not in outputs:
             return
-        loss = float(outputs['loss'])
+        loss = outputs['loss']
+        loss = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
         if math.isfinite(loss):
             return
         learning_rates = {name: values[0] for name, values in runner.optim_wrapper.get_lr().items()}
