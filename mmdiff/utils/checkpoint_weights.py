@@ -1,5 +1,5 @@
 """Choosing between the EMA and the raw weights of an mmengine checkpoint."""
-from typing import Dict
+from typing import Dict, Mapping, Tuple
 
 from torch import Tensor
 
@@ -28,3 +28,28 @@ def checkpoint_weights(checkpoint: dict, weights: str = 'ema') -> Dict[str, Tens
         return {key[len('module.'):]: value for key, value in checkpoint['ema_state_dict'].items()
                 if key.startswith('module.')}
     return checkpoint['state_dict']
+
+
+def check_weights_fit(own: Mapping[str, Tensor], state: Mapping[str, Tensor], checkpoint: str, target: str,
+                      may_miss: Tuple[str, ...] = ()) -> None:
+    """Raise unless ``state`` has every weight of ``own``, with its shape, and nothing else.
+
+    Args:
+        own (Mapping[str, Tensor]): The model's state dict.
+        state (Mapping[str, Tensor]): The checkpoint's weights.
+        checkpoint (str): The checkpoint's path, for the message.
+        target (str): What the weights are for, for the message (e.g. ``'this backbone'``).
+        may_miss (tuple[str]): Prefixes of model keys the checkpoint may lack (new layers). Defaults to ().
+
+    Raises:
+        ValueError: Naming how many keys are missing, unexpected or misshaped, with the first few of each.
+    """
+    missing = sorted(key for key in own.keys() - state.keys() if not key.startswith(may_miss))
+    unexpected = sorted(state.keys() - own.keys())
+    mismatched = [f'{key}: checkpoint {tuple(state[key].shape)} vs model {tuple(own[key].shape)}'
+                  for key in sorted(own.keys() & state.keys()) if state[key].shape != own[key].shape]
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            f'checkpoint {checkpoint!r} does not fit {target}: {len(missing)} missing keys {missing[:5]}, '
+            f'{len(unexpected)} unexpected keys {unexpected[:5]}, {len(mismatched)} shape mismatches '
+            f'{mismatched[:5]}; was it saved for another arch?')

@@ -1,7 +1,7 @@
 """Check a config's dataset paths and class list before a runner starts, with messages that show the layout."""
 import json
 import os.path as osp
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional, Sequence
 
 
 def _prefixes(dataset: dict) -> Dict[str, str]:
@@ -42,11 +42,26 @@ def check_dataset(dataset: dict, split: str) -> None:
         if prefix and not osp.isdir(osp.join(root, prefix)):
             raise FileNotFoundError(f'{split}: {key} folder {osp.join(root, prefix)!r} does not exist; '
                                     f'{_expected_layout(dataset)}')
-    classes = (dataset.get('metainfo') or {}).get('classes')
-    if ann_file is not None and ann_file.endswith('.json') and classes:
-        with open(ann_file) as f:
-            categories: List[str] = [category['name'] for category in json.load(f).get('categories', [])]
-        missing = [name for name in classes if name not in categories]
+    if ann_file is None:
+        return
+    if osp.getsize(ann_file) == 0:
+        raise ValueError(f'{split}: annotation file {ann_file!r} is empty')
+    if ann_file.endswith('.json'):
+        _check_coco_annotations(ann_file, split, (dataset.get('metainfo') or {}).get('classes'))
+
+
+def _check_coco_annotations(ann_file: str, split: str, classes: Optional[Sequence[str]]) -> None:
+    """A COCO-style file must parse, list images, and have a category for each of the config's classes."""
+    with open(ann_file) as f:
+        try:
+            annotations = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f'{split}: annotation file {ann_file!r} is not valid JSON ({error})') from None
+    if isinstance(annotations, dict) and 'images' in annotations:
+        if not annotations['images']:
+            raise ValueError(f'{split}: annotation file {ann_file!r} lists no images')
+        categories: List[str] = [category['name'] for category in annotations.get('categories', [])]
+        missing = [name for name in classes or () if name not in categories]
         if missing:
             raise ValueError(f'{split}: classes {missing} of the config are not categories of {ann_file!r}, '
                              f'which has {categories}; make metainfo.classes match the annotations')

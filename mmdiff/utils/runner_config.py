@@ -16,6 +16,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
+from .model_check import check_model_arguments
+
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments both tools take: config, work dir, AMP, config overrides and the launcher."""
@@ -50,9 +52,11 @@ def enter_config_scope(cfg: Config) -> None:
 
 
 def load_runner_config(args: argparse.Namespace) -> Config:
-    """Read the config and apply what the command line overrides."""
+    """Read the config, apply what the command line overrides, and check the model's arguments."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     cfg = load_config(args.config, args.cfg_options)
+    enter_config_scope(cfg)
+    check_model_arguments(cfg)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -14,7 +14,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
-from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, checkpoint_weights
+from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, check_weights_fit, checkpoint_weights
 from .feature_info import FeatureLevel
 from .fixed_noise import FixedNoise
 from .latent_context import CONTEXT_TYPES, LatentContext
@@ -397,15 +397,7 @@ class DiffusionUNetBackbone(BaseModule):
         if prefix:
             state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
         own = self.state_dict()
-        missing = sorted(key for key in own.keys() - state.keys() if not key.startswith(self.new_layer_prefixes))
-        unexpected = sorted(state.keys() - own.keys())
-        mismatched = [f'{key}: checkpoint {tuple(state[key].shape)} vs model {tuple(own[key].shape)}'
-                      for key in sorted(own.keys() & state.keys()) if state[key].shape != own[key].shape]
-        if missing or unexpected or mismatched:
-            raise ValueError(
-                f'checkpoint {self.init_cfg["checkpoint"]!r} does not fit this backbone: {len(missing)} missing '
-                f'keys {missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}, {len(mismatched)} '
-                f'shape mismatches {mismatched[:5]}; was it saved for another arch?')
+        check_weights_fit(own, state, self.init_cfg['checkpoint'], 'this backbone', self.new_layer_prefixes)
         self.load_state_dict(state, strict=False)
         fresh = sorted(own.keys() - state.keys())
         kind = f'{weights} ' if 'ema_state_dict' in checkpoint else ''
