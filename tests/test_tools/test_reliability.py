@@ -98,14 +98,16 @@ def test_a_killed_run_resumes_to_the_weights_and_metrics_of_an_uninterrupted_one
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
 
     work = tmp_path / 'killed'
-    process = subprocess.Popen(train(work), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    # its own process group, so that the kill takes the dataloader worker too, as when a node dies
+    process = subprocess.Popen(train(work), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+                               start_new_session=True)
     last_checkpoint = work / 'last_checkpoint'
     try:
         while process.poll() is None and not (last_checkpoint.is_file() and 'iter_' in last_checkpoint.read_text()):
             time.sleep(0.02)
         assert process.poll() is None, 'the run ended before it could be killed'
-        process.send_signal(signal.SIGKILL)
     finally:
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
     killed_at = int(re.search(r'iter_(\d+)\.pth', last_checkpoint.read_text()).group(1))
