@@ -139,12 +139,12 @@ class DifFeedBackbone(DiffusionUNetBackbone):
                 injector.addition = None
                 source.output = None
 
-    def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+    def forward(self, inputs: Tensor, timesteps: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
         """The parent's forward with the two-pass U-Net; see :meth:`DiffusionUNetBackbone.forward`."""
         for source in self._sources:
             source.recording = True
         try:
-            return super().forward(inputs)
+            return super().forward(inputs, timesteps)
         finally:
             for source in self._sources:
                 source.recording = False

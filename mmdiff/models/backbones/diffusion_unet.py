@@ -471,11 +471,30 @@ class DiffusionUNetBackbone(BaseModule):
                     f'127.5), but the first batch spans [{low.item():.2f}, {high.item():.2f}]; this is checked '
                     f'once', stacklevel=2)
 
-    def _noised(self, images: Tensor) -> Tuple[Tensor, Tensor]:
-        """Stack draws x timesteps x images and noise them: (K*T*N, C, H, W) samples and (K*T*N,) steps."""
-        draws, steps = self.num_noise_draws, len(self.timesteps)
+    def _check_per_image_timesteps(self, timesteps: Tensor, num_images: int) -> Tensor:
+        if len(self.timesteps) != 1:
+            raise ValueError(f'per-image timesteps need a backbone configured with one timestep (its channels are '
+                             f'declared for that many), got timesteps={tuple(self.timesteps)}')
+        if timesteps.shape != (num_images, ) or timesteps.dtype.is_floating_point:
+            raise ValueError(f'per-image timesteps must be {num_images} integers, one per image, got a '
+                             f'{timesteps.dtype} tensor of shape {tuple(timesteps.shape)}')
+        outside = timesteps[(timesteps < 0) | (timesteps >= self.num_train_timesteps)]
+        if len(outside):
+            raise ValueError(f'timestep {int(outside[0])} is outside the scheduler\'s range '
+                             f'[0, {self.num_train_timesteps})')
+        return timesteps.long()
+
+    def _noised(self, images: Tensor, per_image: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Stack draws x timesteps x images and noise them: (K*T*N, C, H, W) samples and (K*T*N,) steps.
+
+        ``per_image`` ``(N,)`` replaces the configured timesteps with one step per image (T = 1).
+        """
+        draws, steps, num_images = self.num_noise_draws, len(self.timesteps), images.shape[0]
         clean = images.float().unsqueeze(0).unsqueeze(0).expand(draws, steps, *images.shape)
-        timesteps = self._timesteps.view(1, steps, 1).expand(draws, steps, images.shape[0]).reshape(-1)
+        if per_image is None:
+            timesteps = self._timesteps.view(1, steps, 1).expand(draws, steps, num_images).reshape(-1)
+        else:
+            timesteps = per_image.to(images.device).view(1, 1, num_images).expand(draws, 1, num_images).reshape(-1)
         if self.noise_mode == 'none':
             return clean.reshape(-1, *images.shape[1:]), timesteps
         if self.noise_mode == 'fixed':
@@ -559,11 +578,14 @@ class DiffusionUNetBackbone(BaseModule):
             return self.projections[index](feature.flatten(0, 1)).unflatten(0, feature.shape[:2])
         return self.projections[index](feature)
 
-    def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+    def forward(self, inputs: Tensor, timesteps: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
         """Noise the images, run the U-Net to the last tap and return the pyramid.
 
         Args:
             inputs (Tensor): Images ``(N, C, H, W)`` normalised to [-1, 1]; any H and W.
+            timesteps (Tensor, optional): One noise step per image ``(N,)``, in place of the configured one (e.g.
+                drawn by RepFusion's timestep policy); needs a backbone configured with a single timestep.
+                Defaults to None.
 
         Returns:
             tuple[Tensor]: One tensor per :attr:`feature_info` entry, by increasing stride:
@@ -571,6 +593,8 @@ class DiffusionUNetBackbone(BaseModule):
             ``timestep_fusion='stack'``.
         """
         self._check_inputs(inputs)
+        if timesteps is not None:
+            timesteps = self._check_per_image_timesteps(timesteps, inputs.shape[0])
         size = inputs.shape[-2:]
         # 1. pad to a multiple of the U-Net's total downsampling, so skip connections line up
         pad_h = -size[0] % self.downsample_factor
@@ -581,7 +605,7 @@ class DiffusionUNetBackbone(BaseModule):
             with torch.no_grad():
                 images = self.vae_encoder(images.float())
         # 3. noise every image to every timestep (and every draw) in one batch
-        sample, timesteps = self._noised(images)
+        sample, timesteps = self._noised(images, timesteps)
         if self.channels_last:
             sample = sample.contiguous(memory_format=torch.channels_last)
         context = None if self.context is None else self.context(sample.shape[0])
