@@ -134,6 +134,30 @@ UNET_PRESETS = {
         num_head_channels=32,
         learn_sigma=False,
         norm_num_groups=16),
+    # guided-diffusion's class-conditional ImageNet 64x64 model, RepFusion's Tiny-ImageNet teacher scale
+    'adm-64':
+    adm_unet_config(
+        image_size=64,
+        model_channels=192,
+        channel_mult=(1, 2, 3, 4),
+        num_res_blocks=3,
+        attention_resolutions=(32, 16, 8),
+        num_classes=1000),
+    # Ho et al.'s CIFAR-10 DDPM (diffusers' google/ddpm-cifar10-32 layout), RepFusion's CIFAR-10 teacher
+    'ddpm-cifar10':
+    dict(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=2,
+        block_out_channels=(128, 256, 256, 256),
+        down_block_types=('DownBlock2D', 'AttnDownBlock2D', 'DownBlock2D', 'DownBlock2D'),
+        up_block_types=('UpBlock2D', 'UpBlock2D', 'AttnUpBlock2D', 'UpBlock2D'),
+        attention_head_dim=None,
+        norm_eps=1e-6,
+        downsample_padding=0,
+        flip_sin_to_cos=False,
+        freq_shift=1),
 }
 
 

@@ -1,0 +1,10 @@
+# Distil, then fine-tune for detection: mmdet's Mask R-CNN with a ResNet-18 FPN, the ResNet-18 starting from the
+# student that configs/repfusion/repfusion_adm-64-policy_resnet18_tiny-imagenet.py distilled from the ADM-64 U-Net
+# (python tools/export_student.py <distillation checkpoint> --out checkpoints/repfusion_adm-64_resnet18.pth).
+_base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py']
+student = 'checkpoints/repfusion_adm-64_resnet18.pth'
+model = dict(
+    # the student learnt on images in [-1, 1]
+    data_preprocessor=dict(mean=[127.5] * 3, std=[127.5] * 3, bgr_to_rgb=True),
+    backbone=dict(depth=18, init_cfg=dict(type='Pretrained', checkpoint=student, prefix='backbone.')),
+    neck=dict(in_channels=[64, 128, 256, 512]))

@@ -1,0 +1,28 @@
+# RepFusion on CIFAR-10 (the paper's setting): Ho et al.'s 32x32 DDPM from a local diffusers folder (the
+# google/ddpm-cifar10-32 pipeline, downloaded beforehand: mmdiff never fetches weights), seen on the clean image with
+# the time embedding of a policy-drawn t < 100, its 'up_blocks.0' output (stride 4, 256 channels) distilled into a
+# CIFAR ResNet-18 for 100 epochs (39,100 iterations of 128). Then export the student (tools/export_student.py) and
+# fine-tune it with configs/repfusion/resnet18-cifar_cifar10_finetune-repfusion.py.
+_base_ = [
+    '../_base_/models/repfusion_resnet18-cifar.py',
+    'mmpretrain::_base_/datasets/cifar10_bs16.py',
+    '../_base_/schedules/repfusion-distill_iters.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+model = dict(
+    # CIFAR-10 images load as RGB already
+    data_preprocessor=dict(to_rgb=False),
+    teacher=dict(arch=None, model_dir='checkpoints/ddpm-cifar10-32', timesteps=(10, ), out_blocks=('up_blocks.0', )),
+    timestep_policy=dict(timesteps=list(range(100))),
+    num_classes=10)
+max_iters = 39100
+train_dataloader = dict(batch_size=128, sampler=dict(type='InfiniteSampler', shuffle=True))
+train_cfg = dict(max_iters=max_iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=500),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=500, end=max_iters, eta_min=1e-5),
+]
+val_dataloader, val_cfg, val_evaluator = None, None, None
+test_dataloader, test_cfg, test_evaluator = None, None, None
+default_hooks = dict(logger=dict(interval=100), checkpoint=dict(by_epoch=False, interval=3910, max_keep_ckpts=2))
+randomness = dict(seed=0)

@@ -1,0 +1,14 @@
+# Fine-tune the RepFusion-distilled CIFAR ResNet-18 on CIFAR-10 with mmpretrain's standard 200-epoch recipe
+# (resnet18_8xb16_cifar10 on one process of 128). Without the init_cfg it is the from-scratch baseline.
+_base_ = [
+    'mmpretrain::_base_/models/resnet18_cifar.py',
+    'mmpretrain::_base_/datasets/cifar10_bs16.py',
+    'mmpretrain::_base_/schedules/cifar10_bs128.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+student = 'work_dirs/repfusion_cifar10/student.pth'  # tools/export_student.py wrote it
+# the student was distilled on images in [-1, 1]; fine-tune on the same inputs
+model = dict(
+    data_preprocessor=dict(type='ClsDataPreprocessor', mean=[127.5] * 3, std=[127.5] * 3, to_rgb=False),
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=student, prefix='backbone.')))
+train_dataloader = dict(batch_size=128)
