@@ -83,6 +83,22 @@ def test_diffeed_with_zero_adapters_reproduces_the_plain_features_exactly():
     assert not torch.equal(feedback(images)[0], plain(images)[0])
 
 
+def test_diffeed_feeds_back_a_layer_deeper_than_its_outputs_into_a_tapped_block():
+    """The feedback pass runs on past the last output (to block 24); the second pass ends at the output, block 14,
+    which is also where the feedback is added: the output includes it."""
+    kwargs = dict(arch='adm-tiny', out_strides=None, out_blocks=(14, ))
+    torch.manual_seed(0)
+    feedback = DifFeedBackbone(feedback=(24, ), **kwargs)
+    plain = DiffusionUNetBackbone(**kwargs)
+    plain.load_state_dict({k: v for k, v in feedback.state_dict().items() if not k.startswith('adapters.')})
+    assert [(d.diffssl_index, e.diffssl_index) for d, e in feedback.feedback_pairs] == [(24, 14)]
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.equal(feedback(images)[0], plain(images)[0])
+    with torch.no_grad():
+        feedback.adapters[0].gate.fill_(1.0)
+    assert not torch.equal(feedback(images)[0], plain(images)[0])
+
+
 def test_diffeed_training_step_updates_only_adapters_and_head():
     from mmpretrain.structures import DataSample
     model = build_classifier(DIFFEED_DEMO)

@@ -83,16 +83,19 @@ class DifFeedBackbone(DiffusionUNetBackbone):
     def __init__(self, feedback: Optional[Sequence[Union[Block, Tuple[Block, Block]]]] = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.feedback_pairs = self._resolve_feedback(feedback)
-        self._feedback_depth = max(decoder.depth for decoder, _ in self.feedback_pairs)
+        self._feedback_tap = max((decoder for decoder, _ in self.feedback_pairs), key=self.taps.index)
         self.adapters = nn.ModuleList(
             FeedbackAdapter(decoder.channels, encoder.channels) for decoder, encoder in self.feedback_pairs)
         self._sources: List[_TapRecorder] = []
         self._injectors: List[_FeedbackInjector] = []
+        # prepended, so they act before the parent's hooks on the same module: an output recorded where feedback
+        # is injected includes it, and a pass that ends at a fed-back layer records it first
         for decoder, encoder in self.feedback_pairs:
             self._sources.append(_TapRecorder())
-            self.unet.get_submodule(decoder.name).register_forward_hook(self._sources[-1])
+            self.unet.get_submodule(decoder.name).register_forward_hook(self._sources[-1], prepend=True)
             self._injectors.append(_FeedbackInjector())
-            self.unet.get_submodule(encoder.name).register_forward_hook(self._injectors[-1])
+            self.unet.get_submodule(encoder.name).register_forward_hook(self._injectors[-1], prepend=True)
+        self._add_pass_end(self._feedback_tap)
         self._unet_needs_grad = True  # the adapters learn through the frozen U-Net's second pass
 
     def _resolve_feedback(self, feedback) -> List[Tuple[UNetTap, UNetTap]]:
@@ -126,14 +129,14 @@ class DifFeedBackbone(DiffusionUNetBackbone):
         return pairs
 
     def _run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor],
-                  depth: Optional[int] = None) -> None:
-        """First pass to the deepest fed-back decoder block, then the second pass with the feedback added."""
+                  last_tap: Optional[UNetTap] = None) -> None:
+        """First pass to the last fed-back decoder layer, then the second pass with the feedback added."""
         with torch.no_grad():
-            super()._run_unet(sample, timesteps, context, self._feedback_depth)
+            super()._run_unet(sample, timesteps, context, self._feedback_tap)
         try:
             for source, injector, adapter in zip(self._sources, self._injectors, self.adapters):
                 injector.addition = adapter(source.output.float())
-            super()._run_unet(sample, timesteps, context, depth)
+            super()._run_unet(sample, timesteps, context, last_tap)
         finally:
             for source, injector in zip(self._sources, self._injectors):
                 injector.addition = None

@@ -42,6 +42,25 @@ class _TapRecorder:
             self.output = output[0] if isinstance(output, tuple) else output
 
 
+class _PassComplete(Exception):
+    """Raised by an armed :class:`_PassEnd`: every output the U-Net pass needs has been recorded."""
+
+
+class _PassEnd:
+    """Forward hook that ends a U-Net pass after the last module it needs, while armed.
+
+    Registered after the module's recorders (hooks run in registration order), it skips whatever the enclosing
+    block would still compute: the remaining layers and the resampler behind a tap.
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+
+    def __call__(self, module: nn.Module, args: tuple, output) -> None:
+        if self.armed:
+            raise _PassComplete
+
+
 def declared_out_channels(backbone: dict) -> List[int]:
     """The channels a :class:`DiffusionUNetBackbone` config will output, for a neck's ``in_channels``.
 
@@ -218,6 +237,7 @@ class DiffusionUNetBackbone(BaseModule):
         self.fixed_noise = FixedNoise(noise_seed)
         self.timestep_fusion = timestep_fusion
         self.frozen = frozen
+        self.with_cp = with_cp
         self.autocast_dtype = DTYPES[dtype]
         self.channels_last = channels_last
         check_choice('attention', attention, ATTENTION_PROCESSORS)
@@ -239,12 +259,15 @@ class DiffusionUNetBackbone(BaseModule):
         self.taps = list_unet_taps(self.unet, input_stride=latent_stride)
         self.downsample_factor = max(tap.stride for tap in self.taps)
         self._levels = self._select_levels(out_strides, out_blocks, resample_missing_strides)
-        self._depth = max(tap.depth for tap, _ in self._levels)
+        self._last_tap = max((tap for tap, _ in self._levels), key=self.taps.index)
+        self._depth = self._last_tap.depth
         self._recorders: Dict[str, _TapRecorder] = {}
         for tap, _ in self._levels:
             if tap.name not in self._recorders:
                 self._recorders[tap.name] = _TapRecorder()
                 self.unet.get_submodule(tap.name).register_forward_hook(self._recorders[tap.name])
+        self._pass_ends: Dict[str, _PassEnd] = {}
+        self._add_pass_end(self._last_tap)
         self.projections = self._build_projections(projection_channels)
         self.feature_info = tuple(
             FeatureLevel(
@@ -416,7 +439,7 @@ class DiffusionUNetBackbone(BaseModule):
         blocks = [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]
         blocks = [block for block in blocks if block is not None]
         tail = [self.unet.conv_norm_out, self.unet.conv_out]
-        last_tapped = max(self.taps.index(tap) for tap, _ in self._levels)
+        last_tapped = self.taps.index(self._last_tap)
         after_last_tap = [
             self.unet.get_submodule(tap.name) for tap in self.taps[last_tapped + 1:]
             if tap.depth == self._depth and tap.kind in ('layer', 'resample')
@@ -506,17 +529,40 @@ class DiffusionUNetBackbone(BaseModule):
                                                noise.reshape(-1, *images.shape[1:]), timesteps)
         return noisy, timesteps
 
+    def _add_pass_end(self, tap: UNetTap) -> None:
+        """Let a U-Net pass end right after ``tap``'s module (see :meth:`_run_unet`); hooks that must see that
+        module's output first are registered before this, or with ``prepend=True``."""
+        if tap.name not in self._pass_ends:
+            self._pass_ends[tap.name] = _PassEnd()
+            self.unet.get_submodule(tap.name).register_forward_hook(self._pass_ends[tap.name])
+
     def _run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor],
-                  depth: Optional[int] = None) -> None:
-        """Run the U-Net blocks up to the last tapped one; the recorders keep the tapped outputs.
+                  last_tap: Optional[UNetTap] = None) -> None:
+        """Run the U-Net up to ``last_tap``'s module and no further; the recorders keep the tapped outputs.
+
+        The pass stops after the last block holding a tap, and inside that block right after the tapped module:
+        the layers and the resampler behind it (e.g. the stride-2 upsampler behind a stride-4 tap) never run.
+        With gradient checkpointing the block runs whole, because a checkpointed layer is re-run in backward.
 
         Args:
             sample (Tensor): Noised images or latents ``(B, C, h, w)``.
             timesteps (Tensor): Their noise steps ``(B,)``.
             context (Tensor, optional): Cross-attention tokens ``(B, L, D)`` for a ``UNet2DConditionModel``.
-            depth (int, optional): Top-level blocks to run (see :class:`UNetTap`). Defaults to the last tap's.
+            last_tap (UNetTap, optional): The last module the pass needs, one given to :meth:`_add_pass_end`.
+                Defaults to the last tapped output.
         """
-        stop = self._depth if depth is None else depth
+        last_tap = self._last_tap if last_tap is None else last_tap
+        pass_end = self._pass_ends[last_tap.name]
+        pass_end.armed = not self.with_cp
+        try:
+            self._run_blocks(sample, timesteps, context, last_tap.depth)
+        except _PassComplete:
+            pass
+        finally:
+            pass_end.armed = False
+
+    def _run_blocks(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor], stop: int) -> None:
+        """Run the first ``stop`` top-level U-Net blocks (see :class:`UNetTap`'s ``depth``)."""
         unet = self.unet
         # 1. time
         emb = unet.time_embedding(unet.time_proj(timesteps).to(sample.dtype))

@@ -1,4 +1,5 @@
 """DiffusionUNetBackbone on tiny random U-Nets, CPU only."""
+import collections
 import math
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def test_invalid_arguments():
     # arch: a known preset name, a dict or None
     with pytest.raises(ValueError,
                        match=r"arch='adm-512' is not supported; choose one of "
-                       r"\['adm-256u', 'adm-tiny', 'adm-digits', 'sd15', 'sd-tiny'\]"):
+                       r"\['adm-256u', 'adm-tiny', 'adm-digits', 'adm-64', 'ddpm-cifar10', 'sd15', 'sd-tiny'\]"):
         DiffusionUNetBackbone(arch='adm-512')
     with pytest.raises(TypeError, match='arch must be a preset name'):
         DiffusionUNetBackbone(arch=3)
@@ -318,7 +319,8 @@ def test_finetuning_gradients_flow_to_the_used_blocks_only():
     backbone = DiffusionUNetBackbone(arch=TINY, frozen=False, out_strides=None, out_blocks=(24, ))
     backbone.train()
     assert backbone.unet.down_blocks[0].training
-    sum(f.sum() for f in backbone(images(1, 32, 32))).backward()
+    # 64 pixels, so the deepest attention sees 2x2 tokens: over one token, softmax gives its query and key no gradient
+    sum(f.sum() for f in backbone(images(1, 64, 64))).backward()
     used = [backbone.unet.conv_in, backbone.unet.time_embedding, *backbone.unet.down_blocks, backbone.unet.mid_block,
             backbone.unet.up_blocks[0], backbone.unet.up_blocks[1].resnets[0]]
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for module in used for p in module.parameters())
@@ -326,6 +328,24 @@ def test_finetuning_gradients_flow_to_the_used_blocks_only():
     skipped = [*backbone.unet.up_blocks[2:], backbone.unet.conv_out, backbone.unet.up_blocks[1].attentions[2],
                backbone.unet.up_blocks[1].upsamplers[0]]
     assert all(not p.requires_grad and p.grad is None for module in skipped for p in module.parameters())
+
+
+@pytest.mark.parametrize('with_cp', [False, True])
+def test_the_pass_ends_right_after_the_last_tapped_module(with_cp):
+    """Nothing behind the last tap runs: not the next block, not the layers or the upsampler after it in its block
+    (with gradient checkpointing the block runs whole), and the next forward runs the same modules again."""
+    backbone = DiffusionUNetBackbone(arch=TINY, frozen=not with_cp, with_cp=with_cp, out_strides=None,
+                                     out_blocks=('up_blocks.1.resnets.1', ))
+    calls = collections.Counter()
+    for name, module in backbone.unet.named_modules():
+        if name.count('.') <= 3:
+            module.register_forward_pre_hook(lambda module, args, name=name: calls.update([name]))
+    for _ in range(2):
+        backbone(images(1, 32, 32))
+    assert calls['up_blocks.1.resnets.1'] == 2 and calls['up_blocks.0'] == 2
+    behind = ['up_blocks.1.attentions.1', 'up_blocks.1.resnets.2', 'up_blocks.1.upsamplers.0']
+    assert [calls[name] for name in behind] == ([2, 2, 2] if with_cp else [0, 0, 0])
+    assert not any(calls[name] for name in calls if name.startswith(('up_blocks.2', 'conv_out')))
 
 
 @pytest.mark.parametrize('outputs', [dict(), dict(out_strides=None, out_blocks=(24, )),
