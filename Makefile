@@ -15,8 +15,9 @@ DIGITS_PROBE := configs/linear_probe/linear-probe_adm-digits-b18-t150_digits-16p
 DIGITS_WORK := work_dirs/digits_evidence
 DIGITS_GRID := --timesteps 10 50 100 150 250 400 600 --blocks 3 6 9 12 13 14 15 16 17 18 19 20 21 22 23 24 25
 
-REPFUSION_POLICY := configs/repfusion/repfusion_adm-digits-b18-policy_resnet18-cifar_digits-16px.py
-REPFUSION_FIXED := configs/repfusion/repfusion_adm-digits-b18-t100_resnet18-cifar_digits-16px.py
+REPFUSION := configs/repfusion
+REPFUSION_POLICY := $(REPFUSION)/repfusion_adm-digits-b18-policy_resnet18-cifar_digits-16px.py
+REPFUSION_FIXED := $(REPFUSION)/repfusion_adm-digits-b18-t100_resnet18-cifar_digits-16px.py
 REPFUSION_WORK := work_dirs/repfusion_digits
 
 .PHONY: install demo demo-seg evidence-digits evidence-repfusion test
@@ -56,21 +57,29 @@ evidence-digits: install
 		--names pretrained random-init --out $(DIGITS_WORK)/summary.md
 
 # RepFusion on the digits (docs/repfusion_digits.md): distil the pre-trained 'adm-digits' U-Net (from
-# `make evidence-digits`) into a ResNet-18 with the timestep policy and at a fixed t, export each student, fine-tune
-# both, and train the same ResNet-18 from scratch with the same schedule. About 20 minutes on 2 CPU cores.
+# `make evidence-digits`, pre-trained here if absent) into a ResNet-18, with the timestep policy and at a fixed t;
+# export each student, fine-tune it and linear-probe it frozen; train the same ResNet-18 from scratch and probe it
+# at random init with the same schedules; summarise the held-out accuracies. About 25 minutes on 2 CPU cores.
 evidence-repfusion: install
 	test -f $(DIGITS_WORK)/pretrain/iter_2000.pth || $(PYTHON) tools/train.py $(DIGITS_PRETRAIN) --work-dir $(DIGITS_WORK)/pretrain
 	rm -rf $(REPFUSION_WORK)
-	$(PYTHON) tools/train.py $(REPFUSION_POLICY) --work-dir $(REPFUSION_WORK)/distill_policy
-	$(PYTHON) tools/export_student.py $(REPFUSION_WORK)/distill_policy/iter_1000.pth --out $(REPFUSION_WORK)/student.pth
-	$(PYTHON) tools/train.py configs/repfusion/resnet18-cifar_digits-16px_finetune-repfusion.py \
-		--work-dir $(REPFUSION_WORK)/finetune_policy
-	$(PYTHON) tools/train.py configs/repfusion/resnet18-cifar_digits-16px_scratch.py --work-dir $(REPFUSION_WORK)/scratch
-	$(PYTHON) tools/train.py $(REPFUSION_FIXED) --work-dir $(REPFUSION_WORK)/distill_fixed
-	$(PYTHON) tools/export_student.py $(REPFUSION_WORK)/distill_fixed/iter_1000.pth --out $(REPFUSION_WORK)/student_fixed.pth
-	$(PYTHON) tools/train.py configs/repfusion/resnet18-cifar_digits-16px_finetune-repfusion.py \
-		--work-dir $(REPFUSION_WORK)/finetune_fixed --cfg-options student=$(REPFUSION_WORK)/student_fixed.pth \
-		model.backbone.init_cfg.checkpoint=$(REPFUSION_WORK)/student_fixed.pth
+	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px_scratch.py --work-dir $(REPFUSION_WORK)/finetune_scratch
+	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar-frozen_digits-16px_linear-probe-random.py \
+		--work-dir $(REPFUSION_WORK)/probe_random-init
+	for run in policy=$(REPFUSION_POLICY) fixed=$(REPFUSION_FIXED); do \
+		mode=$${run%%=*}; \
+		$(PYTHON) tools/train.py $${run#*=} --work-dir $(REPFUSION_WORK)/distill_$$mode && \
+		$(PYTHON) tools/export_student.py $(REPFUSION_WORK)/distill_$$mode/iter_1000.pth \
+			--out $(REPFUSION_WORK)/student_$$mode.pth && \
+		$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px_finetune-repfusion.py \
+			--work-dir $(REPFUSION_WORK)/finetune_repfusion-$$mode \
+			--cfg-options model.backbone.init_cfg.checkpoint=$(REPFUSION_WORK)/student_$$mode.pth && \
+		$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar-frozen_digits-16px_linear-probe-repfusion.py \
+			--work-dir $(REPFUSION_WORK)/probe_repfusion-$$mode \
+			--cfg-options model.backbone.init_cfg.checkpoint=$(REPFUSION_WORK)/student_$$mode.pth || exit 1; \
+	done
+	$(PYTHON) tools/summarize_runs.py $(REPFUSION_WORK)/finetune_* $(REPFUSION_WORK)/probe_* \
+		--metric accuracy/top1 --out $(REPFUSION_WORK)/summary.md
 
 test: install
 	$(PYTHON) -m pytest --doctest-modules mmdiff tests
