@@ -59,11 +59,14 @@ evidence-digits: install
 # RepFusion on the digits (docs/repfusion_digits.md): distil the pre-trained 'adm-digits' U-Net (from
 # `make evidence-digits`, pre-trained here if absent) into a ResNet-18, with the timestep policy and at a fixed t;
 # export each student, fine-tune it and linear-probe it frozen; train the same ResNet-18 from scratch and probe it
-# at random init with the same schedules; summarise the held-out accuracies. About 25 minutes on 2 CPU cores.
+# at random init with the same schedules, and from scratch for as many epochs as distillation plus fine-tuning;
+# summarise the held-out accuracies. About 35 minutes on 2 CPU cores.
 evidence-repfusion: install
 	test -f $(DIGITS_WORK)/pretrain/iter_2000.pth || $(PYTHON) tools/train.py $(DIGITS_PRETRAIN) --work-dir $(DIGITS_WORK)/pretrain
 	rm -rf $(REPFUSION_WORK)
 	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px_scratch.py --work-dir $(REPFUSION_WORK)/finetune_scratch
+	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px_scratch-58e.py \
+		--work-dir $(REPFUSION_WORK)/finetune_scratch-58e
 	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar-frozen_digits-16px_linear-probe-random.py \
 		--work-dir $(REPFUSION_WORK)/probe_random-init
 	for run in policy=$(REPFUSION_POLICY) fixed=$(REPFUSION_FIXED); do \

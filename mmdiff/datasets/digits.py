@@ -8,7 +8,7 @@ images and the test split 450, every class in both in proportion. The split depe
 model of an experiment sees the same held-out images. Configs reach it with
 ``custom_imports=dict(imports=['mmdiff', 'mmdiff.datasets.digits'])``.
 """
-from typing import List
+from typing import List, Optional
 
 import cv2
 import numpy as np
@@ -42,18 +42,27 @@ class DigitsDataset(BaseDataset):
         image_size (int): Side of the upsampled images, a multiple of 8. Defaults to 16.
         test_fraction (float): Fraction of each class held out for the test split, in (0, 1). Defaults to 0.25.
         split_seed (int): Seed of the stratified shuffle. Defaults to 0.
+        labels_per_class (int, optional): Keep only the first this many images of each class (in scan order) of
+            the train split, for label-efficiency experiments; None keeps them all. Defaults to None.
         **kwargs: ``pipeline``, ``indices``, ``lazy_init`` ... of mmpretrain's ``BaseDataset``.
     """
     METAINFO = {'classes': DIGIT_CLASSES}
 
     def __init__(self, split: str = 'train', image_size: int = 16, test_fraction: float = 0.25,
-                 split_seed: int = 0, **kwargs) -> None:
+                 split_seed: int = 0, labels_per_class: Optional[int] = None, **kwargs) -> None:
         if split not in SPLITS:
             raise ValueError(f'split={split!r} is not supported; choose one of {list(SPLITS)}')
         if not isinstance(image_size, int) or image_size < 8 or image_size % 8:
             raise ValueError(f'image_size={image_size!r} must be a positive multiple of 8 (the scans are 8x8)')
         if not 0 < test_fraction < 1:
             raise ValueError(f'test_fraction={test_fraction!r} must lie in (0, 1)')
+        if labels_per_class is not None:
+            if split != 'train':
+                raise ValueError(f'labels_per_class={labels_per_class} subsamples the train split, but '
+                                 f'split={split!r}; the test split is always whole')
+            if not isinstance(labels_per_class, int) or labels_per_class < 1:
+                raise ValueError(f'labels_per_class={labels_per_class!r} must be a positive integer or None')
+        self.labels_per_class = labels_per_class
         self.split = split
         self.image_size = image_size
         self.test_fraction = test_fraction
@@ -64,6 +73,9 @@ class DigitsDataset(BaseDataset):
         from sklearn.datasets import load_digits
         digits = load_digits()
         indices = split_indices(digits.target, self.test_fraction, self.split_seed)[self.split]
+        if self.labels_per_class is not None:
+            indices = np.sort(np.concatenate([indices[digits.target[indices] == digit][:self.labels_per_class]
+                                              for digit in range(len(DIGIT_CLASSES))]))
         data_list = []
         for index in indices:
             grey = np.round(digits.images[index] * (255 / 16)).astype(np.uint8)

@@ -32,6 +32,17 @@ def test_split_follows_the_seed_only():
     assert DigitsDataset('train', image_size=32, pipeline=[])[0]['img'].shape == (32, 32, 3)
 
 
+def test_labels_per_class_keeps_the_first_train_images_of_each_class():
+    whole = DigitsDataset('train', pipeline=[])
+    few = DigitsDataset('train', labels_per_class=10, pipeline=[])
+    assert len(few) == 100 and np.array_equal(np.bincount(few.get_gt_labels()), [10] * 10)
+    kept = [sample['scan_index'] for sample in few]
+    assert kept == sorted(kept)
+    for digit in range(10):
+        of_digit = [sample['scan_index'] for sample in whole if sample['gt_label'] == digit]
+        assert [index for index in kept if index in of_digit] == of_digit[:10]
+
+
 def test_bad_arguments_name_the_value():
     with pytest.raises(ValueError, match=r"split='val' is not supported; choose one of \['train', 'test'\]"):
         DigitsDataset('val')
@@ -39,3 +50,7 @@ def test_bad_arguments_name_the_value():
         DigitsDataset('train', image_size=12)
     with pytest.raises(ValueError, match=r'test_fraction=1.5 must lie in \(0, 1\)'):
         DigitsDataset('train', test_fraction=1.5)
+    with pytest.raises(ValueError, match=r"labels_per_class=10 subsamples the train split, but split='test'"):
+        DigitsDataset('test', labels_per_class=10)
+    with pytest.raises(ValueError, match=r'labels_per_class=0 must be a positive integer or None'):
+        DigitsDataset('train', labels_per_class=0)
