@@ -142,3 +142,15 @@ def test_released_256_model_layout_maps_completely():
                             num_head_channels=64)
     groups = adm_key_map(config)
     assert sorted(group.adm_key for group in groups) == sorted(reference.state_dict())
+
+
+def test_released_64_model_flags_give_the_adm_64_preset():
+    """RepFusion's Tiny-ImageNet teacher: guided-diffusion's class-conditional 64x64 model is the adm-64 preset."""
+    from mmdiff.models.backbones.unet_configs import UNET_PRESETS
+
+    flags = GUIDED_DIFFUSION_MODELS['64x64_diffusion']
+    config = adm_unet_config(image_size=64, model_channels=flags['num_channels'], channel_mult=flags['channel_mult'],
+                             num_res_blocks=flags['num_res_blocks'],
+                             attention_resolutions=flags['attention_resolutions'],
+                             num_head_channels=flags['num_head_channels'], num_classes=1000)
+    assert flags['class_cond'] and config == UNET_PRESETS['adm-64']
