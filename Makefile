@@ -1,6 +1,7 @@
 # mmdiff: the two commands a newcomer types are `make demo` and `make test`.
 # Both build the project environment (.venv) on first use through tools/install.sh and reuse it afterwards.
 VENV ?= .venv
+TEST_WORKERS ?= 2
 PYTHON := $(VENV)/bin/python
 DEMO_CONFIG := configs/mask_rcnn/mask-rcnn_adm-tiny-t10_fpn_demo-shapes.py
 DEMO_DATA := data/demo_shapes
@@ -20,7 +21,7 @@ REPFUSION_POLICY := $(REPFUSION)/repfusion_adm-digits-b18-policy_resnet18-cifar_
 REPFUSION_FIXED := $(REPFUSION)/repfusion_adm-digits-b18-t100_resnet18-cifar_digits-16px.py
 REPFUSION_WORK := work_dirs/repfusion_digits
 
-.PHONY: install demo demo-seg evidence-digits evidence-repfusion test
+.PHONY: install demo demo-seg evidence-digits evidence-repfusion test test-quick
 
 install:
 	MMDIFF_VENV=$(VENV) bash tools/install.sh
@@ -96,5 +97,10 @@ evidence-repfusion: install
 	$(PYTHON) tools/summarize_runs.py $(REPFUSION_WORK)/finetune_* $(REPFUSION_WORK)/probe_* \
 		$(REPFUSION_WORK)/few-labels* --metric accuracy/top1 --out $(REPFUSION_WORK)/summary.md
 
+# The whole suite, which CI runs (.ci/run), on TEST_WORKERS processes (pytest-xdist).
 test: install
-	$(PYTHON) -m pytest --doctest-modules mmdiff tests
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --doctest-modules mmdiff tests
+
+# Everything but the end-to-end runs of the tools (tests marked slow): a few minutes, for iterating.
+test-quick: install
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) -m "not slow" --doctest-modules mmdiff tests

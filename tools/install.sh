@@ -21,6 +21,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PINS="$ROOT/requirements/pins.txt"
 ENV_REQS="$ROOT/requirements/env.txt"
 VENV=${MMDIFF_VENV:-$ROOT/.venv}
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac  # absolute: the mmcv build runs its python from another folder
 PYTHON=${PYTHON:-python3.11}
 CACHE=${MMDIFF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmdiff}
 WHEELHOUSE=${MMDIFF_WHEELHOUSE:-}

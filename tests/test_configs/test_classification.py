@@ -80,6 +80,7 @@ def test_head_errors():
 
 
 @pytest.mark.parametrize('config', HEAD_DEMOS, ids=lambda path: path.name.split('_')[0])
+@pytest.mark.slow
 def test_each_head_trains_and_evaluates_through_the_train_tool(config, shapes_cls, tmp_path):
     result = run(['tools/train.py', config, '--work-dir', tmp_path, '--cfg-options', *demo_options(shapes_cls)])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -197,6 +198,7 @@ def test_interrupted_extraction_resumes_without_recomputing(tmp_path):
                          shard_size=4, batch_size=2, show_progress=False)
 
 
+@pytest.mark.slow
 def test_cached_config_trains_and_refuses_a_stale_cache(shapes_cls, tmp_path):
     cfg = demo_cfg(LINEAR_DEMO, shapes_cls)
     for split in ('train', 'val'):
@@ -217,6 +219,7 @@ def test_cached_config_trains_and_refuses_a_stale_cache(shapes_cls, tmp_path):
                      stale.stderr)
 
 
+@pytest.mark.slow
 def test_sweep_writes_one_cell_per_timestep_and_block(shapes_cls, tmp_path):
     result = run(['tools/sweep_timesteps_blocks.py', LINEAR_DEMO, '--timesteps', 10, 300, '--blocks', 19, 24,
                   'up_blocks.3', '--work-dir', tmp_path, '--epochs', 3, '--pixel-baseline', '--cfg-options',

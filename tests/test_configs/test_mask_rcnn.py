@@ -105,6 +105,7 @@ def metrics(log: str, prefix: str = 'coco') -> dict:
     return {key: float(value) for key, value in found}
 
 
+@pytest.mark.slow
 def test_demo_trains_then_tests_with_coco_metrics(shapes_root, tmp_path):
     work = tmp_path / 'work'
     trained = run(['tools/train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options', *demo_options(shapes_root)])
@@ -122,6 +123,7 @@ def test_demo_trains_then_tests_with_coco_metrics(shapes_root, tmp_path):
     assert len(list((tmp_path / 'overlays').glob('*.png'))) == 4
 
 
+@pytest.mark.slow
 def test_mmdet_own_train_tool_trains_the_demo_config(shapes_root, tmp_path):
     result = run([MMDET_TRAIN, DEMO_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
                   *demo_options(shapes_root)])

@@ -9,6 +9,8 @@ from mmengine.registry import init_default_scope
 
 from tests.test_utils.detection_demo import ROOT, run
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
+
 REPFUSION = ROOT / 'configs' / 'repfusion'
 POLICY_DEMO = REPFUSION / 'repfusion_adm-digits-b18-policy_resnet18-cifar_digits-16px.py'
 FIXED_DEMO = REPFUSION / 'repfusion_adm-digits-b18-t100_resnet18-cifar_digits-16px.py'

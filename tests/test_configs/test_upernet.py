@@ -121,6 +121,7 @@ def seg_metrics(output: str) -> dict:
     return {key: float(value) for key, value in re.findall(r'\b(aAcc|mIoU|mAcc): (-?[\d.]+|nan)', output)}
 
 
+@pytest.mark.slow
 def test_demo_trains_then_tests_in_whole_and_slide_mode(shapes_seg, tmp_path):
     work = tmp_path / 'work'
     trained = run(['tools/train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options', *demo_options(shapes_seg)])
@@ -137,6 +138,7 @@ def test_demo_trains_then_tests_in_whole_and_slide_mode(shapes_seg, tmp_path):
         assert all(math.isfinite(found[key]) for key in ('aAcc', 'mIoU')), (mode, found)
 
 
+@pytest.mark.slow
 def test_mmseg_own_train_tool_trains_the_demo_config(shapes_seg, tmp_path):
     result = run([MMSEG_TRAIN, DEMO_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
                   *demo_options(shapes_seg)])

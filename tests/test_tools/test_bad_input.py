@@ -13,6 +13,8 @@ from mmengine.registry import init_default_scope
 from mmdiff.models.backbones import declared_out_channels
 from tests.test_utils.detection_demo import DEMO_CONFIG, demo_options, make_demo_shapes, run
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
+
 
 @pytest.fixture(scope='module')
 def clean_shapes(tmp_path_factory) -> Path:

@@ -15,6 +15,8 @@ from mmengine.registry import init_default_scope
 from mmdiff.datasets.synthetic_shapes import make_shapes_classification_dataset
 from tests.test_utils.detection_demo import DEMO_CONFIG, ROOT, demo_options, make_demo_shapes, run
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
+
 LINEAR_DEMO = ROOT / 'configs/linear_probe/linear-probe_adm-tiny-b24-t150_demo-shapes.py'
 # mmengine writes one log per rank when the log level is DEBUG; the rank-0 log alone holds only its half batch
 PER_RANK_LOGS = 'log_level=DEBUG'

@@ -13,6 +13,8 @@ import torch
 
 from tests.test_utils.detection_demo import DEMO_CONFIG, ROOT, demo_options, make_demo_shapes, run
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
+
 # Installed before the tool runs: any connection or name lookup raises, naming what was attempted.
 NETWORK_GUARD = '''
 import runpy, socket, sys
