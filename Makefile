@@ -81,15 +81,13 @@ evidence-repfusion: install
 			--cfg-options model.backbone.init_cfg.checkpoint=$(REPFUSION_WORK)/student_$$mode.pth && \
 		$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar-frozen_digits-16px_linear-probe-repfusion.py \
 			--work-dir $(REPFUSION_WORK)/probe_repfusion-$$mode \
-			--cfg-options model.backbone.init_cfg.checkpoint=$(REPFUSION_WORK)/student_$$mode.pth || exit 1; \
-	done
-	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px-10-per-class_scratch.py \
-		--work-dir $(REPFUSION_WORK)/few-labels_scratch
-	for mode in policy fixed; do \
+			--cfg-options model.backbone.init_cfg.checkpoint=$(REPFUSION_WORK)/student_$$mode.pth && \
 		$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px-10-per-class_finetune-repfusion.py \
 			--work-dir $(REPFUSION_WORK)/few-labels_repfusion-$$mode \
 			--cfg-options model.backbone.init_cfg.checkpoint=$(REPFUSION_WORK)/student_$$mode.pth || exit 1; \
 	done
+	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px-10-per-class_scratch.py \
+		--work-dir $(REPFUSION_WORK)/few-labels_scratch
 	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar-frozen_digits-16px-10-per-class_linear-probe-repfusion.py \
 		--work-dir $(REPFUSION_WORK)/few-labels-probe_repfusion-fixed
 	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar-frozen_digits-16px-10-per-class_linear-probe-repfusion.py \
