@@ -13,6 +13,7 @@ from typing import Callable, Optional, TypeVar
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 ModuleType = TypeVar('ModuleType', bound=type)
@@ -20,6 +21,8 @@ ModuleType = TypeVar('ModuleType', bound=type)
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdiff', locations=['mmdiff.models'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmdiff', locations=['mmdiff.datasets'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmdiff', locations=['mmdiff.engine'])
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmdiff',
+                      locations=['mmdiff.datasets.transforms'])
 
 
 def register_module(registry: Registry,

@@ -1,16 +1,19 @@
-# mmpretrain's ImageNet-1k dataset at the ADM U-Net's 256x256 resolution.
+# mmpretrain's ImageNet-1k dataset with the diffssl papers' pipeline at 256x256: guided-diffusion's
+# image_datasets.py as diffssl's finetune.py loads it (load_data(random_crop=True, random_flip=True) for training,
+# center crops for evaluation). PIL decodes; training images are resized on the short side to a random 256-320 and
+# random-cropped to 256, then flipped with p = 0.5; evaluation images are resized to 256 and center-cropped.
+# 32 images per process. Needs mmdiff.datasets.transforms in custom_imports (ADMResizeCrop).
 _base_ = ['mmpretrain::_base_/datasets/imagenet_bs32.py']
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=256),
+    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='ADMResizeCrop', image_size=256, random_crop=True),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short'),
-    dict(type='CenterCrop', crop_size=256),
+    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='ADMResizeCrop', image_size=256),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

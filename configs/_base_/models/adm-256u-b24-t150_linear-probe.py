@@ -1,9 +1,8 @@
 # ImageClassifier: the frozen ADM ImageNet-256 U-Net, diffssl block 24 at t = 150, and a linear probe on its
-# 2x2-pooled features (the diffssl papers' setting).
-_base_ = []  # declared: mmengine reads a config that imports but has no _base_ as a lazy-import config
-from mmdiff.models.backbones import declared_out_channels
-
-custom_imports = dict(imports=['mmdiff', 'mmdiff.models.heads'], allow_failed_imports=False)
+# 2x2-pooled features, with mmdiff's defaults: fixed seeded noise, float32. The diffssl papers' setting is
+# ./adm-256u-b24-t150_diffssl-linear-probe.py (docs/fidelity.md).
+custom_imports = dict(imports=['mmdiff', 'mmdiff.models.heads', 'mmdiff.datasets.transforms'],
+                      allow_failed_imports=False)
 custom_hooks = [dict(type='EvalProgressBarHook')]  # a progress bar while evaluating
 
 # guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint by
@@ -27,7 +26,7 @@ model = dict(
     head=dict(
         type='LinearProbeHead',
         num_classes=1000,
-        in_channels=declared_out_channels(backbone)[-1],
+        in_channels=1024,  # block 24 of ADM-256
         pool_size=2,
         loss=dict(type='CrossEntropyLoss'),
         topk=(1, 5)))

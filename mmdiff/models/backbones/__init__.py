@@ -1,5 +1,5 @@
 from .cached_feature_backbone import CachedFeatureBackbone
-from .dif_feed_backbone import DifFeedBackbone, FeedbackAdapter
+from .dif_feed_backbone import DifFeedBackbone, FeedbackAdapter, GatedFeedbackAdapter
 from .diffusion_unet import DiffusionUNetBackbone, declared_out_channels
 from .feature_info import FeatureLevel
 from .latent_context import LatentContext
@@ -8,6 +8,7 @@ from .unet_taps import UNetTap, list_unet_taps
 from .vae_encoder import VAE_PRESETS, VAEEncoder
 
 __all__ = [
-    'CachedFeatureBackbone', 'DifFeedBackbone', 'FeedbackAdapter', 'DiffusionUNetBackbone', 'declared_out_channels',
+    'CachedFeatureBackbone', 'DifFeedBackbone', 'FeedbackAdapter', 'GatedFeedbackAdapter',
+    'DiffusionUNetBackbone', 'declared_out_channels',
     'FeatureLevel', 'LatentContext', 'UNET_PRESETS', 'adm_unet_config', 'sd_unet_config', 'UNetTap', 'list_unet_taps', 'VAE_PRESETS', 'VAEEncoder'
 ]

@@ -6,16 +6,35 @@ from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
 from .diffusion_unet import DiffusionUNetBackbone, _TapRecorder
+from .unet_builder import check_choice
 from .unet_taps import UNetTap, mirror_encoder_tap, resolve_taps
 
 Block = Union[int, str]
 
 
 class FeedbackAdapter(nn.Module):
-    """Conv-BN-ReLU from a decoder feature to an encoder block's width, scaled by a per-channel gate.
+    """diffssl's ``C_B_R`` adapter: a 1x1 convolution without bias to the encoder block's width, BatchNorm, ReLU.
 
-    The gate starts at zero, so a fresh adapter adds nothing and the second pass reproduces the plain features
-    exactly; it still receives a gradient (the ReLU output), and through it the convolution and the norm.
+    Args:
+        in_channels (int): Channels of the decoder feature.
+        out_channels (int): Channels of the encoder block it is added to.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
+        self.norm = nn.BatchNorm2d(out_channels)
+
+    def forward(self, feature: Tensor) -> Tensor:
+        """``(B, in_channels, h, w)`` -> ``(B, out_channels, h, w)``."""
+        return torch.relu(self.norm(self.conv(feature)))
+
+
+class GatedFeedbackAdapter(nn.Module):
+    """mmdiff's variant: Conv3x3-BN-ReLU scaled by a per-channel gate that starts at zero.
+
+    A fresh adapter adds nothing, so before training the second pass reproduces the plain features exactly; the
+    gate still receives a gradient (the ReLU output), and through it the convolution and the norm.
 
     Args:
         in_channels (int): Channels of the decoder feature.
@@ -31,6 +50,9 @@ class FeedbackAdapter(nn.Module):
     def forward(self, feature: Tensor) -> Tensor:
         """``(B, in_channels, h, w)`` -> ``(B, out_channels, h, w)``."""
         return self.gate * torch.relu(self.norm(self.conv(feature)))
+
+
+FEEDBACK_ADAPTERS = {'conv1x1-bn-relu': FeedbackAdapter, 'gated-conv3x3-bn-relu': GatedFeedbackAdapter}
 
 
 class _FeedbackInjector:
@@ -55,37 +77,47 @@ class DifFeedBackbone(DiffusionUNetBackbone):
 
     Both passes see the same noised inputs. The first runs without gradient up to the deepest fed-back decoder
     block; the second runs to the last tap with the adapters' outputs added to their encoder blocks' outputs
-    (and so to those blocks' skip connections). The U-Net stays frozen; the gradient flows through it to the
-    adapters (:class:`FeedbackAdapter`, zero-initialised: before training the features equal
-    :class:`DiffusionUNetBackbone`'s). Every other argument, and the pyramid interface, is the parent's, so the
-    detection and segmentation configs switch DifFeed on by changing the backbone type.
+    (and so to the next block's input and to those blocks' skip connections). The U-Net stays frozen; the
+    gradient flows through it to the adapters. Every other argument, and the pyramid interface, is the parent's,
+    so the detection and segmentation configs switch DifFeed on by changing the backbone type.
+
+    The published setting (diffssl ``scripts/feedback.sh``) feeds the ADM-256 decoder blocks
+    ``(21, 24, 27, 30, 33, 36)`` back to their mirrors ``38 - b`` (17, 14, 11, 8, 5, 2) through
+    ``adapter='conv1x1-bn-relu'`` (its ``C_B_R``) and reads block 24 of the second pass.
 
     Args:
         feedback (Sequence, optional): What is fed back where. Each entry is a decoder layer (diffssl number or
             submodule name), fed back to its mirror encoder block (the skip connection it concatenates, see
             :func:`~mmdiff.models.backbones.unet_taps.mirror_encoder_tap`), or an explicit ``(decoder, encoder)``
             pair at the same stride. None feeds every tapped decoder layer back to its mirror: with
-            ``out_blocks=(24, )`` on the ADM-256 layout, block 24 to block 14 (the published default).
-            Defaults to None.
+            ``out_blocks=(24, )``, block 24 to block 14 (mmdiff's lighter variant). Defaults to None.
+        adapter (str): ``'conv1x1-bn-relu'`` (:class:`FeedbackAdapter`, the published ``C_B_R``) or
+            ``'gated-conv3x3-bn-relu'`` (:class:`GatedFeedbackAdapter`: zero-started, so an untrained DifFeed gives
+            the plain features). Defaults to ``'conv1x1-bn-relu'``.
         **kwargs: :class:`DiffusionUNetBackbone` arguments.
 
     Example:
         >>> import torch
-        >>> self = DifFeedBackbone(arch='adm-tiny', out_strides=None, out_blocks=(24, ))
-        >>> [(decoder.name, encoder.name) for decoder, encoder in self.feedback_pairs]
-        [('up_blocks.1.attentions.1', 'down_blocks.4.attentions.0')]
+        >>> self = DifFeedBackbone(arch='adm-tiny', out_strides=None, out_blocks=(24, ),
+        ...                        feedback=(21, 24, 27, 30, 33, 36))
+        >>> [(decoder.diffssl_index, encoder.diffssl_index) for decoder, encoder in self.feedback_pairs]
+        [(21, 17), (24, 14), (27, 11), (30, 8), (33, 5), (36, 2)]
         >>> tuple(self(torch.rand(1, 3, 32, 32) * 2 - 1)[0].shape)
         (1, 64, 2, 2)
     """
 
     new_layer_prefixes = DiffusionUNetBackbone.new_layer_prefixes + ('adapters.', )
 
-    def __init__(self, feedback: Optional[Sequence[Union[Block, Tuple[Block, Block]]]] = None, **kwargs) -> None:
+    def __init__(self,
+                 feedback: Optional[Sequence[Union[Block, Tuple[Block, Block]]]] = None,
+                 adapter: str = 'conv1x1-bn-relu',
+                 **kwargs) -> None:
         super().__init__(**kwargs)
+        check_choice('adapter', adapter, FEEDBACK_ADAPTERS)
         self.feedback_pairs = self._resolve_feedback(feedback)
         self._feedback_tap = max((decoder for decoder, _ in self.feedback_pairs), key=self.taps.index)
-        self.adapters = nn.ModuleList(
-            FeedbackAdapter(decoder.channels, encoder.channels) for decoder, encoder in self.feedback_pairs)
+        self.adapters = nn.ModuleList(FEEDBACK_ADAPTERS[adapter](decoder.channels, encoder.channels)
+                                      for decoder, encoder in self.feedback_pairs)
         self._sources: List[_TapRecorder] = []
         self._injectors: List[_FeedbackInjector] = []
         # prepended, so they act before the parent's hooks on the same module: an output recorded where feedback

@@ -7,15 +7,23 @@ from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
 from .feature_selection import select_feature
+from .map_tokenizer import MapTokenizer
+from .transformer_block import transformer_blocks
 
 
 @register_module(MODELS)
 class AttentionHead(ClsHead):
-    """The diffssl papers' attention head.
+    """The diffssl papers' attention head (``--head_type attention`` on one block and one timestep).
 
-    LayerNorm over channels, a 1x1 projection to ``embed_dims``, the ``h * w`` positions as tokens after a
-    learned CLS token, ``num_layers`` pre-norm transformer blocks, and a linear classifier on the CLS token.
-    ``pool_stride`` > 1 average-pools the map first, to shorten the sequence.
+    The chosen map is pooled to ``pool_size`` x ``pool_size``, normalised and projected to ``embed_dims`` tokens
+    (:class:`MapTokenizer`); a learned CLS token is prepended, ``num_layers`` pre-norm transformer blocks attend,
+    and a linear classifier reads the CLS token.
+
+    The published head (diffssl ``scripts/attention.sh``: block 24 at 16x16) is ``pool_size=16, norm='map',
+    embed_dims=1024, num_heads=8, num_layers=2, qkv_bias=False, final_norm=False`` with ``init_cfg=None``
+    (PyTorch's default initialisation): 27,786,216 parameters for 1000 classes. mmdiff's lighter variant
+    (``configs/classification_heads/attention-head-lite_*``) is ``pool_size=8, norm='token', embed_dims=512,
+    qkv_bias=True, final_norm=True``.
 
     Args:
         num_classes (int): Number of classes.
@@ -24,15 +32,20 @@ class AttentionHead(ClsHead):
         num_heads (int): Attention heads; must divide ``embed_dims``. Defaults to 8.
         num_layers (int): Transformer blocks. Defaults to 2.
         mlp_ratio (float): Hidden width of the blocks' MLP over ``embed_dims``. Defaults to 4.
-        pool_stride (int): Average-pooling stride before tokenising. Defaults to 1.
+        pool_size (int): The map is adaptive-average-pooled to this grid; it must not exceed the map. Defaults to 8.
+        norm (str): ``'map'``: LayerNorm over the whole pooled ``(C, g, g)`` map (the reference);
+            ``'token'``: per-token LayerNorm over channels. Defaults to ``'token'``.
+        qkv_bias (bool): Bias of the attention's qkv projection. Defaults to True.
+        final_norm (bool): LayerNorm on the CLS token before the classifier. Defaults to True.
         dropout (float): Dropout in the blocks. Defaults to 0.
         in_index (int): Which backbone output to use. Defaults to -1.
-        init_cfg (dict, optional): Defaults to a truncated-normal init of the linear layers.
+        init_cfg (dict, optional): Defaults to a truncated-normal init of the linear layers; None keeps
+            PyTorch's defaults.
         **kwargs: ``loss``, ``topk``, ``cal_acc`` of :class:`mmpretrain.models.ClsHead`.
 
     Example:
         >>> import torch
-        >>> head = AttentionHead(num_classes=10, in_channels=8, embed_dims=16, num_heads=2)
+        >>> head = AttentionHead(num_classes=10, in_channels=8, embed_dims=16, num_heads=2, pool_size=4)
         >>> head((torch.rand(4, 8, 6, 6), )).shape
         torch.Size([4, 10])
     """
@@ -44,7 +57,10 @@ class AttentionHead(ClsHead):
                  num_heads: int = 8,
                  num_layers: int = 2,
                  mlp_ratio: float = 4.0,
-                 pool_stride: int = 1,
+                 pool_size: int = 8,
+                 norm: str = 'token',
+                 qkv_bias: bool = True,
+                 final_norm: bool = True,
                  dropout: float = 0.0,
                  in_index: int = -1,
                  init_cfg: Optional[dict] = dict(type='TruncNormal', layer='Linear', std=0.02),
@@ -54,25 +70,17 @@ class AttentionHead(ClsHead):
             raise ValueError(f'num_classes={num_classes} must be a positive integer')
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims={embed_dims} is not divisible by num_heads={num_heads}')
-        if pool_stride < 1:
-            raise ValueError(f'pool_stride must be >= 1, got {pool_stride}')
         self.num_classes = num_classes
         self.in_index = in_index
-        self.pool = nn.AvgPool2d(pool_stride) if pool_stride > 1 else nn.Identity()
-        self.norm_in = nn.LayerNorm(in_channels)
-        self.projection = nn.Conv2d(in_channels, embed_dims, kernel_size=1)
+        self.tokenizer = MapTokenizer(in_channels, embed_dims, pool_size, norm, type(self).__name__)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
-        block = nn.TransformerEncoderLayer(embed_dims, num_heads, int(embed_dims * mlp_ratio), dropout,
-                                           activation='gelu', batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(block, num_layers, enable_nested_tensor=False)
-        self.norm_out = nn.LayerNorm(embed_dims)
+        self.blocks = transformer_blocks(num_layers, embed_dims, num_heads, mlp_ratio, qkv_bias, dropout)
+        self.norm_out = nn.LayerNorm(embed_dims) if final_norm else nn.Identity()
         self.fc = nn.Linear(embed_dims, num_classes)
 
     def pre_logits(self, feats: Sequence[Tensor]) -> Tensor:
         """Tokenise the chosen output, attend, and return the CLS token ``(N, embed_dims)``."""
-        feature = self.pool(select_feature(feats, self.in_index, type(self).__name__))
-        feature = self.norm_in(feature.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        tokens = self.projection(feature).flatten(2).transpose(1, 2)  # (N, h * w, embed_dims)
+        tokens = self.tokenizer(select_feature(feats, self.in_index, type(self).__name__))  # (N, g * g, D)
         tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         return self.norm_out(self.blocks(tokens)[:, 0])
 

@@ -1,21 +1,15 @@
 """DifFormer: attention fusion of U-Net features from several blocks and several timesteps."""
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from mmpretrain.models.heads import ClsHead
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
+from .map_tokenizer import MapTokenizer
+from .transformer_block import transformer_blocks
 
 CROSS_TIMESTEP_FUSIONS = ('concat', 'attention')
-
-
-def _transformer(embed_dims: int, num_heads: int, num_layers: int, mlp_ratio: float,
-                 dropout: float) -> nn.TransformerEncoder:
-    block = nn.TransformerEncoderLayer(embed_dims, num_heads, int(embed_dims * mlp_ratio), dropout,
-                                       activation='gelu', batch_first=True, norm_first=True)
-    return nn.TransformerEncoder(block, num_layers, enable_nested_tensor=False)
 
 
 @register_module(MODELS)
@@ -24,27 +18,42 @@ class DifFormerHead(ClsHead):
     representations?"): one classifier over the features of several U-Net blocks at several timesteps.
 
     It reads a backbone with ``timestep_fusion='stack'``, whose outputs are one ``(N, T, C_b, h_b, w_b)`` tensor
-    per tapped block b, all from one U-Net call. Each (block, t) map is average-pooled to ``pool_size`` x
-    ``pool_size`` tokens, normalised and projected to ``embed_dims`` by a per-block linear layer, and given a
-    learned per-block position embedding. Within each timestep a CLS token and the tokens of all blocks pass
-    ``num_layers`` transformer blocks (shared by the timesteps): attention fuses the blocks. The T CLS outputs,
-    each plus a learned timestep embedding, are then concatenated (``cross_timestep='concat'``) or attended by
-    ``cross_layers`` more transformer blocks with their own CLS token (``'attention'``), and classified.
+    per tapped block b, all from one U-Net call. Each (block, t) map becomes ``g_b`` x ``g_b`` tokens
+    (:class:`MapTokenizer`, one per block, shared by the timesteps), optionally plus a learned per-token position
+    embedding. Within each timestep a CLS token and the tokens of all blocks pass ``num_layers`` transformer
+    blocks, shared by the timesteps: attention fuses the blocks. The T CLS outputs (each optionally plus a learned
+    timestep embedding) are concatenated (``cross_timestep='concat'``) or attended by ``cross_layers`` more
+    blocks with their own CLS token (``'attention'``), and classified.
+
+    The published DifFormer (diffssl ``scripts/fusion.sh``: blocks 19, 24, 30 x t = 90, 150, 300 of ADM-256,
+    ``pre_pool_size=16``) is ``pool_size=(16, 16, 8)`` for the outputs in stride order (blocks 30, 24, 19:
+    min(map size, 16)), ``norm='map', embed_dims=1024, num_heads=8, num_layers=2, qkv_bias=False,
+    position_embedding=False, timestep_embedding=False, final_norm=False, cross_timestep='concat'`` with
+    ``init_cfg=None``: 31,802,344 parameters for 1000 classes. Without position embeddings the attention does not
+    depend on the order of the blocks' tokens.
 
     Args:
         num_classes (int): Number of classes.
         in_channels (Sequence[int]): Channels of each backbone output, in output order (the backbone's
-            ``out_channels``, or ``declared_out_channels(backbone_cfg)`` in a config).
+            ``out_channels``).
         num_timesteps (int): T, the length of the backbone's ``timesteps``.
         embed_dims (int): Token width. Defaults to 256.
         num_heads (int): Attention heads; must divide ``embed_dims``. Defaults to 8.
         num_layers (int): Transformer blocks fusing the blocks of one timestep. Defaults to 1.
-        pool_size (int): Each map is pooled to ``pool_size`` x ``pool_size`` tokens. Defaults to 1.
+        pool_size (int | Sequence[int]): Token grid of each output (one value for all, or one per output);
+            a grid must not exceed its map. Defaults to 1.
+        norm (str): ``'map'`` (LayerNorm over each pooled ``(C, g, g)`` map, the reference) or ``'token'``.
+            Defaults to ``'token'``.
+        qkv_bias (bool): Bias of the attention's qkv projection. Defaults to True.
+        position_embedding (bool): A learned embedding per token position. Defaults to True.
+        timestep_embedding (bool): A learned embedding per timestep, added to its CLS output. Defaults to True.
+        final_norm (bool): LayerNorm before the classifier. Defaults to True.
         cross_timestep (str): ``'concat'`` or ``'attention'``. Defaults to ``'concat'``.
         cross_layers (int): Transformer blocks of ``cross_timestep='attention'``. Defaults to 1.
         mlp_ratio (float): Hidden width of the blocks' MLP over ``embed_dims``. Defaults to 4.
         dropout (float): Dropout in the blocks. Defaults to 0.
-        init_cfg (dict, optional): Defaults to a truncated-normal init of the linear layers.
+        init_cfg (dict, optional): Defaults to a truncated-normal init of the linear layers; None keeps
+            PyTorch's defaults.
         **kwargs: ``loss``, ``topk``, ``cal_acc`` of :class:`mmpretrain.models.ClsHead`.
 
     Example:
@@ -62,7 +71,12 @@ class DifFormerHead(ClsHead):
                  embed_dims: int = 256,
                  num_heads: int = 8,
                  num_layers: int = 1,
-                 pool_size: int = 1,
+                 pool_size: Union[int, Sequence[int]] = 1,
+                 norm: str = 'token',
+                 qkv_bias: bool = True,
+                 position_embedding: bool = True,
+                 timestep_embedding: bool = True,
+                 final_norm: bool = True,
                  cross_timestep: str = 'concat',
                  cross_layers: int = 1,
                  mlp_ratio: float = 4.0,
@@ -70,12 +84,17 @@ class DifFormerHead(ClsHead):
                  init_cfg: Optional[dict] = dict(type='TruncNormal', layer='Linear', std=0.02),
                  **kwargs) -> None:
         super().__init__(init_cfg=init_cfg, **kwargs)
+        name = type(self).__name__
         if num_classes <= 0:
             raise ValueError(f'num_classes={num_classes} must be a positive integer')
         if isinstance(in_channels, int) or not in_channels:
             raise ValueError(f'in_channels must list the channels of each backbone output, got {in_channels!r}')
-        if num_timesteps < 1 or pool_size < 1:
-            raise ValueError(f'num_timesteps ({num_timesteps}) and pool_size ({pool_size}) must be >= 1')
+        if num_timesteps < 1:
+            raise ValueError(f'num_timesteps must be >= 1, got {num_timesteps}')
+        grids = (pool_size, ) * len(in_channels) if isinstance(pool_size, int) else tuple(pool_size)
+        if len(grids) != len(in_channels):
+            raise ValueError(f'pool_size gives {len(grids)} grids for {len(in_channels)} outputs '
+                             f'(in_channels={tuple(in_channels)}); give one int or one per output')
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims={embed_dims} is not divisible by num_heads={num_heads}')
         if cross_timestep not in CROSS_TIMESTEP_FUSIONS:
@@ -84,28 +103,31 @@ class DifFormerHead(ClsHead):
         self.num_classes = num_classes
         self.in_channels = tuple(in_channels)
         self.num_timesteps = num_timesteps
-        self.pool_size = pool_size
         self.cross_timestep = cross_timestep
-        self.projections = nn.ModuleList(
-            nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, embed_dims)) for channels in self.in_channels)
-        num_tokens = len(self.in_channels) * pool_size**2
-        self.token_embedding = nn.Parameter(torch.zeros(1, num_tokens, embed_dims))
+        self.tokenizers = nn.ModuleList(
+            MapTokenizer(channels, embed_dims, grid, norm, f'{name} output {index}')
+            for index, (channels, grid) in enumerate(zip(self.in_channels, grids)))
+        num_tokens = sum(grid**2 for grid in grids)
+        self.token_embedding = nn.Parameter(torch.zeros(1, num_tokens, embed_dims)) if position_embedding else None
+        self.timestep_embedding = (nn.Parameter(torch.zeros(1, num_timesteps, embed_dims))
+                                   if timestep_embedding else None)
         self.block_cls_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
-        self.block_fusion = _transformer(embed_dims, num_heads, num_layers, mlp_ratio, dropout)
-        self.timestep_embedding = nn.Parameter(torch.zeros(1, num_timesteps, embed_dims))
+        self.block_fusion = transformer_blocks(num_layers, embed_dims, num_heads, mlp_ratio, qkv_bias, dropout)
         if cross_timestep == 'attention':
             self.timestep_cls_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
-            self.timestep_fusion = _transformer(embed_dims, num_heads, cross_layers, mlp_ratio, dropout)
+            self.timestep_fusion = transformer_blocks(cross_layers, embed_dims, num_heads, mlp_ratio, qkv_bias,
+                                                      dropout)
             classifier_width = embed_dims
         else:
             classifier_width = embed_dims * num_timesteps
-        self.norm_out = nn.LayerNorm(classifier_width)
+        self.norm_out = nn.LayerNorm(classifier_width) if final_norm else nn.Identity()
         self.fc = nn.Linear(classifier_width, num_classes)
 
     def init_weights(self) -> None:
         super().init_weights()
         for embedding in (self.token_embedding, self.timestep_embedding):
-            nn.init.trunc_normal_(embedding, std=0.02)
+            if embedding is not None:
+                nn.init.trunc_normal_(embedding, std=0.02)
 
     def _check_feats(self, feats: Sequence[Tensor]) -> None:
         if len(feats) != len(self.in_channels):
@@ -123,14 +145,14 @@ class DifFormerHead(ClsHead):
         """Fuse the blocks per timestep, then the timesteps: ``(N, embed_dims * T)`` or ``(N, embed_dims)``."""
         self._check_feats(feats)
         batch = feats[0].shape[0]
-        tokens = []
-        for projection, feat in zip(self.projections, feats):
-            pooled = F.adaptive_avg_pool2d(feat.flatten(0, 1), self.pool_size)  # (N * T, C, p, p)
-            tokens.append(projection(pooled.flatten(2).transpose(1, 2)))  # (N * T, p * p, D)
-        tokens = torch.cat(tokens, dim=1) + self.token_embedding
+        tokens = torch.cat([tokenizer(feat.flatten(0, 1)) for tokenizer, feat in zip(self.tokenizers, feats)],
+                           dim=1)  # (N * T, sum of g * g, D)
+        if self.token_embedding is not None:
+            tokens = tokens + self.token_embedding
         tokens = torch.cat([self.block_cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        per_timestep = self.block_fusion(tokens)[:, 0].unflatten(0, (batch, self.num_timesteps))
-        per_timestep = per_timestep + self.timestep_embedding  # (N, T, D)
+        per_timestep = self.block_fusion(tokens)[:, 0].unflatten(0, (batch, self.num_timesteps))  # (N, T, D)
+        if self.timestep_embedding is not None:
+            per_timestep = per_timestep + self.timestep_embedding
         if self.cross_timestep == 'concat':
             return self.norm_out(per_timestep.flatten(1))
         sequence = torch.cat([self.timestep_cls_token.expand(batch, -1, -1), per_timestep], dim=1)

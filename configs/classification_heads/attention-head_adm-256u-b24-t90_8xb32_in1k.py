@@ -1,4 +1,0 @@
-# The attention head at t = 90.
-_base_ = ['./attention-head_adm-256u-b24-t150_8xb32_in1k.py']
-
-model = dict(backbone=dict(timesteps=(90, )))
