@@ -100,9 +100,11 @@ def test_real_configs_run_a_train_step_with_the_tiny_unet(config):
 
     def head_channels(backbone: dict):  # a fusion head reads every output, the others the last one
         channels = declared_out_channels(backbone)
-        return channels if cfg.model.head.type == 'DifFormerHead' else channels[-1]
+        return tuple(channels) if cfg.model.head.type == 'DifFormerHead' else channels[-1]
 
-    assert cfg.model.head.in_channels == head_channels(cfg.model.backbone)
+    in_channels = cfg.model.head.in_channels  # literal in the config, equal to the backbone's declared channels
+    assert (tuple(in_channels) if isinstance(in_channels, (list, tuple)) else in_channels) == head_channels(
+        cfg.model.backbone)
     tiny = dict(cfg.model.backbone, arch='adm-tiny', init_cfg=None)
     cfg.merge_from_dict({
         'model.backbone.arch': 'adm-tiny',
@@ -115,7 +117,8 @@ def test_real_configs_run_a_train_step_with_the_tiny_unet(config):
     model.init_weights()
     num_classes = cfg.model.head.num_classes
     data = dict(
-        inputs=[torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8) for _ in range(2)],
+        # 256 px, the U-Net's resolution: each tapped map has the size the config's pooling is written for
+        inputs=[torch.randint(0, 256, (3, 256, 256), dtype=torch.uint8) for _ in range(2)],
         data_samples=[DataSample().set_gt_label(label) for label in (0, num_classes - 1)])
     head_before = [p.clone() for p in model.head.parameters()]
     log_vars = model.train_step(data, OptimWrapper(torch.optim.SGD(model.head.parameters(), lr=0.1)))

@@ -68,7 +68,8 @@ def test_difformer_attends_over_exactly_the_configured_cells_from_one_unet_call(
 def test_diffeed_with_zero_adapters_reproduces_the_plain_features_exactly():
     kwargs = dict(arch='adm-tiny', timesteps=(10, 150), out_strides=(4, 8, 16, 32))
     torch.manual_seed(0)
-    feedback = DifFeedBackbone(**kwargs)  # every pyramid tap fed back to its mirror
+    # every pyramid tap fed back to its mirror through the zero-started adapters
+    feedback = DifFeedBackbone(adapter='gated-conv3x3-bn-relu', **kwargs)
     plain = DiffusionUNetBackbone(**kwargs)
     plain.load_state_dict({k: v for k, v in feedback.state_dict().items() if not k.startswith('adapters.')})
     assert [(d.stride, e.stride) for d, e in feedback.feedback_pairs] == [(4, 4), (8, 8), (16, 16), (32, 32)]
@@ -88,7 +89,7 @@ def test_diffeed_feeds_back_a_layer_deeper_than_its_outputs_into_a_tapped_block(
     which is also where the feedback is added: the output includes it."""
     kwargs = dict(arch='adm-tiny', out_strides=None, out_blocks=(14, ))
     torch.manual_seed(0)
-    feedback = DifFeedBackbone(feedback=(24, ), **kwargs)
+    feedback = DifFeedBackbone(feedback=(24, ), adapter='gated-conv3x3-bn-relu', **kwargs)
     plain = DiffusionUNetBackbone(**kwargs)
     plain.load_state_dict({k: v for k, v in feedback.state_dict().items() if not k.startswith('adapters.')})
     assert [(d.diffssl_index, e.diffssl_index) for d, e in feedback.feedback_pairs] == [(24, 14)]
@@ -102,7 +103,8 @@ def test_diffeed_feeds_back_a_layer_deeper_than_its_outputs_into_a_tapped_block(
 def test_diffeed_training_step_updates_only_adapters_and_head():
     from mmpretrain.structures import DataSample
     model = build_classifier(DIFFEED_DEMO)
-    assert [(d.diffssl_index, e.diffssl_index) for d, e in model.backbone.feedback_pairs] == [(24, 14)]
+    assert [(d.diffssl_index, e.diffssl_index) for d, e in model.backbone.feedback_pairs] == [
+        (21, 17), (24, 14), (27, 11), (30, 8), (33, 5), (36, 2)]
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert {name.split('.')[0] for name, p in model.named_parameters() if p.requires_grad} == {'backbone', 'head'}
@@ -112,7 +114,8 @@ def test_diffeed_training_step_updates_only_adapters_and_head():
                 data_samples=[DataSample().set_gt_label(label) for label in (0, 3)])
     model.train_step(data, OptimWrapper(torch.optim.SGD(trainable, lr=0.1)))
     changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p)}
-    assert 'backbone.adapters.0.gate' in changed  # the zero gate gets a gradient through the frozen U-Net
+    # every adapter gets a gradient through the frozen U-Net's second pass
+    assert {f'backbone.adapters.{i}.conv.weight' for i in range(6)} <= changed
     assert any(name.startswith('head.') for name in changed)
     assert all(name.startswith(('head.', 'backbone.adapters.')) for name in changed)
 
