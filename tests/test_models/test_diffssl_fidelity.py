@@ -217,3 +217,13 @@ def test_adm_resize_crop_is_guided_diffusions():
     with pytest.raises(ValueError, match=r'need 0 < min_crop_frac <= max_crop_frac <= 1, got min_crop_frac=0.9, '
                        r'max_crop_frac=0.8'):
         ADMResizeCrop(min_crop_frac=0.9, max_crop_frac=0.8)
+
+
+@pytest.mark.parametrize('config, size', [(HEADS / 'attention-head-lite_adm-256u-b24-t150_8xb32-30e_in1k.py', 7_346_152),
+                                          (HEADS / 'difformer-lite_adm-256u-b19-24-30-t90-150-300_8xb32-30e_in1k.py',
+                                           9_170_408)], ids=['attention-head-lite', 'difformer-lite'])
+def test_lite_variants_keep_mmdiffs_lighter_heads_and_defaults(config, size):
+    cfg, head = build_head(config)
+    assert count(head) == size
+    assert (cfg.model.backbone.noise_mode, cfg.model.backbone.dtype) == ('fixed', 'float32')
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
