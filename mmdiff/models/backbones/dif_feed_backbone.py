@@ -102,8 +102,8 @@ class DifFeedBackbone(DiffusionUNetBackbone):
         ...                        feedback=(21, 24, 27, 30, 33, 36))
         >>> [(decoder.diffssl_index, encoder.diffssl_index) for decoder, encoder in self.feedback_pairs]
         [(21, 17), (24, 14), (27, 11), (30, 8), (33, 5), (36, 2)]
-        >>> tuple(self(torch.rand(1, 3, 32, 32) * 2 - 1)[0].shape)
-        (1, 64, 2, 2)
+        >>> tuple(self(torch.rand(2, 3, 32, 32) * 2 - 1)[0].shape)
+        (2, 64, 2, 2)
     """
 
     new_layer_prefixes = DiffusionUNetBackbone.new_layer_prefixes + ('adapters.', )
