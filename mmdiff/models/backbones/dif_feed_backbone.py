@@ -160,26 +160,27 @@ class DifFeedBackbone(DiffusionUNetBackbone):
             pairs.append((decoder, encoder))
         return pairs
 
-    def _run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor],
+    def _run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor], labels: Optional[Tensor],
                   last_tap: Optional[UNetTap] = None) -> None:
         """First pass to the last fed-back decoder layer, then the second pass with the feedback added."""
         with torch.no_grad():
-            super()._run_unet(sample, timesteps, context, self._feedback_tap)
+            super()._run_unet(sample, timesteps, context, labels, self._feedback_tap)
         try:
             for source, injector, adapter in zip(self._sources, self._injectors, self.adapters):
                 injector.addition = adapter(source.output.float())
-            super()._run_unet(sample, timesteps, context, last_tap)
+            super()._run_unet(sample, timesteps, context, labels, last_tap)
         finally:
             for source, injector in zip(self._sources, self._injectors):
                 injector.addition = None
                 source.output = None
 
-    def forward(self, inputs: Tensor, timesteps: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+    def forward(self, inputs: Tensor, timesteps: Optional[Tensor] = None,
+                class_labels: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
         """The parent's forward with the two-pass U-Net; see :meth:`DiffusionUNetBackbone.forward`."""
         for source in self._sources:
             source.recording = True
         try:
-            return super().forward(inputs, timesteps)
+            return super().forward(inputs, timesteps, class_labels)
         finally:
             for source in self._sources:
                 source.recording = False

@@ -150,7 +150,8 @@ class DiffusionUNetBackbone(BaseModule):
             applied after fusion. Defaults to None (no projection).
         timestep_fusion (str): ``'concat'`` (channels add up, in timestep order), ``'mean'`` or ``'stack'``
             (outputs are ``(N, T, C, h, w)``, for fusion heads). Defaults to ``'concat'``.
-        class_label (int, optional): The label a class-conditional U-Net is run with. Defaults to None.
+        class_label (int, optional): The label a class-conditional U-Net is run with, when ``forward`` is given
+            no per-image ``class_labels``. None (for such a U-Net) requires them at every call. Defaults to None.
         frozen (bool): Run the U-Net in eval mode under ``no_grad`` with no parameter requiring grad, also
             after ``train()``. Defaults to True.
         with_cp (bool): Gradient checkpointing of the U-Net's blocks (fine-tuning only). Defaults to False.
@@ -352,10 +353,30 @@ class DiffusionUNetBackbone(BaseModule):
         if self.unet.class_embedding is None:
             if class_label is not None:
                 raise ValueError(f'class_label={class_label} was given, but the U-Net is not class-conditional')
-        elif num_classes is None or class_label is None or not 0 <= class_label < num_classes:
+        elif num_classes is None or class_label is not None and not 0 <= class_label < num_classes:
             raise ValueError(f'the U-Net is class-conditional ({num_classes} classes); set class_label to a label '
-                             f'in [0, {num_classes}), got {class_label!r}')
+                             f'in [0, {num_classes}) or None (labels per image at each call), got {class_label!r}')
         return class_label
+
+    def _class_labels(self, class_labels: Optional[Tensor], num_images: int, device: torch.device) -> Optional[Tensor]:
+        """``(num_images,)`` labels of a class-conditional U-Net: the given ones, checked, or ``class_label``."""
+        if self.unet.class_embedding is None:
+            if class_labels is not None:
+                raise ValueError('class_labels were given, but the U-Net is not class-conditional')
+            return None
+        num_classes = self.unet.config.num_class_embeds
+        if class_labels is None:
+            if self.class_label is None:
+                raise ValueError(f'the U-Net is class-conditional ({num_classes} classes) and class_label=None: give '
+                                 f'forward() one label per image (class_labels), or set class_label')
+            return torch.full((num_images, ), self.class_label, dtype=torch.long, device=device)
+        if class_labels.shape != (num_images, ) or class_labels.dtype.is_floating_point:
+            raise ValueError(f'class_labels must be {num_images} integers, one per image, got a {class_labels.dtype} '
+                             f'tensor of shape {tuple(class_labels.shape)}')
+        outside = class_labels[(class_labels < 0) | (class_labels >= num_classes)]
+        if len(outside):
+            raise ValueError(f'class label {int(outside[0])} is outside the U-Net\'s classes [0, {num_classes})')
+        return class_labels.to(device=device, dtype=torch.long)
 
     def _select_levels(self, out_strides: Optional[Sequence[int]], out_blocks: Optional[Sequence[Union[str, int]]],
                        resample: bool) -> List[Tuple[UNetTap, int]]:
@@ -433,7 +454,9 @@ class DiffusionUNetBackbone(BaseModule):
         """U-Net modules no output depends on (their parameters never get a gradient).
 
         These are the blocks the truncated forward never runs, and inside the deepest block that runs the layers
-        after its last tapped one (e.g. the upsampler behind a stride-4 tap). Left trainable, they would make DDP
+        after its last tapped one (e.g. the upsampler behind a stride-4 tap, or a resnet's shortcut convolution
+        behind a tap of its residual branch). Other layers of the middle block behind a residual tap are not
+        listed: fine-tune with a layer tap there. Left trainable, they would make DDP
         wait for gradients that never come.
         """
         blocks = [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]
@@ -444,6 +467,9 @@ class DiffusionUNetBackbone(BaseModule):
             self.unet.get_submodule(tap.name) for tap in self.taps[last_tapped + 1:]
             if tap.depth == self._depth and tap.kind in ('layer', 'resample')
         ]
+        if self._last_tap.kind == 'residual':  # the pass ends inside the resnet, before its shortcut
+            shortcut = self.unet.get_submodule(self._last_tap.name.rsplit('.', 1)[0]).conv_shortcut
+            after_last_tap += [] if shortcut is None else [shortcut]
         return blocks[self._depth:] + after_last_tap + [module for module in tail if module is not None]
 
     def _freeze(self) -> None:
@@ -536,7 +562,7 @@ class DiffusionUNetBackbone(BaseModule):
             self._pass_ends[tap.name] = _PassEnd()
             self.unet.get_submodule(tap.name).register_forward_hook(self._pass_ends[tap.name])
 
-    def _run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor],
+    def _run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor], labels: Optional[Tensor],
                   last_tap: Optional[UNetTap] = None) -> None:
         """Run the U-Net up to ``last_tap``'s module and no further; the recorders keep the tapped outputs.
 
@@ -548,6 +574,7 @@ class DiffusionUNetBackbone(BaseModule):
             sample (Tensor): Noised images or latents ``(B, C, h, w)``.
             timesteps (Tensor): Their noise steps ``(B,)``.
             context (Tensor, optional): Cross-attention tokens ``(B, L, D)`` for a ``UNet2DConditionModel``.
+            labels (Tensor, optional): Class labels ``(B,)`` for a class-conditional U-Net.
             last_tap (UNetTap, optional): The last module the pass needs, one given to :meth:`_add_pass_end`.
                 Defaults to the last tapped output.
         """
@@ -555,13 +582,14 @@ class DiffusionUNetBackbone(BaseModule):
         pass_end = self._pass_ends[last_tap.name]
         pass_end.armed = not self.with_cp
         try:
-            self._run_blocks(sample, timesteps, context, last_tap.depth)
+            self._run_blocks(sample, timesteps, context, labels, last_tap.depth)
         except _PassComplete:
             pass
         finally:
             pass_end.armed = False
 
-    def _run_blocks(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor], stop: int) -> None:
+    def _run_blocks(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor], labels: Optional[Tensor],
+                    stop: int) -> None:
         """Run the first ``stop`` top-level U-Net blocks (see :class:`UNetTap`'s ``depth``)."""
         unet = self.unet
         # 1. time
@@ -569,7 +597,7 @@ class DiffusionUNetBackbone(BaseModule):
         if getattr(unet, 'time_embed_act', None) is not None:
             emb = unet.time_embed_act(emb)
         if unet.class_embedding is not None:
-            emb = emb + unet.class_embedding(torch.full_like(timesteps, self.class_label))
+            emb = emb + unet.class_embedding(labels)
         # 2. pre-process
         sample = unet.conv_in(sample)
         skips = (sample, )
@@ -624,13 +652,17 @@ class DiffusionUNetBackbone(BaseModule):
             return self.projections[index](feature.flatten(0, 1)).unflatten(0, feature.shape[:2])
         return self.projections[index](feature)
 
-    def forward(self, inputs: Tensor, timesteps: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+    def forward(self, inputs: Tensor, timesteps: Optional[Tensor] = None,
+                class_labels: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
         """Noise the images, run the U-Net to the last tap and return the pyramid.
 
         Args:
             inputs (Tensor): Images ``(N, C, H, W)`` normalised to [-1, 1]; any H and W.
             timesteps (Tensor, optional): One noise step per image ``(N,)``, in place of the configured one (e.g.
                 drawn by RepFusion's timestep policy); needs a backbone configured with a single timestep.
+                Defaults to None.
+            class_labels (Tensor, optional): One label per image ``(N,)`` for a class-conditional U-Net, in
+                place of ``class_label`` (e.g. the ground truth, as RepFusion's ImageNet-64 teacher takes it).
                 Defaults to None.
 
         Returns:
@@ -641,6 +673,7 @@ class DiffusionUNetBackbone(BaseModule):
         self._check_inputs(inputs)
         if timesteps is not None:
             timesteps = self._check_per_image_timesteps(timesteps, inputs.shape[0])
+        labels = self._class_labels(class_labels, inputs.shape[0], inputs.device)
         size = inputs.shape[-2:]
         # 1. pad to a multiple of the U-Net's total downsampling, so skip connections line up
         pad_h = -size[0] % self.downsample_factor
@@ -655,6 +688,8 @@ class DiffusionUNetBackbone(BaseModule):
         if self.channels_last:
             sample = sample.contiguous(memory_format=torch.channels_last)
         context = None if self.context is None else self.context(sample.shape[0])
+        if labels is not None:  # every draw and timestep of an image has its label
+            labels = labels.repeat(sample.shape[0] // labels.shape[0])
         # 4. run the U-Net to the last tap, recording the tapped outputs
         for recorder in self._recorders.values():
             recorder.recording = True
@@ -662,7 +697,7 @@ class DiffusionUNetBackbone(BaseModule):
             with torch.set_grad_enabled(torch.is_grad_enabled() and self._unet_needs_grad), \
                     torch.autocast(inputs.device.type, dtype=self.autocast_dtype,
                                    enabled=self.autocast_dtype != torch.float32):
-                self._unet_pass(sample, timesteps, context)
+                self._unet_pass(sample, timesteps, context, labels)
             features = {name: recorder.output for name, recorder in self._recorders.items()}
         finally:
             for recorder in self._recorders.values():

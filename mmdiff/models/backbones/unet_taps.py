@@ -6,9 +6,11 @@ tree alone (no forward pass, no weights needed) in forward order, each with its 
 - ``conv_in``;
 - per encoder level ``j``: ``down_blocks.j.resnets.k``, ``down_blocks.j.attentions.k``,
   ``down_blocks.j.downsamplers.0`` and the block output ``down_blocks.j``;
-- ``mid_block``;
+- ``mid_block.resnets.k.conv2`` and ``mid_block``;
 - per decoder level ``j``: ``up_blocks.j.resnets.k``, ``up_blocks.j.attentions.k``, ``up_blocks.j.upsamplers.0``
-  and the block output ``up_blocks.j``.
+  and the block output ``up_blocks.j``;
+- before each resnet layer's output, ``....resnets.k.conv2``: its residual branch (the last convolution, before
+  the shortcut is added), where RepFusion hooks its teachers (``mid_block.resnets.1.conv2``).
 
 Taps are chosen by name, by guided-diffusion block number (the diffssl numbering) or by stride:
 :func:`resolve_taps` turns any of them into tap records, and its errors name the valid choices.
@@ -34,8 +36,9 @@ class UNetTap:
         channels (int): Channels of the output.
         stride (int): Input pixels per output pixel (the reduction).
         stage (str): ``'encoder'``, ``'middle'`` or ``'decoder'``.
-        kind (str): ``'stem'`` (``conv_in``), ``'layer'`` (a resnet or attention), ``'resample'`` (a down- or
-            upsampler), ``'middle'`` or ``'block'`` (a whole down or up block).
+        kind (str): ``'stem'`` (``conv_in``), ``'layer'`` (a resnet or attention), ``'residual'`` (a resnet's
+            ``conv2``, before its shortcut is added), ``'resample'`` (a down- or upsampler), ``'middle'`` or
+            ``'block'`` (a whole down or up block).
         depth (int): How many top-level U-Net blocks must run to produce it: 0 for ``conv_in``, ``j + 1`` for
             ``down_blocks.j``, then the middle block, then ``up_blocks.j``.
         diffssl_index (int, optional): The guided-diffusion block number of this output, if it is one.
@@ -57,6 +60,7 @@ def _layer_taps(block: nn.Module, prefix: str, stride: int, stage: str, depth: i
     for k, resnet in enumerate(block.resnets):
         channels = resnet.out_channels
         attention = attentions[k] if attentions is not None and k < len(attentions) else None
+        taps.append(UNetTap(f'{prefix}.resnets.{k}.conv2', channels, stride, stage, 'residual', depth))
         taps.append(UNetTap(f'{prefix}.resnets.{k}', channels, stride, stage, 'layer', depth,
                             None if attention is not None else first_index + k))
         if attention is not None:
@@ -93,6 +97,8 @@ def list_unet_taps(unet: nn.Module, input_stride: int = 1) -> List[UNetTap]:
         taps.append(UNetTap(f'down_blocks.{j}', taps[-1].channels, stride, 'encoder', 'block', depth))
     if unet.mid_block is not None:
         depth += 1
+        taps += [UNetTap(f'mid_block.resnets.{k}.conv2', resnet.out_channels, stride, 'middle', 'residual', depth)
+                 for k, resnet in enumerate(unet.mid_block.resnets)]
         taps.append(UNetTap('mid_block', unet.mid_block.resnets[-1].out_channels, stride, 'middle', 'middle', depth,
                             index))
         index += 1

@@ -99,8 +99,8 @@ def test_invalid_arguments():
     with pytest.raises(ValueError, match='class_label=3 was given, but the U-Net is not class-conditional'):
         DiffusionUNetBackbone(arch=TINY, class_label=3)
     with pytest.raises(ValueError, match=r'the U-Net is class-conditional \(10 classes\); set class_label to a label '
-                       r'in \[0, 10\), got None'):
-        DiffusionUNetBackbone(arch=dict(SMALL_DICT, num_class_embeds=10))
+                       r'in \[0, 10\) or None \(labels per image at each call\), got 10'):
+        DiffusionUNetBackbone(arch=dict(SMALL_DICT, num_class_embeds=10), class_label=10)
 
 
 def test_bad_inputs():
