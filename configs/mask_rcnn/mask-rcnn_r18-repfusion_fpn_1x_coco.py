@@ -1,6 +1,6 @@
 # Distil, then fine-tune for detection: mmdet's Mask R-CNN with a ResNet-18 FPN, the ResNet-18 starting from the
-# student that configs/repfusion/repfusion_adm-64-policy_resnet18_tiny-imagenet.py distilled from the ADM-64 U-Net
-# (python tools/export_student.py <distillation checkpoint> --out checkpoints/repfusion_adm-64_resnet18.pth).
+# student that configs/repfusion/repfusion-mmdiff_adm-64-up1-policy50_resnet18_tiny-imagenet.py distilled from the
+# ADM-64 U-Net (python tools/export_student.py <distillation checkpoint> --out checkpoints/repfusion_adm-64_resnet18.pth).
 _base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py']
 student = 'checkpoints/repfusion_adm-64_resnet18.pth'
 model = dict(

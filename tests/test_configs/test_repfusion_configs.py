@@ -83,7 +83,7 @@ def test_export_refuses_a_checkpoint_that_is_not_a_distillation(tmp_path):
 
 
 def test_the_cifar10_distillation_builds_with_a_random_teacher():
-    cfg = Config.fromfile(str(REPFUSION / 'repfusion_ddpm-cifar10-policy_resnet18-cifar_cifar10.py'))
+    cfg = Config.fromfile(str(REPFUSION / 'repfusion-mmdiff_ddpm-cifar10-up0-policy100_resnet18-cifar_cifar10.py'))
     cfg.model.teacher.update(arch='ddpm-cifar10', model_dir=None)  # the diffusers folder is not in CI
     init_default_scope('mmpretrain')
     from mmpretrain.registry import MODELS
@@ -94,8 +94,8 @@ def test_the_cifar10_distillation_builds_with_a_random_teacher():
 
 
 @pytest.mark.parametrize('config, student', [
-    ('repfusion_adm-64-policy_resnet18_tiny-imagenet.py', 'ResNet'),
-    ('repfusion_adm-64-policy_mobilenetv2_tiny-imagenet.py', 'MobileNetV2'),
+    ('repfusion-mmdiff_adm-64-up1-policy50_resnet18_tiny-imagenet.py', 'ResNet'),
+    ('repfusion-mmdiff_adm-64-up1-policy50_mobilenetv2_tiny-imagenet.py', 'MobileNetV2'),
 ])
 def test_the_tiny_imagenet_distillations_name_their_parts(config, student):
     cfg = Config.fromfile(str(REPFUSION / config))

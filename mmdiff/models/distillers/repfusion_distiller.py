@@ -1,5 +1,5 @@
 """RepFusionDistiller: distil a frozen diffusion U-Net's features into an ordinary student backbone."""
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,16 @@ def _output_channels(backbone: nn.Module, index: int, in_channels: int) -> int:
     return outputs[index].shape[1]
 
 
+def _reward_head(in_channels: int, hidden: Sequence[int], num_classes: int) -> nn.Module:
+    """Linear, or an MLP ``in -> hidden[0] -> ... -> num_classes`` with ReLU between the layers."""
+    widths = [in_channels, *hidden]
+    layers: List[nn.Module] = []
+    for width_in, width_out in zip(widths, widths[1:]):
+        layers += [nn.Linear(width_in, width_out), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, nn.Linear(widths[-1], num_classes)) if layers else nn.Linear(in_channels,
+                                                                                                 num_classes)
+
+
 @register_module(MODELS)
 class RepFusionDistiller(BaseModel):
     """Train a student backbone to reproduce a frozen diffusion U-Net's features (Yang & Wang, ICCV 2023).
@@ -40,10 +50,16 @@ class RepFusionDistiller(BaseModel):
     ``head`` and labels, the student's task loss is added.
 
     The noise step is either the teacher's configured one (fixed-t mode, ``timestep_policy=None``) or drawn per
-    image by a :class:`~mmdiff.models.distillers.TimestepPolicy` trained by REINFORCE: a linear ``reward head`` on
-    the teacher's pooled feature learns the labels by cross-entropy, the negative cross-entropy of each image is
-    its reward, and the policy loss is ``-log pi(t | x) * (reward - baseline)`` with a running-mean baseline, minus
-    ``entropy_weight`` times the policy's entropy (:class:`~mmdiff.engine.hooks.EntropyDecayHook` decays it).
+    image by a :class:`~mmdiff.models.distillers.TimestepPolicy` trained by REINFORCE: a reward head (linear, or
+    an MLP with ``reward_head_channels``) on the teacher's pooled feature learns the labels by cross-entropy, the
+    negative cross-entropy of each image is its reward, and the policy loss is ``-log pi(t | x) * (reward -
+    baseline)`` (a running-mean baseline with ``reward_baseline``, else none), minus ``entropy_weight`` times the
+    policy's entropy (:class:`~mmdiff.engine.hooks.EntropyDecayHook` decays it).
+
+    The reference's setting (Adamdad/Repfusion ``Repfusion32_ImageClassifier``; ``docs/fidelity.md``) is
+    ``alignment='pooled', normalize=False``, the 3-layer MLP reward head, no baseline, all 1000 candidate
+    timesteps with ``TimestepPolicy(arch='lenet', zero_init=False)``, and, for a class-conditional teacher,
+    ``teacher_labels=True``.
 
     The student is ``backbone`` (then ``neck`` and ``head``), as in mmpretrain's ``ImageClassifier``, so
     ``tools/export_student.py`` writes its weights under ``backbone.`` for any OpenMMLab config to load.
@@ -62,8 +78,14 @@ class RepFusionDistiller(BaseModel):
         timestep_policy (dict, optional): A ``TimestepPolicy`` config; ``timesteps`` defaults to all of the
             teacher's steps. None distils at the teacher's configured timestep. Defaults to None.
         num_classes (int, optional): Classes of the reward head; needed with a policy.
+        reward_head_channels (Sequence[int]): Hidden widths of the reward head, an MLP with ReLU; empty for one
+            linear layer. Defaults to () (the reference: ``(C, C)`` on CIFAR-10, ``(C / 2, C / 2)`` on
+            ImageNet-64, for teacher channels C).
+        reward_baseline (bool): Subtract a running-mean baseline from the reward. Defaults to True.
         entropy_weight (float): Initial weight of the policy's entropy bonus. Defaults to 0.01.
         baseline_momentum (float): Momentum of the reward baseline's running mean. Defaults to 0.9.
+        teacher_labels (bool): Run a class-conditional teacher with each image's ground-truth label as its class
+            (the reference's ImageNet-64 teacher); else with the teacher's ``class_label``. Defaults to False.
         data_preprocessor (dict, optional): E.g. mmpretrain's ``ClsDataPreprocessor`` mapping images to [-1, 1].
         init_cfg (dict, optional): mmengine initialisation config. Defaults to None.
     """
@@ -80,8 +102,11 @@ class RepFusionDistiller(BaseModel):
                  head: Optional[dict] = None,
                  timestep_policy: Optional[dict] = None,
                  num_classes: Optional[int] = None,
+                 reward_head_channels: Sequence[int] = (),
+                 reward_baseline: bool = True,
                  entropy_weight: float = 0.01,
                  baseline_momentum: float = 0.9,
+                 teacher_labels: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -112,7 +137,9 @@ class RepFusionDistiller(BaseModel):
             if num_classes is None or num_classes < 1:
                 raise ValueError(f'num_classes={num_classes}: the timestep policy is rewarded by a classifier on '
                                  f'the teacher features, so give the number of classes')
-            self.reward_head = nn.Linear(teacher_channels, num_classes)
+            self.reward_head = _reward_head(teacher_channels, reward_head_channels, num_classes)
+        self.reward_baseline_enabled = reward_baseline
+        self.teacher_labels = teacher_labels
         self.entropy_weight = entropy_weight
         self.baseline_momentum = baseline_momentum
         self.register_buffer('reward_baseline', torch.zeros(()))
@@ -179,8 +206,12 @@ class RepFusionDistiller(BaseModel):
             if labels is None:
                 raise ValueError('the timestep policy is rewarded through the labels; the batch has no gt_label')
             timesteps, log_prob, entropy = self.timestep_policy.sample(inputs)
+        if self.teacher_labels and labels is None:
+            raise ValueError('teacher_labels=True runs the teacher with the ground-truth labels; the batch has no '
+                             'gt_label')
+        conditioning = dict(class_labels=labels) if self.teacher_labels else {}
         with torch.no_grad():
-            teacher = self.teacher(inputs, timesteps=timesteps)[self.teacher_index].float()
+            teacher = self.teacher(inputs, timesteps=timesteps, **conditioning)[self.teacher_index].float()
         student_outputs = self.backbone(inputs)
         student_outputs = (student_outputs, ) if isinstance(student_outputs, Tensor) else tuple(student_outputs)
         losses['loss_distill'] = self.distill_weight * self.alignment_loss(student_outputs[self.student_index],
@@ -194,14 +225,17 @@ class RepFusionDistiller(BaseModel):
         return losses
 
     def _policy_losses(self, teacher: Tensor, labels: Tensor, log_prob: Tensor, entropy: Tensor) -> Dict[str, Tensor]:
-        """REINFORCE with a running-mean baseline; the reward is the reward head's negative cross-entropy."""
+        """REINFORCE (with a running-mean baseline if enabled); the reward is the reward head's negative
+        cross-entropy."""
         cross_entropy = F.cross_entropy(self.reward_head(teacher.mean((2, 3))), labels, reduction='none')
         reward = -cross_entropy.detach()
-        if not self.baseline_started:
-            self.reward_baseline.fill_(reward.mean())
-            self.baseline_started.fill_(True)
-        advantage = reward - self.reward_baseline
-        self.reward_baseline.mul_(self.baseline_momentum).add_((1 - self.baseline_momentum) * reward.mean())
+        advantage = reward
+        if self.reward_baseline_enabled:
+            if not self.baseline_started:
+                self.reward_baseline.fill_(reward.mean())
+                self.baseline_started.fill_(True)
+            advantage = reward - self.reward_baseline
+            self.reward_baseline.mul_(self.baseline_momentum).add_((1 - self.baseline_momentum) * reward.mean())
         return dict(
             loss_reward_head=cross_entropy.mean(),
             loss_policy=-(log_prob * advantage).mean(),

@@ -8,18 +8,48 @@ from torch.distributions import Categorical
 
 from mmdiff.registry import MODELS, register_module
 
+POLICY_ARCHS = ('conv', 'lenet', 'lenet-64')
+
+
+def _strided_convs(in_channels: int, channels: Sequence[int]) -> Tuple[nn.Sequential, int]:
+    """mmdiff's policy trunk: stride-2 3x3 convolutions with ReLU, then global average pooling."""
+    if not channels:
+        raise ValueError('channels is empty; give the width of at least one convolution')
+    layers = []
+    for width in channels:
+        layers += [nn.Conv2d(in_channels, width, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+        in_channels = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), in_channels
+
+
+def _lenet(in_channels: int, num_convs: int, flat_size: int) -> Tuple[nn.Sequential, int]:
+    """RepFusion's ``PolicyNet_Cov`` (2 convolutions, 32 px) / ``PolicyNet_Cov64`` (3, 64 px) trunk: 5x5
+    convolutions (6, 16, 16 channels) each with ReLU and 2x2 max-pooling, flattened, then Linear-ReLU 120 and 84."""
+    widths = (6, 16, 16)[:num_convs]
+    layers = []
+    for width in widths:
+        layers += [nn.Conv2d(in_channels, width, 5), nn.ReLU(), nn.MaxPool2d(2, 2)]
+        in_channels = width
+    layers += [nn.Flatten(), nn.Linear(16 * flat_size**2, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU()]
+    return nn.Sequential(*layers), 84
+
 
 @register_module(MODELS)
 class TimestepPolicy(BaseModule):
     """A categorical distribution over candidate timesteps, conditioned on the image (RepFusion's policy).
 
-    Strided 3x3 convolutions with ReLU, global average pooling and a linear layer give one logit per candidate.
-    The linear layer starts at zero, so the policy starts uniform and every timestep is tried.
+    ``arch='conv'`` (mmdiff's): strided 3x3 convolutions with ReLU, global average pooling and a linear layer,
+    for any image size. ``arch='lenet'`` / ``'lenet-64'``: the reference's ``PolicyNet_Cov`` for 32x32 and
+    ``PolicyNet_Cov64`` for 64x64 images (Adamdad/Repfusion ``classifiers/repfusion.py``). A final linear layer
+    gives one logit per candidate; ``zero_init`` starts it at zero, so the policy starts uniform (the reference
+    keeps PyTorch's default initialisation: ``zero_init=False``).
 
     Args:
         timesteps (Sequence[int]): The candidate noise steps, e.g. ``range(1000)`` (all) or a grid.
         in_channels (int): Image channels. Defaults to 3.
-        channels (Sequence[int]): Width of each stride-2 convolution. Defaults to (32, 64).
+        arch (str): ``'conv'``, ``'lenet'`` or ``'lenet-64'``. Defaults to ``'conv'``.
+        channels (Sequence[int]): Width of each stride-2 convolution of ``arch='conv'``. Defaults to (32, 64).
+        zero_init (bool): Start the logits at zero. Defaults to True.
         init_cfg (dict, optional): mmengine initialisation config. Defaults to None.
 
     Example:
@@ -32,7 +62,9 @@ class TimestepPolicy(BaseModule):
     def __init__(self,
                  timesteps: Sequence[int],
                  in_channels: int = 3,
+                 arch: str = 'conv',
                  channels: Sequence[int] = (32, 64),
+                 zero_init: bool = True,
                  init_cfg=None) -> None:
         super().__init__(init_cfg)
         timesteps = [int(t) for t in timesteps]
@@ -40,20 +72,26 @@ class TimestepPolicy(BaseModule):
             raise ValueError('timesteps is empty; give the candidate noise steps, e.g. range(1000)')
         if len(set(timesteps)) != len(timesteps):
             raise ValueError(f'timesteps {timesteps} has repeats; each candidate must appear once')
-        if not channels:
-            raise ValueError('channels is empty; give the width of at least one convolution')
+        if arch not in POLICY_ARCHS:
+            raise ValueError(f'arch={arch!r} is not supported; choose one of {list(POLICY_ARCHS)}')
+        self.arch = arch
         self.register_buffer('timesteps', torch.tensor(timesteps, dtype=torch.long), persistent=False)
-        layers = []
-        for width in channels:
-            layers += [nn.Conv2d(in_channels, width, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
-            in_channels = width
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.logits = nn.Linear(in_channels, len(timesteps))
-        nn.init.zeros_(self.logits.weight)
-        nn.init.zeros_(self.logits.bias)
+        if arch == 'conv':
+            self.features, width = _strided_convs(in_channels, channels)
+        else:
+            self.features, width = _lenet(in_channels, *((2, 5) if arch == 'lenet' else (3, 4)))
+        self.logits = nn.Linear(width, len(timesteps))
+        if zero_init:
+            nn.init.zeros_(self.logits.weight)
+            nn.init.zeros_(self.logits.bias)
 
     def forward(self, images: Tensor) -> Tensor:
         """Logits ``(N, K)`` over the K candidate timesteps of images ``(N, C, H, W)``."""
+        if self.arch != 'conv':
+            size = 32 if self.arch == 'lenet' else 64
+            if tuple(images.shape[-2:]) != (size, size):
+                raise ValueError(f"TimestepPolicy(arch={self.arch!r}) takes {size}x{size} images, got "
+                                 f"{tuple(images.shape[-2:])}; use arch='conv' for other sizes")
         return self.logits(self.features(images))
 
     def distribution(self, images: Tensor) -> Categorical:

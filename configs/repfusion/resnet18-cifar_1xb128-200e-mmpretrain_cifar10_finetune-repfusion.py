@@ -1,5 +1,7 @@
 # Fine-tune the RepFusion-distilled CIFAR ResNet-18 on CIFAR-10 with mmpretrain's standard 200-epoch recipe
-# (resnet18_8xb16_cifar10 on one process of 128). Without the init_cfg it is the from-scratch baseline.
+# (resnet18_8xb16_cifar10 on one process of 128), for the students of the repfusion-mmdiff_* configs; the published
+# fine-tuning is ./resnet18-cifar_1xb64-200e_cifar10_finetune-repfusion.py. Without the init_cfg it is the
+# from-scratch baseline.
 _base_ = [
     'mmpretrain::_base_/models/resnet18_cifar.py',
     'mmpretrain::_base_/datasets/cifar10_bs16.py',

@@ -1,8 +1,10 @@
-# RepFusion on CIFAR-10 (the paper's setting): Ho et al.'s 32x32 DDPM from a local diffusers folder (the
-# google/ddpm-cifar10-32 pipeline, downloaded beforehand: mmdiff never fetches weights), seen on the clean image with
-# the time embedding of a policy-drawn t < 100, its 'up_blocks.0' output (stride 4, 256 channels) distilled into a
-# CIFAR ResNet-18 for 100 epochs (39,100 iterations of 128). Then export the student (tools/export_student.py) and
-# fine-tune it with configs/repfusion/resnet18-cifar_cifar10_finetune-repfusion.py.
+# RepFusion on CIFAR-10 with mmdiff's choices (not the published setting, which is
+# ./repfusion_ddpm-cifar10-mid-policy_resnet18-cifar_1xb128-200e_cifar10.py; docs/fidelity.md): Ho et al.'s 32x32
+# DDPM from a local diffusers folder, seen on the clean image with the time embedding of a policy-drawn t < 100, its
+# 'up_blocks.0' output (stride 4, 256 channels) distilled into a CIFAR ResNet-18 by L2-normalised pooled MSE with a
+# linear reward head and a running-mean baseline, AdamW with cosine decay for 100 epochs (39,100 iterations of 128).
+# Then export the student (tools/export_student.py) and fine-tune it with
+# configs/repfusion/resnet18-cifar_1xb128-200e-mmpretrain_cifar10_finetune-repfusion.py.
 _base_ = [
     '../_base_/models/repfusion_resnet18-cifar.py',
     'mmpretrain::_base_/datasets/cifar10_bs16.py',
