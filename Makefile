@@ -19,6 +19,7 @@ DIGITS_GRID := --timesteps 10 50 100 150 250 400 600 --blocks 3 6 9 12 13 14 15 
 REPFUSION := configs/repfusion
 REPFUSION_POLICY := $(REPFUSION)/repfusion_adm-digits-b18-policy_resnet18-cifar_digits-16px.py
 REPFUSION_FIXED := $(REPFUSION)/repfusion_adm-digits-b18-t100_resnet18-cifar_digits-16px.py
+REPFUSION_PUBLISHED := $(REPFUSION)/repfusion_adm-digits-mid-policy_resnet18-cifar_published-recipe_digits-16px.py
 REPFUSION_WORK := work_dirs/repfusion_digits
 
 .PHONY: install demo demo-seg evidence-digits evidence-repfusion test test-quick
@@ -58,7 +59,8 @@ evidence-digits: install
 		--names pretrained random-init --out $(DIGITS_WORK)/summary.md
 
 # RepFusion on the digits (docs/repfusion_digits.md): distil the pre-trained 'adm-digits' U-Net (from
-# `make evidence-digits`, pre-trained here if absent) into a ResNet-18, with the timestep policy and at a fixed t;
+# `make evidence-digits`, pre-trained here if absent) into a ResNet-18, with mmdiff's timestep policy, at a fixed t
+# and with the published recipe (its tap, loss, reward head, entropy schedule, SGD and EMA, at demo scale);
 # export each student, fine-tune it and linear-probe it frozen; train the same ResNet-18 from scratch and probe it
 # at random init with the same schedules, and from scratch for as many epochs as distillation plus fine-tuning;
 # repeat fine-tuning and probing with 10 labels per class; summarise the held-out accuracies. About 40 minutes on
@@ -71,10 +73,10 @@ evidence-repfusion: install
 		--work-dir $(REPFUSION_WORK)/finetune_scratch-58e
 	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar-frozen_digits-16px_linear-probe-random.py \
 		--work-dir $(REPFUSION_WORK)/probe_random-init
-	for run in policy=$(REPFUSION_POLICY) fixed=$(REPFUSION_FIXED); do \
+	for run in policy=$(REPFUSION_POLICY) fixed=$(REPFUSION_FIXED) published=$(REPFUSION_PUBLISHED); do \
 		mode=$${run%%=*}; \
 		$(PYTHON) tools/train.py $${run#*=} --work-dir $(REPFUSION_WORK)/distill_$$mode && \
-		$(PYTHON) tools/export_student.py $(REPFUSION_WORK)/distill_$$mode/iter_1000.pth \
+		$(PYTHON) tools/export_student.py $$(cat $(REPFUSION_WORK)/distill_$$mode/last_checkpoint) \
 			--out $(REPFUSION_WORK)/student_$$mode.pth && \
 		$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px_finetune-repfusion.py \
 			--work-dir $(REPFUSION_WORK)/finetune_repfusion-$$mode \
