@@ -1,11 +1,11 @@
 """DifFeed: decoder features fed back into the encoder of a second U-Net pass."""
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
-from .diffusion_unet import DiffusionUNetBackbone, _TapRecorder
+from .diffusion_unet import DiffusionUNetBackbone
 from .unet_builder import check_choice
 from .unet_taps import UNetTap, mirror_encoder_tap, resolve_taps
 
@@ -55,20 +55,6 @@ class GatedFeedbackAdapter(nn.Module):
 FEEDBACK_ADAPTERS = {'conv1x1-bn-relu': FeedbackAdapter, 'gated-conv3x3-bn-relu': GatedFeedbackAdapter}
 
 
-class _FeedbackInjector:
-    """Forward hook adding a pending tensor to a module's output (to the first element of a tuple output)."""
-
-    def __init__(self) -> None:
-        self.addition: Optional[Tensor] = None
-
-    def __call__(self, module: nn.Module, args: tuple, output):
-        if self.addition is None:
-            return None
-        if isinstance(output, tuple):
-            return (output[0] + self.addition.to(output[0].dtype), *output[1:])
-        return output + self.addition.to(output.dtype)
-
-
 @register_module(MODELS)
 class DifFeedBackbone(DiffusionUNetBackbone):
     """DifFeed (Mukhopadhyay et al. 2023): a first U-Net pass computes decoder features; trainable adapters map
@@ -115,30 +101,24 @@ class DifFeedBackbone(DiffusionUNetBackbone):
         super().__init__(**kwargs)
         check_choice('adapter', adapter, FEEDBACK_ADAPTERS)
         self.feedback_pairs = self._resolve_feedback(feedback)
-        self._feedback_tap = max((decoder for decoder, _ in self.feedback_pairs), key=self.taps.index)
         self.adapters = nn.ModuleList(FEEDBACK_ADAPTERS[adapter](decoder.channels, encoder.channels)
                                       for decoder, encoder in self.feedback_pairs)
-        self._sources: List[_TapRecorder] = []
-        self._injectors: List[_FeedbackInjector] = []
-        # prepended, so they act before the parent's hooks on the same module: an output recorded where feedback
-        # is injected includes it, and a pass that ends at a fed-back layer records it first
-        for decoder, encoder in self.feedback_pairs:
-            self._sources.append(_TapRecorder())
-            self.unet.get_submodule(decoder.name).register_forward_hook(self._sources[-1], prepend=True)
-            self._injectors.append(_FeedbackInjector())
-            self.unet.get_submodule(encoder.name).register_forward_hook(self._injectors[-1], prepend=True)
-        self._add_pass_end(self._feedback_tap)
-        self._unet_needs_grad = True  # the adapters learn through the frozen U-Net's second pass
+
+    @property
+    def unet_needs_grad(self) -> bool:
+        """Always: the adapters learn through the (frozen) U-Net's second pass."""
+        return True
 
     def _resolve_feedback(self, feedback) -> List[Tuple[UNetTap, UNetTap]]:
         if feedback is None:
-            decoders = [tap for tap, _ in self._levels if tap.stage == 'decoder' and tap.kind == 'layer']
+            decoders = [tap for tap in self.output_taps if tap.stage == 'decoder' and tap.kind == 'layer']
             if not decoders:
                 raise ValueError('feedback=None feeds back the tapped decoder layers, but no output is a decoder '
                                  'layer; give feedback explicitly')
             feedback = [tap.name for tap in decoders]
         if not feedback:
             raise ValueError('feedback is empty; give at least one decoder block to feed back')
+        last_output = max(self.taps.index(tap) for tap in self.output_taps)
         pairs = []
         for entry in feedback:
             if isinstance(entry, (tuple, list)):
@@ -157,30 +137,22 @@ class DifFeedBackbone(DiffusionUNetBackbone):
             if decoder.stride != encoder.stride:
                 raise ValueError(f'feedback {decoder.name!r} (stride {decoder.stride}) -> {encoder.name!r} '
                                  f'(stride {encoder.stride}): the resolutions differ; pair blocks at one stride')
+            if self.taps.index(encoder) > last_output:
+                raise ValueError(f'feedback target {encoder.name!r} comes after the last output '
+                                 f'{self.taps[last_output].name!r}; feedback there changes no output')
             pairs.append((decoder, encoder))
         return pairs
 
-    def _run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor], labels: Optional[Tensor],
-                  last_tap: Optional[UNetTap] = None) -> None:
-        """First pass to the last fed-back decoder layer, then the second pass with the feedback added."""
+    def run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor],
+                 labels: Optional[Tensor]) -> Dict[str, Tensor]:
+        """First pass, without gradient, to the last fed-back decoder layer; then the second pass with each adapted
+        decoder output added to its encoder layer's output (:class:`UNetPass`'s ``additions``)."""
+        decoders = tuple(dict.fromkeys(decoder.name for decoder, _ in self.feedback_pairs))
         with torch.no_grad():
-            super()._run_unet(sample, timesteps, context, labels, self._feedback_tap)
-        try:
-            for source, injector, adapter in zip(self._sources, self._injectors, self.adapters):
-                injector.addition = adapter(source.output.float())
-            super()._run_unet(sample, timesteps, context, labels, last_tap)
-        finally:
-            for source, injector in zip(self._sources, self._injectors):
-                injector.addition = None
-                source.output = None
-
-    def forward(self, inputs: Tensor, timesteps: Optional[Tensor] = None,
-                class_labels: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
-        """The parent's forward with the two-pass U-Net; see :meth:`DiffusionUNetBackbone.forward`."""
-        for source in self._sources:
-            source.recording = True
-        try:
-            return super().forward(inputs, timesteps, class_labels)
-        finally:
-            for source in self._sources:
-                source.recording = False
+            first = self.unet_pass(sample, timesteps, decoders, context=context, labels=labels)
+        additions: Dict[str, Tensor] = {}
+        for (decoder, encoder), adapter in zip(self.feedback_pairs, self.adapters):
+            feedback = adapter(first[decoder.name].float())
+            additions[encoder.name] = additions[encoder.name] + feedback if encoder.name in additions else feedback
+        return self.unet_pass(sample, timesteps, super().pass_outputs, context=context, labels=labels,
+                              additions=additions, checkpointing=self.with_cp)

@@ -1,5 +1,4 @@
 """DiffusionUNetBackbone: noised multi-scale features from a diffusers U-Net."""
-import math
 import os
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -18,47 +17,17 @@ from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, check_weights_fit, che
 from .feature_info import FeatureLevel
 from .fixed_noise import FixedNoise
 from .latent_context import CONTEXT_TYPES, LatentContext
+from .pyramid import FUSIONS, assemble_level, fused_channels, select_levels
 from .unet_builder import (build_noise_scheduler, build_unet, check_choice, check_folder_matches,
                            read_diffusers_config, resolve_preset, unet_folder, vae_folder)
 from .unet_configs import UNET_PRESETS
-from .unet_taps import UNetTap, decoder_tap_at_stride, format_taps, list_unet_taps, resolve_taps
+from .unet_pass import UNetPass
+from .unet_taps import UNetTap, format_taps, list_unet_taps
 from .vae_encoder import VAE_PRESETS, VAEEncoder, full_vae_config
 
 ATTENTION_PROCESSORS = {'sdpa': AttnProcessor2_0, 'math': AttnProcessor}
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 NOISE_MODES = ('fixed', 'random', 'none')
-FUSIONS = ('concat', 'mean', 'stack')
-
-
-class _TapRecorder:
-    """Forward hook that keeps a module's output while recording is on."""
-
-    def __init__(self) -> None:
-        self.recording = False
-        self.output: Optional[Tensor] = None
-
-    def __call__(self, module: nn.Module, args: tuple, output) -> None:
-        if self.recording:
-            self.output = output[0] if isinstance(output, tuple) else output
-
-
-class _PassComplete(Exception):
-    """Raised by an armed :class:`_PassEnd`: every output the U-Net pass needs has been recorded."""
-
-
-class _PassEnd:
-    """Forward hook that ends a U-Net pass after the last module it needs, while armed.
-
-    Registered after the module's recorders (hooks run in registration order), it skips whatever the enclosing
-    block would still compute: the remaining layers and the resampler behind a tap.
-    """
-
-    def __init__(self) -> None:
-        self.armed = False
-
-    def __call__(self, module: nn.Module, args: tuple, output) -> None:
-        if self.armed:
-            raise _PassComplete
 
 
 def declared_out_channels(backbone: dict) -> List[int]:
@@ -250,25 +219,18 @@ class DiffusionUNetBackbone(BaseModule):
         if not isinstance(torch_compile, (bool, dict)):
             raise TypeError(f'torch_compile must be a bool or a dict of torch.compile arguments, got '
                             f'{torch_compile!r}')
-        self._unet_pass = self._run_unet
+        self.unet_pass = UNetPass(self.unet)
+        self._unet_pass = self.run_unet
         if torch_compile:
-            self._unet_pass = torch.compile(self._run_unet, **(torch_compile if isinstance(torch_compile, dict)
-                                                               else {}))
+            self._unet_pass = torch.compile(self.run_unet, **(torch_compile if isinstance(torch_compile, dict)
+                                                              else {}))
 
         # 2. the taps and the pyramid they make
         latent_stride = 1 if self.vae_encoder is None else self.vae_encoder.latent_stride
         self.taps = list_unet_taps(self.unet, input_stride=latent_stride)
         self.downsample_factor = max(tap.stride for tap in self.taps)
-        self._levels = self._select_levels(out_strides, out_blocks, resample_missing_strides)
-        self._last_tap = max((tap for tap, _ in self._levels), key=self.taps.index)
-        self._depth = self._last_tap.depth
-        self._recorders: Dict[str, _TapRecorder] = {}
-        for tap, _ in self._levels:
-            if tap.name not in self._recorders:
-                self._recorders[tap.name] = _TapRecorder()
-                self.unet.get_submodule(tap.name).register_forward_hook(self._recorders[tap.name])
-        self._pass_ends: Dict[str, _PassEnd] = {}
-        self._add_pass_end(self._last_tap)
+        self._levels = select_levels(self.taps, out_strides, out_blocks, resample_missing_strides)
+        self.output_taps = tuple(tap for tap, _ in self._levels)
         self.projections = self._build_projections(projection_channels)
         self.feature_info = tuple(
             FeatureLevel(
@@ -280,13 +242,8 @@ class DiffusionUNetBackbone(BaseModule):
                 fusion=timestep_fusion) for index, (tap, stride) in enumerate(self._levels))
 
         # 3. training mode
-        if with_cp:
-            self.unet.enable_gradient_checkpointing()
         self._input_range_checked = False
         self._freeze()
-        # gradients flow through the frozen U-Net only to reach a learnable context
-        self._unet_needs_grad = not frozen or (self.context is not None and any(
-            p.requires_grad for p in self.context.parameters()))
 
     # ------------------------------------------------------------------------------------------------ building
     @staticmethod
@@ -378,37 +335,6 @@ class DiffusionUNetBackbone(BaseModule):
             raise ValueError(f'class label {int(outside[0])} is outside the U-Net\'s classes [0, {num_classes})')
         return class_labels.to(device=device, dtype=torch.long)
 
-    def _select_levels(self, out_strides: Optional[Sequence[int]], out_blocks: Optional[Sequence[Union[str, int]]],
-                       resample: bool) -> List[Tuple[UNetTap, int]]:
-        """The pyramid as (tap, output stride) pairs, sorted by stride, ties in forward order."""
-        if (out_strides is None) == (out_blocks is None):
-            raise ValueError(f'give exactly one of out_strides and out_blocks (set the other to None), got '
-                             f'out_strides={out_strides!r} and out_blocks={out_blocks!r}')
-        if out_blocks is not None:
-            if not out_blocks:
-                raise ValueError('out_blocks is empty; name at least one tap:\n' + format_taps(self.taps))
-            levels = [(tap, tap.stride) for tap in resolve_taps(self.taps, out_blocks)]
-        else:
-            if not out_strides:
-                raise ValueError('out_strides is empty; give at least one stride, e.g. (4, 8, 16, 32)')
-            levels = [(self._tap_for_stride(stride, resample), stride) for stride in out_strides]
-        order = {tap.name: index for index, tap in enumerate(self.taps)}
-        return sorted(levels, key=lambda level: (level[1], order[level[0].name]))
-
-    def _tap_for_stride(self, stride: int, resample: bool) -> UNetTap:
-        tap = decoder_tap_at_stride(self.taps, stride)
-        if tap is not None:
-            return tap
-        native = sorted({tap.stride for tap in self.taps if tap.stage == 'decoder' and tap.kind == 'layer'})
-        if not isinstance(stride, int) or stride < 1 or not math.log2(stride).is_integer():
-            raise ValueError(f'stride {stride!r} cannot be produced: strides are powers of two; the decoder '
-                             f'has {native}')
-        if not resample:
-            raise ValueError(f'the decoder has no output at stride {stride} (it has {native}); set '
-                             f'resample_missing_strides=True to resample the nearest one')
-        nearest = min(native, key=lambda s: (abs(math.log2(s / stride)), s))
-        return decoder_tap_at_stride(self.taps, nearest)
-
     def _build_projections(self, projection_channels: Optional[Sequence[int]]) -> Optional[nn.ModuleList]:
         if projection_channels is None:
             return None
@@ -416,14 +342,13 @@ class DiffusionUNetBackbone(BaseModule):
             raise ValueError(f'projection_channels has {len(projection_channels)} widths for '
                              f'{len(self._levels)} outputs (strides {[stride for _, stride in self._levels]})')
         return nn.ModuleList(
-            nn.Conv2d(self._fused_channels(tap), width, kernel_size=1)
+            nn.Conv2d(fused_channels(tap, len(self.timesteps), self.timestep_fusion), width, kernel_size=1)
             for (tap, _), width in zip(self._levels, projection_channels))
 
-    def _fused_channels(self, tap: UNetTap) -> int:
-        return tap.channels * len(self.timesteps) if self.timestep_fusion == 'concat' else tap.channels
-
     def _projected_channels(self, index: int, tap: UNetTap) -> int:
-        return self._fused_channels(tap) if self.projections is None else self.projections[index].out_channels
+        if self.projections is None:
+            return fused_channels(tap, len(self.timesteps), self.timestep_fusion)
+        return self.projections[index].out_channels
 
     def init_weights(self) -> None:
         """Load ``init_cfg``'s checkpoint strictly: every U-Net weight must be there with its shape.
@@ -450,36 +375,32 @@ class DiffusionUNetBackbone(BaseModule):
         self._is_init = True
 
     # ----------------------------------------------------------------------------------------------- training
-    def _unused_unet_modules(self) -> List[nn.Module]:
-        """U-Net modules no output depends on (their parameters never get a gradient).
+    @property
+    def pass_outputs(self) -> Tuple[str, ...]:
+        """The U-Net outputs one forward needs: the output taps (DifFeed adds its feedback sources)."""
+        return tuple(tap.name for tap in self.output_taps)
 
-        These are the blocks the truncated forward never runs, and inside the deepest block that runs the layers
-        after its last tapped one (e.g. the upsampler behind a stride-4 tap, or a resnet's shortcut convolution
-        behind a tap of its residual branch). Other layers of the middle block behind a residual tap are not
-        listed: fine-tune with a layer tap there. Left trainable, they would make DDP
-        wait for gradients that never come.
-        """
-        blocks = [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]
-        blocks = [block for block in blocks if block is not None]
-        tail = [self.unet.conv_norm_out, self.unet.conv_out]
-        last_tapped = self.taps.index(self._last_tap)
-        after_last_tap = [
-            self.unet.get_submodule(tap.name) for tap in self.taps[last_tapped + 1:]
-            if tap.depth == self._depth and tap.kind in ('layer', 'resample')
-        ]
-        if self._last_tap.kind == 'residual':  # the pass ends inside the resnet, before its shortcut
-            shortcut = self.unet.get_submodule(self._last_tap.name.rsplit('.', 1)[0]).conv_shortcut
-            after_last_tap += [] if shortcut is None else [shortcut]
-        return blocks[self._depth:] + after_last_tap + [module for module in tail if module is not None]
+    @property
+    def unet_needs_grad(self) -> bool:
+        """Whether gradients must flow through the U-Net: to fine-tune it, or to reach a learnable context."""
+        return not self.frozen or (self.context is not None and any(
+            p.requires_grad for p in self.context.parameters()))
 
     def _freeze(self) -> None:
-        """Freeze the VAE encoder, and the whole U-Net when ``frozen`` or else the part the forward skips."""
-        modules = [self.unet] if self.frozen else self._unused_unet_modules()
+        """Freeze the VAE encoder, and the whole U-Net when ``frozen`` or else every U-Net parameter the pass
+        never uses (the blocks behind the last output, the layers behind it in its block, the output head): left
+        trainable, they would make DDP wait for gradients that never come."""
         if self.vae_encoder is not None:
-            modules.append(self.vae_encoder)
-        for module in modules:
-            module.eval()
-            module.requires_grad_(False)
+            self.vae_encoder.eval()
+            self.vae_encoder.requires_grad_(False)
+        if self.frozen:
+            self.unet.eval()
+            self.unet.requires_grad_(False)
+            return
+        used = {id(p) for module in self.unet_pass.modules_used(self.pass_outputs) for p in module.parameters()}
+        for parameter in self.unet.parameters():
+            if id(parameter) not in used:
+                parameter.requires_grad_(False)
 
     def train(self, mode: bool = True) -> 'DiffusionUNetBackbone':
         """Set training mode; the frozen U-Net stays in eval mode."""
@@ -555,102 +476,24 @@ class DiffusionUNetBackbone(BaseModule):
                                                noise.reshape(-1, *images.shape[1:]), timesteps)
         return noisy, timesteps
 
-    def _add_pass_end(self, tap: UNetTap) -> None:
-        """Let a U-Net pass end right after ``tap``'s module (see :meth:`_run_unet`); hooks that must see that
-        module's output first are registered before this, or with ``prepend=True``."""
-        if tap.name not in self._pass_ends:
-            self._pass_ends[tap.name] = _PassEnd()
-            self.unet.get_submodule(tap.name).register_forward_hook(self._pass_ends[tap.name])
+    def run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor],
+                 labels: Optional[Tensor]) -> Dict[str, Tensor]:
+        """The U-Net pass of one forward, up to the last output and no further (:class:`UNetPass`).
 
-    def _run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor], labels: Optional[Tensor],
-                  last_tap: Optional[UNetTap] = None) -> None:
-        """Run the U-Net up to ``last_tap``'s module and no further; the recorders keep the tapped outputs.
-
-        The pass stops after the last block holding a tap, and inside that block right after the tapped module:
-        the layers and the resampler behind it (e.g. the stride-2 upsampler behind a stride-4 tap) never run.
-        With gradient checkpointing the block runs whole, because a checkpointed layer is re-run in backward.
+        This is the seam a subclass overrides to change the pass (DifFeed runs two, with feedback
+        ``additions``); it returns every name in :attr:`pass_outputs`.
 
         Args:
             sample (Tensor): Noised images or latents ``(B, C, h, w)``.
             timesteps (Tensor): Their noise steps ``(B,)``.
             context (Tensor, optional): Cross-attention tokens ``(B, L, D)`` for a ``UNet2DConditionModel``.
             labels (Tensor, optional): Class labels ``(B,)`` for a class-conditional U-Net.
-            last_tap (UNetTap, optional): The last module the pass needs, one given to :meth:`_add_pass_end`.
-                Defaults to the last tapped output.
+
+        Returns:
+            dict[str, Tensor]: Tap name -> ``(B, C, h, w)`` output.
         """
-        last_tap = self._last_tap if last_tap is None else last_tap
-        pass_end = self._pass_ends[last_tap.name]
-        pass_end.armed = not self.with_cp
-        try:
-            self._run_blocks(sample, timesteps, context, labels, last_tap.depth)
-        except _PassComplete:
-            pass
-        finally:
-            pass_end.armed = False
-
-    def _run_blocks(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor], labels: Optional[Tensor],
-                    stop: int) -> None:
-        """Run the first ``stop`` top-level U-Net blocks (see :class:`UNetTap`'s ``depth``)."""
-        unet = self.unet
-        # 1. time
-        emb = unet.time_embedding(unet.time_proj(timesteps).to(sample.dtype))
-        if getattr(unet, 'time_embed_act', None) is not None:
-            emb = unet.time_embed_act(emb)
-        if unet.class_embedding is not None:
-            emb = emb + unet.class_embedding(labels)
-        # 2. pre-process
-        sample = unet.conv_in(sample)
-        skips = (sample, )
-        depth = 0
-
-        def cross_attention(block: nn.Module) -> dict:
-            return dict(encoder_hidden_states=context) if getattr(block, 'has_cross_attention', False) else {}
-
-        # 3. down
-        for block in unet.down_blocks:
-            if depth == stop:
-                return
-            sample, block_skips = block(hidden_states=sample, temb=emb, **cross_attention(block))
-            skips += block_skips
-            depth += 1
-        # 4. mid
-        if unet.mid_block is not None:
-            if depth == stop:
-                return
-            sample = unet.mid_block(sample, emb, **cross_attention(unet.mid_block))
-            depth += 1
-        # 5. up
-        for block in unet.up_blocks:
-            if depth == stop:
-                return
-            num_skips = len(block.resnets)
-            sample = block(hidden_states=sample, res_hidden_states_tuple=skips[-num_skips:], temb=emb,
-                           **cross_attention(block))
-            skips = skips[:-num_skips]
-            depth += 1
-
-    def _pyramid_level(self, index: int, feature: Tensor, stride: int, size: Tuple[int, int]) -> Tensor:
-        """Average draws, resample, crop to ``ceil(size / stride)``, fuse timesteps and project one level."""
-        draws, steps = self.num_noise_draws, len(self.timesteps)
-        feature = feature.float()
-        feature = feature.view(draws, -1, *feature.shape[1:]).mean(0) if draws > 1 else feature
-        source_stride = self._levels[index][0].stride
-        if source_stride < stride:
-            feature = F.avg_pool2d(feature, stride // source_stride, ceil_mode=True)
-        elif source_stride > stride:
-            feature = F.interpolate(feature, scale_factor=source_stride // stride, mode='bilinear',
-                                    align_corners=False)
-        feature = feature[..., :math.ceil(size[0] / stride), :math.ceil(size[1] / stride)]
-        feature = feature.view(steps, -1, *feature.shape[1:]).transpose(0, 1)  # (N, T, C, h, w)
-        if self.timestep_fusion == 'concat':
-            feature = feature.flatten(1, 2)
-        elif self.timestep_fusion == 'mean':
-            feature = feature.mean(1)
-        if self.projections is None:
-            return feature
-        if self.timestep_fusion == 'stack':
-            return self.projections[index](feature.flatten(0, 1)).unflatten(0, feature.shape[:2])
-        return self.projections[index](feature)
+        return self.unet_pass(sample, timesteps, self.pass_outputs, context=context, labels=labels,
+                              checkpointing=self.with_cp)
 
     def forward(self, inputs: Tensor, timesteps: Optional[Tensor] = None,
                 class_labels: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
@@ -690,20 +533,13 @@ class DiffusionUNetBackbone(BaseModule):
         context = None if self.context is None else self.context(sample.shape[0])
         if labels is not None:  # every draw and timestep of an image has its label
             labels = labels.repeat(sample.shape[0] // labels.shape[0])
-        # 4. run the U-Net to the last tap, recording the tapped outputs
-        for recorder in self._recorders.values():
-            recorder.recording = True
-        try:
-            with torch.set_grad_enabled(torch.is_grad_enabled() and self._unet_needs_grad), \
-                    torch.autocast(inputs.device.type, dtype=self.autocast_dtype,
-                                   enabled=self.autocast_dtype != torch.float32):
-                self._unet_pass(sample, timesteps, context, labels)
-            features = {name: recorder.output for name, recorder in self._recorders.items()}
-        finally:
-            for recorder in self._recorders.values():
-                recorder.recording = False
-                recorder.output = None
+        # 4. run the U-Net to the last output and no further
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.unet_needs_grad), \
+                torch.autocast(inputs.device.type, dtype=self.autocast_dtype,
+                               enabled=self.autocast_dtype != torch.float32):
+            features = self._unet_pass(sample, timesteps, context, labels)
         # 5. assemble the pyramid
         return tuple(
-            self._pyramid_level(index, features[tap.name], stride, size)
+            assemble_level(features[tap.name], tap.stride, stride, size, self.num_noise_draws, len(self.timesteps),
+                           self.timestep_fusion, None if self.projections is None else self.projections[index])
             for index, (tap, stride) in enumerate(self._levels))

@@ -48,7 +48,12 @@ class FixedNoise:
 
     def sample(self, num_draws: int, channels: int, height: int, width: int, device: torch.device | str,
                dtype: torch.dtype) -> Tensor:
-        """Noise maps of shape ``(num_draws, channels, height, width)``, the top-left corner of the plane."""
+        """Noise maps of shape ``(num_draws, channels, height, width)``, the top-left corner of the plane.
+
+        The sizes are taken as Python ints (a tracer may hand them over as 0-d tensors): the noise depends on them
+        only through the seeds, so a traced or exported model holds it as a constant.
+        """
+        num_draws, channels, height, width = int(num_draws), int(channels), int(height), int(width)
         key = (num_draws, channels, str(device), dtype)
         plane = self._planes.get(key)
         if plane is None or plane.shape[-2] < height or plane.shape[-1] < width:

@@ -1,0 +1,91 @@
+"""The feature pyramid of a DiffusionUNetBackbone: which taps make its levels, and how each level is assembled."""
+import math
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .unet_taps import UNetTap, decoder_tap_at_stride, format_taps, resolve_taps
+
+FUSIONS = ('concat', 'mean', 'stack')
+
+Level = Tuple[UNetTap, int]  # a tap and the stride its level is output at
+
+
+def _tap_for_stride(taps: Sequence[UNetTap], stride: int, resample: bool) -> UNetTap:
+    tap = decoder_tap_at_stride(taps, stride)
+    if tap is not None:
+        return tap
+    native = sorted({tap.stride for tap in taps if tap.stage == 'decoder' and tap.kind == 'layer'})
+    if not isinstance(stride, int) or stride < 1 or not math.log2(stride).is_integer():
+        raise ValueError(f'stride {stride!r} cannot be produced: strides are powers of two; the decoder '
+                         f'has {native}')
+    if not resample:
+        raise ValueError(f'the decoder has no output at stride {stride} (it has {native}); set '
+                         f'resample_missing_strides=True to resample the nearest one')
+    nearest = min(native, key=lambda s: (abs(math.log2(s / stride)), s))
+    return decoder_tap_at_stride(taps, nearest)
+
+
+def select_levels(taps: Sequence[UNetTap], out_strides: Optional[Sequence[int]],
+                  out_blocks: Optional[Sequence[Union[str, int]]], resample: bool) -> List[Level]:
+    """The pyramid as (tap, output stride) pairs, sorted by stride, ties in forward order.
+
+    Args:
+        taps (Sequence[UNetTap]): The U-Net's taps in forward order.
+        out_strides (Sequence[int], optional): Strides; each level is the decoder's last layer at that stride.
+        out_blocks (Sequence[str | int], optional): Taps by name or diffssl number (exactly one of the two).
+        resample (bool): Resample the nearest decoder stride when ``out_strides`` names one the decoder lacks.
+    """
+    if (out_strides is None) == (out_blocks is None):
+        raise ValueError(f'give exactly one of out_strides and out_blocks (set the other to None), got '
+                         f'out_strides={out_strides!r} and out_blocks={out_blocks!r}')
+    if out_blocks is not None:
+        if not out_blocks:
+            raise ValueError('out_blocks is empty; name at least one tap:\n' + format_taps(taps))
+        levels = [(tap, tap.stride) for tap in resolve_taps(taps, out_blocks)]
+    else:
+        if not out_strides:
+            raise ValueError('out_strides is empty; give at least one stride, e.g. (4, 8, 16, 32)')
+        levels = [(_tap_for_stride(taps, stride, resample), stride) for stride in out_strides]
+    order = {tap.name: index for index, tap in enumerate(taps)}
+    return sorted(levels, key=lambda level: (level[1], order[level[0].name]))
+
+
+def fused_channels(tap: UNetTap, num_timesteps: int, fusion: str) -> int:
+    """Channels of a level after timestep fusion (``'concat'`` stacks the T maps along channels)."""
+    return tap.channels * num_timesteps if fusion == 'concat' else tap.channels
+
+
+def assemble_level(feature: Tensor, source_stride: int, stride: int, size: Tuple[int, int], num_draws: int,
+                   num_timesteps: int, fusion: str, projection: Optional[nn.Module]) -> Tensor:
+    """One pyramid level from a tapped output of the (draws x timesteps x images) U-Net batch.
+
+    The draws are averaged, the map resampled from ``source_stride`` to ``stride`` (average pooling down, bilinear
+    up), cropped to ``ceil(size / stride)``, the timesteps fused and the projection applied.
+
+    Args:
+        feature (Tensor): ``(K * T * N, C, h, w)``, draws outermost.
+        size (tuple[int, int]): The input images' (H, W) before padding.
+        projection (nn.Module, optional): A 1x1 convolution after fusion.
+
+    Returns:
+        Tensor: ``(N, C', ceil(H / stride), ceil(W / stride))``, or ``(N, T, C', h, w)`` for ``fusion='stack'``.
+    """
+    feature = feature.float()
+    feature = feature.view(num_draws, -1, *feature.shape[1:]).mean(0) if num_draws > 1 else feature
+    if source_stride < stride:
+        feature = F.avg_pool2d(feature, stride // source_stride, ceil_mode=True)
+    elif source_stride > stride:
+        feature = F.interpolate(feature, scale_factor=source_stride // stride, mode='bilinear', align_corners=False)
+    feature = feature[..., :math.ceil(size[0] / stride), :math.ceil(size[1] / stride)]
+    feature = feature.view(num_timesteps, -1, *feature.shape[1:]).transpose(0, 1)  # (N, T, C, h, w)
+    if fusion == 'concat':
+        feature = feature.flatten(1, 2)
+    elif fusion == 'mean':
+        feature = feature.mean(1)
+    if projection is None:
+        return feature
+    if fusion == 'stack':
+        return projection(feature.flatten(0, 1)).unflatten(0, feature.shape[:2])
+    return projection(feature)

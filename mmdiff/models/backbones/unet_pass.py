@@ -1,0 +1,264 @@
+"""One explicit pass through a diffusers U-Net that returns the tapped outputs and stops after the last one.
+
+:class:`UNetPass` lays the U-Net out as a flat plan of steps in forward order (``conv_in``, then each resnet,
+attention and resampler of every block, the block outputs, the middle block's layers, ...), each named after the tap
+it produces (:func:`~mmdiff.models.backbones.unet_taps.list_unet_taps`). A pass for a set of wanted taps runs the
+plan up to the last wanted step and no further, like timm's ``forward_intermediates(stop_early=True)``: the layers,
+resamplers and blocks behind it are never called. It calls the U-Net's own modules; only a resnet whose residual
+branch is tapped (``....resnets.k.conv2``) is run through its parts, to return that branch before the shortcut is
+added. There are no hooks, no exceptions and no state kept between calls, so the pass traces and exports
+(``torch.jit.trace``, ``torch.export``, ONNX).
+
+``additions`` is the one seam for feedback (DifFeed): tensors added to named encoder outputs, where they flow on to
+the next layer and into the skip connection that layer pushes.
+"""
+from dataclasses import dataclass
+from typing import Callable, Collection, Dict, List, Mapping, Optional
+
+import torch
+from diffusers.models.attention_processor import Attention
+from diffusers.models.resnet import ResnetBlock2D
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+# what a step does: see UNetPass._apply
+STEP_KINDS = ('conv_in', 'resnet', 'residual', 'attention', 'resample', 'output')
+
+
+@dataclass(frozen=True)
+class PassStep:
+    """One step of the plan.
+
+    Args:
+        name (str): The tap it produces (a submodule path, or a block name for a block's output).
+        kind (str): One of :data:`STEP_KINDS`.
+        module (nn.Module, optional): The U-Net module it calls (None for a block output).
+        pops_skip (bool): A decoder resnet, whose input is the hidden state concatenated with the last skip.
+        pushes_skip (bool): Its output becomes a skip connection (encoder layers, downsamplers, ``conv_in``).
+        mid_attention (bool): An attention of the middle block, which diffusers calls with the time embedding.
+    """
+    name: str
+    kind: str
+    module: Optional[nn.Module] = None
+    pops_skip: bool = False
+    pushes_skip: bool = False
+    mid_attention: bool = False
+
+
+def _layer_steps(block: nn.Module, prefix: str, decoder: bool) -> List[PassStep]:
+    """Steps of the (resnet, attention) layers of a down or up block, then its resampler."""
+    steps = []
+    attentions = getattr(block, 'attentions', None)
+    for k, resnet in enumerate(block.resnets):
+        attention = attentions[k] if attentions is not None and k < len(attentions) else None
+        steps.append(PassStep(f'{prefix}.resnets.{k}.conv2', 'residual', resnet, pops_skip=decoder))
+        steps.append(PassStep(f'{prefix}.resnets.{k}', 'resnet', resnet, pops_skip=decoder,
+                              pushes_skip=not decoder and attention is None))
+        if attention is not None:
+            steps.append(PassStep(f'{prefix}.attentions.{k}', 'attention', attention, pushes_skip=not decoder))
+    resamplers = block.downsamplers if not decoder else block.upsamplers
+    if resamplers is not None:
+        kind = 'upsamplers' if decoder else 'downsamplers'
+        steps.append(PassStep(f'{prefix}.{kind}.0', 'resample', resamplers[0], pushes_skip=not decoder))
+    steps.append(PassStep(prefix, 'output'))
+    return steps
+
+
+def _mid_steps(mid_block: nn.Module) -> List[PassStep]:
+    """``resnets.0``, then (attention, resnet) pairs, then the block output ``mid_block``."""
+    steps = [PassStep('mid_block.resnets.0.conv2', 'residual', mid_block.resnets[0]),
+             PassStep('mid_block.resnets.0', 'resnet', mid_block.resnets[0])]
+    for k, (attention, resnet) in enumerate(zip(mid_block.attentions, mid_block.resnets[1:])):
+        if attention is not None:
+            steps.append(PassStep(f'mid_block.attentions.{k}', 'attention', attention, mid_attention=True))
+        steps.append(PassStep(f'mid_block.resnets.{k + 1}.conv2', 'residual', resnet))
+        steps.append(PassStep(f'mid_block.resnets.{k + 1}', 'resnet', resnet))
+    return steps + [PassStep('mid_block', 'output')]
+
+
+def resnet_residual(resnet: ResnetBlock2D, hidden: Tensor, emb: Tensor) -> Tensor:
+    """The residual branch of a diffusers ``ResnetBlock2D`` (its ``conv2`` output, before the shortcut is added),
+    computed with the resnet's own modules in the order of its ``forward``.
+
+    Args:
+        resnet (ResnetBlock2D): A resnet without up- or downsampling.
+        hidden (Tensor): Its input ``(B, C_in, h, w)``.
+        emb (Tensor): The time embedding ``(B, D)``.
+    """
+    h = resnet.conv1(resnet.nonlinearity(resnet.norm1(hidden)))
+    temb = None
+    if resnet.time_emb_proj is not None:
+        temb = resnet.time_emb_proj(emb if resnet.skip_time_act else resnet.nonlinearity(emb))[:, :, None, None]
+    if resnet.time_embedding_norm == 'scale_shift':
+        scale, shift = torch.chunk(temb, 2, dim=1)
+        h = resnet.norm2(h) * (1 + scale) + shift
+    else:
+        h = resnet.norm2(h if temb is None else h + temb)
+    return resnet.conv2(resnet.dropout(resnet.nonlinearity(h)))
+
+
+def resnet_from_residual(resnet: ResnetBlock2D, hidden: Tensor, residual: Tensor) -> Tensor:
+    """The resnet's output given its input and its residual branch: ``(shortcut(hidden) + residual) / scale``."""
+    shortcut = hidden if resnet.conv_shortcut is None else resnet.conv_shortcut(hidden)
+    return (shortcut + residual) / resnet.output_scale_factor
+
+
+class UNetPass:
+    """The step plan of a diffusers ``UNet2DModel`` / ``UNet2DConditionModel`` and the pass that runs it.
+
+    Args:
+        unet (nn.Module): The U-Net (``conv_in``, ``down_blocks``, ``mid_block``, ``up_blocks``). Its modules are
+            called, not copied.
+
+    Example:
+        >>> import torch
+        >>> from mmdiff.models.backbones.unet_builder import build_unet
+        >>> unet_pass = UNetPass(build_unet('adm-tiny', None))
+        >>> sample, timesteps = torch.rand(2, 3, 32, 32), torch.tensor([10, 10])
+        >>> out = unet_pass(sample, timesteps, wanted=('mid_block', 'up_blocks.1.attentions.1'))
+        >>> {name: tuple(feature.shape) for name, feature in out.items()}
+        {'mid_block': (2, 64, 1, 1), 'up_blocks.1.attentions.1': (2, 64, 2, 2)}
+    """
+
+    def __init__(self, unet: nn.Module) -> None:
+        self.unet = unet
+        steps = [PassStep('conv_in', 'conv_in', unet.conv_in, pushes_skip=True)]
+        for j, block in enumerate(unet.down_blocks):
+            steps += _layer_steps(block, f'down_blocks.{j}', decoder=False)
+        if unet.mid_block is not None:
+            steps += _mid_steps(unet.mid_block)
+        for j, block in enumerate(unet.up_blocks):
+            steps += _layer_steps(block, f'up_blocks.{j}', decoder=True)
+        self.steps = tuple(steps)
+        self._position = {step.name: index for index, step in enumerate(self.steps)}
+
+    @property
+    def step_names(self) -> List[str]:
+        """Every name a pass can return, in forward order."""
+        return [step.name for step in self.steps]
+
+    def plan(self, wanted: Collection[str]) -> tuple:
+        """The steps a pass for ``wanted`` runs: up to the last wanted one, the rest pruned; a resnet's residual
+        branch is split off only where it is wanted (elsewhere the resnet runs whole)."""
+        unknown = [name for name in wanted if name not in self._position]
+        if unknown or not wanted:
+            raise KeyError(f'{unknown or "nothing"} cannot be returned by this U-Net pass; valid names are: '
+                           f'{", ".join(self._position)}')
+        last = max(self._position[name] for name in wanted)
+        return tuple(step for step in self.steps[:last + 1] if step.kind != 'residual' or step.name in wanted)
+
+    def modules_used(self, wanted: Collection[str]) -> List[nn.Module]:
+        """The U-Net modules a pass for ``wanted`` calls: only their parameters can get a gradient."""
+        unet = self.unet
+        embeddings = (unet.time_embedding, getattr(unet, 'time_embed_act', None), unet.class_embedding)
+        modules = [module for module in embeddings if module is not None]
+        steps = self.plan(wanted)
+        completed = {step.name for step in steps if step.kind == 'resnet'}
+        for step in steps:
+            if step.kind == 'residual' and step.name.rsplit('.', 1)[0] not in completed:
+                resnet = step.module  # only its residual branch runs: not its shortcut
+                modules += [m for m in (resnet.norm1, resnet.conv1, resnet.time_emb_proj, resnet.norm2, resnet.conv2)
+                            if m is not None]
+            elif step.module is not None:
+                modules.append(step.module)
+        return modules
+
+    def time_embedding(self, timesteps: Tensor, labels: Optional[Tensor], dtype: torch.dtype) -> Tensor:
+        """The U-Net's time (plus class) embedding ``(B, D)`` of ``timesteps`` ``(B,)``."""
+        unet = self.unet
+        emb = unet.time_embedding(unet.time_proj(timesteps).to(dtype))
+        if getattr(unet, 'time_embed_act', None) is not None:
+            emb = unet.time_embed_act(emb)
+        if unet.class_embedding is not None:
+            emb = emb + unet.class_embedding(labels).to(emb.dtype)
+        return emb
+
+    def __call__(self,
+                 sample: Tensor,
+                 timesteps: Tensor,
+                 wanted: Collection[str],
+                 context: Optional[Tensor] = None,
+                 labels: Optional[Tensor] = None,
+                 additions: Optional[Mapping[str, Tensor]] = None,
+                 checkpointing: bool = False) -> Dict[str, Tensor]:
+        """Run the U-Net up to the last wanted output.
+
+        Args:
+            sample (Tensor): The U-Net input ``(B, C, h, w)``; h and w multiples of its total downsampling.
+            timesteps (Tensor): Noise steps ``(B,)``.
+            wanted (Collection[str]): Names from :attr:`step_names` (the tap names).
+            context (Tensor, optional): Cross-attention tokens ``(B, L, D)`` of a ``UNet2DConditionModel``.
+            labels (Tensor, optional): Class labels ``(B,)`` of a class-conditional U-Net.
+            additions (Mapping[str, Tensor], optional): Tensors added to these outputs before they flow on (the
+                feedback seam); they must be encoder outputs ahead of the last wanted one. Defaults to None.
+            checkpointing (bool): Gradient checkpointing of each layer while gradients are enabled.
+
+        Returns:
+            dict[str, Tensor]: Each wanted output (an encoder output includes its addition).
+        """
+        additions = {} if additions is None else additions
+        steps = self.plan(wanted)
+        reached = {step.name for step in steps}
+        late = [name for name in additions if name not in reached]
+        if late:
+            raise KeyError(f'additions to {late} come after the last wanted output of this pass')
+        call = _checkpointed if checkpointing and torch.is_grad_enabled() else _direct
+        emb = self.time_embedding(timesteps, labels, sample.dtype)
+        hidden, skips, residual = sample, [], None
+        outputs: Dict[str, Tensor] = {}
+        for step in steps:
+            if step.kind == 'residual':
+                residual = call(resnet_residual, step.module, self._resnet_input(step, hidden, skips, peek=True), emb)
+                emitted = residual
+            else:
+                hidden = self._apply(step, hidden, skips, emb, context, residual, call)
+                residual = None
+                if step.name in additions:
+                    hidden = hidden + additions[step.name].to(hidden.dtype)
+                if step.pushes_skip:
+                    skips.append(hidden)
+                emitted = hidden
+            if step.name in wanted:
+                outputs[step.name] = emitted
+        return outputs
+
+    @staticmethod
+    def _resnet_input(step: PassStep, hidden: Tensor, skips: List[Tensor], peek: bool) -> Tensor:
+        """A decoder resnet reads the hidden state concatenated with the last skip (popped unless ``peek``)."""
+        if not step.pops_skip:
+            return hidden
+        return torch.cat([hidden, skips[-1] if peek else skips.pop()], dim=1)
+
+    def _apply(self, step: PassStep, hidden: Tensor, skips: List[Tensor], emb: Tensor, context: Optional[Tensor],
+               residual: Optional[Tensor], call: Callable) -> Tensor:
+        module = step.module
+        if step.kind == 'conv_in':
+            return module(hidden)
+        if step.kind == 'resnet':
+            hidden = self._resnet_input(step, hidden, skips, peek=False)
+            if residual is not None:  # its residual branch was tapped: complete the resnet from it
+                return resnet_from_residual(module, hidden, residual)
+            return call(module, hidden, emb)
+        if step.kind == 'attention':
+            if not isinstance(module, Attention):  # a Transformer2DModel: cross-attention to the context
+                return call(_cross_attention, module, hidden, context)
+            return call(_mid_attention, module, hidden, emb) if step.mid_attention else call(module, hidden)
+        if step.kind == 'resample':
+            return call(module, hidden, emb) if isinstance(module, ResnetBlock2D) else call(module, hidden)
+        return hidden  # a block's output: the hidden state as it leaves the block
+
+
+def _cross_attention(transformer: nn.Module, hidden: Tensor, context: Optional[Tensor]) -> Tensor:
+    return transformer(hidden, encoder_hidden_states=context, return_dict=False)[0]
+
+
+def _mid_attention(attention: Attention, hidden: Tensor, emb: Tensor) -> Tensor:
+    return attention(hidden, temb=emb)
+
+
+def _direct(function: Callable, *args) -> Tensor:
+    return function(*args)
+
+
+def _checkpointed(function: Callable, *args) -> Tensor:
+    return checkpoint(function, *args, use_reentrant=False)
