@@ -9,18 +9,12 @@ _base_ = [
     '../_base_/schedules/frozen-probe_30e.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-from mmdiff.models.backbones import declared_out_channels
-
 custom_imports = dict(imports=['mmdiff', 'mmdiff.models.heads', 'mmdiff.datasets.digits'], allow_failed_imports=False)
 # the EMA weights of the pre-training run (`make evidence-digits` writes it)
 pretrained = 'work_dirs/digits_evidence/pretrain/iter_2000.pth'
-backbone = dict(arch='adm-digits', out_blocks=(18, ), init_cfg=dict(type='Pretrained', checkpoint=pretrained))
 model = dict(
-    backbone=backbone,
-    head=dict(
-        num_classes=10,
-        in_channels=declared_out_channels(dict(backbone, type='DiffusionUNetBackbone', out_strides=None))[-1],
-        topk=(1, )))
+    backbone=dict(arch='adm-digits', out_blocks=(18, ), init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    head=dict(num_classes=10, in_channels=64, topk=(1, )))  # block 18 of the digits U-Net: 64 channels
 train_cfg = dict(max_epochs=30, val_interval=10)
 default_hooks = dict(logger=dict(interval=10))
 randomness = dict(seed=0)

@@ -6,15 +6,9 @@ _base_ = [
     '../_base_/schedules/frozen-probe_30e.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-from mmdiff.models.backbones import declared_out_channels
-
-backbone = dict(arch='adm-tiny', init_cfg=None)
 model = dict(
-    backbone=backbone,
-    head=dict(
-        num_classes=4,
-        in_channels=declared_out_channels(dict(backbone, out_strides=None, out_blocks=(24, )))[-1],
-        topk=(1, )))
+    backbone=dict(arch='adm-tiny', init_cfg=None),
+    head=dict(num_classes=4, in_channels=64, topk=(1, )))  # block 24 of the tiny U-Net: 64 channels
 train_cfg = dict(max_epochs=10, val_interval=10)
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=10, eta_min=1e-6)]
 default_hooks = dict(logger=dict(interval=10))

@@ -2,7 +2,6 @@
 # small enough to train and evaluate on a 2-core CPU in minutes. The tiny U-Net starts from random weights, so
 # it is fine-tuned here (frozen=False) instead of probed frozen.
 _base_ = ['../mask_rcnn_diffusion_coco.py']
-from mmdiff.models.backbones import declared_out_channels
 
 data_root = 'data/demo_shapes/'
 classes = ('circle', 'square', 'triangle', 'star')
@@ -10,12 +9,9 @@ image_size = 128
 max_iters = 600
 width = 64  # FPN and head width (256 in the full config): the demo's objects are few and simple
 
-# what changes from the base backbone; declared_out_channels takes the backbone's defaults for the rest, as
-# the base does (tests compare the neck with the fully merged backbone)
-backbone = dict(arch='adm-tiny', timesteps=(10, ), frozen=False, init_cfg=None)
 model = dict(
-    backbone=backbone,
-    neck=dict(in_channels=declared_out_channels(backbone), out_channels=width),
+    backbone=dict(arch='adm-tiny', timesteps=(10, ), frozen=False, init_cfg=None),
+    neck=dict(in_channels=[32, 32, 64, 64], out_channels=width),  # the tiny U-Net at strides 4/8/16/32
     rpn_head=dict(in_channels=width, feat_channels=width, anchor_generator=dict(scales=[4])),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=width),

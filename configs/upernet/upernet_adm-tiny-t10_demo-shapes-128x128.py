@@ -2,7 +2,6 @@
 # (mmdiff.datasets.synthetic_shapes.make_shapes_segmentation_dataset) with the tiny ADM-layout U-Net, small enough
 # to train and evaluate on a 2-core CPU in minutes. The tiny U-Net has random weights, so it is fine-tuned.
 _base_ = ['../upernet_diffusion_ade20k.py']
-from mmdiff.models.backbones import declared_out_channels
 
 data_root = 'data/demo_shapes_seg/'
 classes = ('circle', 'square', 'triangle', 'star')
@@ -11,22 +10,18 @@ max_iters = 1000
 width = 64  # head width (512 in the full config)
 norm_cfg = dict(type='BN', requires_grad=True)  # one process on a CPU: no SyncBN
 
-# what changes from the base backbone; declared_out_channels takes the backbone's defaults for the rest, as the
-# base does (tests compare the heads with the fully merged backbone)
-backbone = dict(arch='adm-tiny', timesteps=(10, ), frozen=False, init_cfg=None)
-channels = declared_out_channels(backbone)
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=backbone,
+    backbone=dict(arch='adm-tiny', timesteps=(10, ), frozen=False, init_cfg=None),
     # most pixels are background (label 0, ignored): average the loss over the labelled ones only
     decode_head=dict(
-        in_channels=channels,
+        in_channels=[32, 32, 64, 64],  # the tiny U-Net at strides 4/8/16/32
         channels=width,
         num_classes=len(classes),
         norm_cfg=norm_cfg,
         loss_decode=dict(avg_non_ignore=True)),
     auxiliary_head=dict(
-        in_channels=channels[2],
+        in_channels=64,
         channels=width,
         num_classes=len(classes),
         norm_cfg=norm_cfg,
