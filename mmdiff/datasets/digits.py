@@ -15,6 +15,7 @@ import numpy as np
 from mmpretrain.datasets import BaseDataset
 
 from mmdiff.registry import DATASETS, register_module
+from mmdiff.utils.choices import check_choice
 
 SPLITS = ('train', 'test')
 NUM_DIGITS = 1797
@@ -50,8 +51,7 @@ class DigitsDataset(BaseDataset):
 
     def __init__(self, split: str = 'train', image_size: int = 16, test_fraction: float = 0.25,
                  split_seed: int = 0, labels_per_class: Optional[int] = None, **kwargs) -> None:
-        if split not in SPLITS:
-            raise ValueError(f'split={split!r} is not supported; choose one of {list(SPLITS)}')
+        check_choice('split', split, SPLITS)
         if not isinstance(image_size, int) or image_size < 8 or image_size % 8:
             raise ValueError(f'image_size={image_size!r} must be a positive multiple of 8 (the scans are 8x8)')
         if not 0 < test_fraction < 1:

@@ -3,6 +3,8 @@ from typing import Dict, Mapping, Tuple
 
 from torch import Tensor
 
+from .choices import check_choice
+
 WEIGHT_KINDS = ('ema', 'raw')
 
 
@@ -20,8 +22,7 @@ def checkpoint_weights(checkpoint: dict, weights: str = 'ema') -> Dict[str, Tens
     Returns:
         dict: Parameter name -> tensor.
     """
-    if weights not in WEIGHT_KINDS:
-        raise ValueError(f'weights={weights!r} is not supported; choose one of {list(WEIGHT_KINDS)}')
+    check_choice('weights', weights, WEIGHT_KINDS)
     if 'state_dict' not in checkpoint:
         return checkpoint
     if weights == 'raw' and 'ema_state_dict' in checkpoint:

@@ -7,6 +7,8 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 from torch import Tensor, nn
 
+from .choices import check_choice
+
 SAMPLERS = {'ddpm': DDPMScheduler, 'ddim': DDIMScheduler}
 
 
@@ -36,8 +38,7 @@ def sample_images(unet: nn.Module,
     Returns:
         Tensor: ``(num_images, C, H, W)`` images in [-1, 1], on the U-Net's device.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f'sampler={sampler!r} is not supported; choose one of {list(SAMPLERS)}')
+    check_choice('sampler', sampler, SAMPLERS)
     num_train_timesteps = noise_scheduler.config.num_train_timesteps
     if not 1 <= num_inference_steps <= num_train_timesteps:
         raise ValueError(f'num_inference_steps={num_inference_steps} must lie in [1, {num_train_timesteps}] (the '

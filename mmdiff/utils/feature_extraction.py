@@ -10,6 +10,7 @@ from mmengine.runner import set_random_seed
 from torch import Tensor, nn
 
 from mmdiff.datasets.feature_cache import BatchFunction, FeatureCache, backbone_manifest, extract_to_cache
+from .choices import check_choice
 from .runner_config import enter_config_scope
 
 SPLITS = ('train', 'val', 'test')
@@ -21,8 +22,7 @@ def build_split_dataset(cfg: Config, split: str) -> Tuple[object, dict]:
     Returns:
         tuple: (dataset, the dataset config as built).
     """
-    if split not in SPLITS:
-        raise ValueError(f'split={split!r} is not supported; choose one of {list(SPLITS)}')
+    check_choice('split', split, SPLITS)
     if cfg.get(f'{split}_dataloader') is None:
         raise ValueError(f'the config has no {split}_dataloader')
     enter_config_scope(cfg)

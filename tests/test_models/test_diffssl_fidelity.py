@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from diffusers import UNet2DModel
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from PIL import Image

@@ -8,6 +8,7 @@ from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 
 from mmdiff.registry import HOOKS, register_module
+from mmdiff.utils.choices import check_choice
 from mmdiff.utils.diffusion_sampling import SAMPLERS, sample_images, save_image_grid
 
 
@@ -33,8 +34,7 @@ class DiffusionSamplesHook(Hook):
                  num_inference_steps: int = 50, seed: int = 0) -> None:
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
-        if sampler not in SAMPLERS:
-            raise ValueError(f'sampler={sampler!r} is not supported; choose one of {list(SAMPLERS)}')
+        check_choice('sampler', sampler, SAMPLERS)
         self.interval = interval
         self.num_images = num_images
         self.sampler = sampler

@@ -5,8 +5,8 @@ import torch
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
+from mmdiff.utils.choices import check_choice
 from .diffusion_unet import DiffusionUNetBackbone
-from .unet_builder import check_choice
 from .unet_taps import UNetTap, mirror_encoder_tap, resolve_taps
 
 Block = Union[int, str]

@@ -13,12 +13,13 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
+from mmdiff.utils.choices import check_choice
 from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, check_weights_fit, checkpoint_weights
 from .feature_info import FeatureLevel
 from .fixed_noise import FixedNoise
 from .latent_context import CONTEXT_TYPES, LatentContext
 from .pyramid import FUSIONS, assemble_level, fused_channels, select_levels
-from .unet_builder import (build_noise_scheduler, build_unet, check_choice, check_folder_matches,
+from .unet_builder import (build_noise_scheduler, build_unet, check_folder_matches,
                            read_diffusers_config, resolve_preset, unet_folder, vae_folder)
 from .unet_configs import UNET_PRESETS
 from .unet_pass import UNetPass

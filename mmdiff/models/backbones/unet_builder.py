@@ -7,23 +7,18 @@ for latent diffusion, ``vae/``); it is always read with ``local_files_only=True`
 """
 import json
 import os
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel, UNet2DModel
 from torch import nn
 
+from mmdiff.utils.choices import check_choice
 from .unet_configs import UNET_PRESETS
 
 UNET_TYPES = {'UNet2DModel': UNet2DModel, 'UNet2DConditionModel': UNet2DConditionModel}
 SCHEDULERS = {'DDPMScheduler': DDPMScheduler, 'DDIMScheduler': DDIMScheduler}
 DEFAULT_SCHEDULER = dict(type='DDPMScheduler', num_train_timesteps=1000, beta_schedule='linear')
-
-
-def check_choice(name: str, value, choices: Sequence) -> None:
-    """Raise a ValueError naming ``value`` and the valid ``choices`` when ``value`` is not one of them."""
-    if value not in choices:
-        raise ValueError(f'{name}={value!r} is not supported; choose one of {list(choices)}')
 
 
 def resolve_preset(argument: str, value: Union[str, dict, None], presets: dict, described: str) -> Optional[dict]:

@@ -7,8 +7,8 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import Tensor, nn
 
-from mmdiff.models.backbones.unet_builder import check_choice
 from mmdiff.registry import MODELS, register_module
+from mmdiff.utils.choices import check_choice
 
 ALIGNMENTS = ('pooled', 'dense')
 
@@ -180,13 +180,12 @@ class RepFusionDistiller(BaseModel):
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None, mode: str = 'tensor'):
         """mmengine's entry: ``'loss'`` (a dict of losses), ``'predict'`` (the head's predictions) or ``'tensor'``
         (the student's features)."""
+        check_choice('mode', mode, ('loss', 'predict', 'tensor'))
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         if mode == 'predict':
             return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.extract_feat(inputs)
-        raise ValueError(f"mode={mode!r} is not supported; choose one of ['loss', 'predict', 'tensor']")
+        return self.extract_feat(inputs)
 
     def loss(self, inputs: Tensor, data_samples: Optional[list] = None) -> Dict[str, Tensor]:
         """Alignment loss, the task loss with a head, and with a policy its reward-head, policy and entropy terms.

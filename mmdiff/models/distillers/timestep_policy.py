@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical
 
 from mmdiff.registry import MODELS, register_module
+from mmdiff.utils.choices import check_choice
 
 POLICY_ARCHS = ('conv', 'lenet', 'lenet-64')
 
@@ -72,8 +73,7 @@ class TimestepPolicy(BaseModule):
             raise ValueError('timesteps is empty; give the candidate noise steps, e.g. range(1000)')
         if len(set(timesteps)) != len(timesteps):
             raise ValueError(f'timesteps {timesteps} has repeats; each candidate must appear once')
-        if arch not in POLICY_ARCHS:
-            raise ValueError(f'arch={arch!r} is not supported; choose one of {list(POLICY_ARCHS)}')
+        check_choice('arch', arch, POLICY_ARCHS)
         self.arch = arch
         self.register_buffer('timesteps', torch.tensor(timesteps, dtype=torch.long), persistent=False)
         if arch == 'conv':

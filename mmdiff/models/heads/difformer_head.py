@@ -6,6 +6,7 @@ from mmpretrain.models.heads import ClsHead
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
+from mmdiff.utils.choices import check_choice
 from .map_tokenizer import MapTokenizer
 from .transformer_block import transformer_blocks
 
@@ -97,9 +98,7 @@ class DifFormerHead(ClsHead):
                              f'(in_channels={tuple(in_channels)}); give one int or one per output')
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims={embed_dims} is not divisible by num_heads={num_heads}')
-        if cross_timestep not in CROSS_TIMESTEP_FUSIONS:
-            raise ValueError(f'cross_timestep={cross_timestep!r} is not supported; choose one of '
-                             f'{list(CROSS_TIMESTEP_FUSIONS)}')
+        check_choice('cross_timestep', cross_timestep, CROSS_TIMESTEP_FUSIONS)
         self.num_classes = num_classes
         self.in_channels = tuple(in_channels)
         self.num_timesteps = num_timesteps

@@ -8,7 +8,8 @@ from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmdiff.registry import MODELS, register_module
-from ..backbones.unet_builder import build_noise_scheduler, build_unet, check_choice
+from mmdiff.utils.choices import check_choice
+from ..backbones.unet_builder import build_noise_scheduler, build_unet
 
 PREDICTION_TYPES = ('epsilon', 'v_prediction')
 
