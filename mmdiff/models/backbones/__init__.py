@@ -1,6 +1,7 @@
 from .cached_feature_backbone import CachedFeatureBackbone
 from .dif_feed_backbone import DifFeedBackbone, FeedbackAdapter, GatedFeedbackAdapter
-from .diffusion_unet import DiffusionUNetBackbone, declared_out_channels
+from .declared_channels import declared_out_channels
+from .diffusion_unet import DiffusionUNetBackbone
 from .feature_info import FeatureLevel
 from .latent_context import LatentContext
 from .unet_configs import UNET_PRESETS, adm_unet_config, sd_unet_config

@@ -1,7 +1,7 @@
 """DiffusionUNetBackbone: noised multi-scale features from a diffusers U-Net."""
 import os
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +19,7 @@ from .feature_info import FeatureLevel
 from .fixed_noise import FixedNoise
 from .latent_context import CONTEXT_TYPES, LatentContext
 from .pyramid import FUSIONS, assemble_level, fused_channels, select_levels
-from .unet_builder import (build_noise_scheduler, build_unet, check_folder_matches,
-                           read_diffusers_config, resolve_preset, unet_folder, vae_folder)
+from .unet_builder import build_noise_scheduler, build_unet, check_folder_matches, resolve_preset, vae_folder
 from .unet_configs import UNET_PRESETS
 from .unet_pass import UNetPass
 from .unet_taps import UNetTap, format_taps, list_unet_taps
@@ -29,38 +28,6 @@ from .vae_encoder import VAE_PRESETS, VAEEncoder, full_vae_config
 ATTENTION_PROCESSORS = {'sdpa': AttnProcessor2_0, 'math': AttnProcessor}
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 NOISE_MODES = ('fixed', 'random', 'none')
-
-
-def declared_out_channels(backbone: dict) -> List[int]:
-    """The channels a :class:`DiffusionUNetBackbone` config will output, for a neck's ``in_channels``.
-
-    The backbone is built on the ``meta`` device, so no weights are allocated or loaded; a ``model_dir`` that
-    exists contributes its ``config.json`` files, one that does not is described by ``arch`` and ``vae``.
-
-    Args:
-        backbone (dict): The backbone config, ``dict(type='DiffusionUNetBackbone', ...)`` (or a subclass such as
-            ``'DifFeedBackbone'``; no type means ``DiffusionUNetBackbone``).
-
-    Returns:
-        list[int]: Channels per output, in output order.
-    """
-    kwargs = {key: value for key, value in backbone.items() if key not in ('type', 'init_cfg', 'model_dir')}
-    model_dir = backbone.get('model_dir')
-    if model_dir is not None and os.path.isdir(model_dir):  # read the folder's configs, not its weights
-        unet_type, unet_config = read_diffusers_config(unet_folder(model_dir))
-        kwargs['arch'] = dict(unet_config, type=unet_type)
-        if kwargs.get('vae') is None and vae_folder(model_dir) is not None:
-            kwargs['vae'] = read_diffusers_config(vae_folder(model_dir))[1]
-    elif kwargs.get('arch') is None:
-        unet_folder(model_dir)  # raises: nothing describes the U-Net
-    if kwargs.get('context') is not None:  # the context changes no channel; its file may not exist yet
-        kwargs['context'] = dict(type='zero')
-    backbone_class = MODELS.get(backbone.get('type', 'DiffusionUNetBackbone'))
-    if not (isinstance(backbone_class, type) and issubclass(backbone_class, DiffusionUNetBackbone)):
-        raise ValueError(f'declared_out_channels reads configs of DiffusionUNetBackbone or a subclass, got '
-                         f'type={backbone.get("type")!r}')
-    with torch.device('meta'):
-        return list(backbone_class(**kwargs).out_channels)
 
 
 @register_module(MODELS)
