@@ -19,7 +19,8 @@ from mmengine.registry import Registry
 ModuleType = TypeVar('ModuleType', bound=type)
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdiff', locations=['mmdiff.models'])
-DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmdiff', locations=['mmdiff.datasets'])
+# no locations: the dataset modules need mmpretrain or mmdet; configs import them through custom_imports
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmdiff')
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmdiff', locations=['mmdiff.engine'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmdiff',
                       locations=['mmdiff.datasets.transforms'])

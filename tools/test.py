@@ -7,12 +7,12 @@ import argparse
 import os.path as osp
 
 import torch
-from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmdiff.utils.checkpoint_weights import check_weights_fit
 from mmdiff.utils.dataset_check import check_dataloaders
+from mmdiff.utils.runner_access import unwrap_model
 from mmdiff.utils.runner_config import add_runner_arguments, load_runner_config
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     # the runner builds its dataloaders lazily: check their files before testing starts
     check_dataloaders(cfg, ('test_dataloader', ))
     # mmengine loads a checkpoint non-strictly: one of another model would be evaluated with random weights
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    model = unwrap_model(runner.model)
     checkpoint = torch.load(args.checkpoint, map_location='cpu', mmap=True, weights_only=False)  # shapes, no data
     check_weights_fit(model.state_dict(), checkpoint.get('state_dict', checkpoint), args.checkpoint,
                       f'the model of {args.config}')

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from mmdiff.datasets.feature_cache import BatchFunction, FeatureCache, backbone_manifest, extract_to_cache
 from .choices import check_choice
+from .runner_access import gt_labels
 from .runner_config import enter_config_scope
 
 SPLITS = ('train', 'val', 'test')
@@ -72,7 +73,7 @@ def preprocessed_pixels(cfg: Config, split: str, batch_size: int = 64) -> Tuple[
 def preprocessed_batch(preprocessor: nn.Module, dataset: Sequence, indices: Sequence[int]) -> Tuple[Tensor, Tensor]:
     """Collate the samples at ``indices`` and preprocess them: ``(inputs (N, C, H, W), labels (N,))``."""
     data = preprocessor(pseudo_collate([dataset[index] for index in indices]), False)
-    return data['inputs'], torch.cat([sample.gt_label for sample in data['data_samples']])
+    return data['inputs'], gt_labels(data['data_samples'])
 
 
 def classifier_batch_features(model: nn.Module, dataset: Sequence) -> BatchFunction:

@@ -55,6 +55,12 @@ def top1(output: str) -> float:
     return float(re.findall(r'accuracy/top1: ([\d.]+)', output)[-1])
 
 
+def assert_scored_every_val_image(output: str, num_images: int = 8) -> None:
+    """The last top-1 accuracy is k / num_images for a whole k: every held-out image (4 classes x 2) was scored."""
+    correct = top1(output) * num_images / 100
+    assert abs(correct - round(correct)) < 1e-3 and 0 <= round(correct) <= num_images, top1(output)
+
+
 def test_head_errors():
     from mmdiff.models.heads import AttentionHead, CNNHead, LinearProbeHead
 
@@ -84,7 +90,7 @@ def test_head_errors():
 def test_each_head_trains_and_evaluates_through_the_train_tool(config, shapes_cls, tmp_path):
     result = run(['tools/train.py', config, '--work-dir', tmp_path, '--cfg-options', *demo_options(shapes_cls)])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 0.0 <= top1(result.stdout) <= 100.0
+    assert_scored_every_val_image(result.stdout)
     assert (tmp_path / 'epoch_1.pth').is_file()
 
 
@@ -213,7 +219,7 @@ def test_cached_config_trains_and_refuses_a_stale_cache(shapes_cls, tmp_path):
     options += ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'param_scheduler.0.end=1']
     result = run(['tools/train.py', CACHED_DEMO, '--work-dir', tmp_path / 'work', '--cfg-options', *options])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 0.0 <= top1(result.stdout) <= 100.0
+    assert_scored_every_val_image(result.stdout)
     # the same cache for a backbone at another timestep is stale
     stale = run(['tools/train.py', CACHED_DEMO, '--work-dir', tmp_path / 'stale', '--cfg-options', *options,
                  'train_dataloader.dataset.expected_backbone.timesteps=[90]'])

@@ -5,11 +5,11 @@ from typing import Optional
 from torch import nn
 from mmengine.dist import master_only
 from mmengine.hooks import EMAHook, Hook
-from mmengine.model import is_model_wrapper
 
 from mmdiff.registry import HOOKS, register_module
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.diffusion_sampling import SAMPLERS, sample_images, save_image_grid
+from mmdiff.utils.runner_access import unwrap_model
 
 
 @register_module(HOOKS)
@@ -47,7 +47,7 @@ class DiffusionSamplesHook(Hook):
         for hook in runner.hooks:
             if isinstance(hook, EMAHook) and hasattr(hook, 'ema_model'):
                 return hook.ema_model.module
-        return runner.model.module if is_model_wrapper(runner.model) else runner.model
+        return unwrap_model(runner.model)
 
     @master_only
     def save_grid(self, runner, path: str) -> None:

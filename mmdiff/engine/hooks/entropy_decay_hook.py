@@ -2,9 +2,9 @@
 from typing import Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mmdiff.registry import HOOKS, register_module
+from mmdiff.utils.runner_access import unwrap_model
 
 
 @register_module(HOOKS)
@@ -40,7 +40,7 @@ class EntropyDecayHook(Hook):
 
     @staticmethod
     def _model(runner):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         if not hasattr(model, 'entropy_weight'):
             raise TypeError(f'EntropyDecayHook needs a model with an entropy_weight (e.g. RepFusionDistiller), '
                             f'got {type(model).__name__}')

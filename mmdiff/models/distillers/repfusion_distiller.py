@@ -1,5 +1,5 @@
 """RepFusionDistiller: distil a frozen diffusion U-Net's features into an ordinary student backbone."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
 from mmdiff.utils.choices import check_choice
+from mmdiff.utils.runner_access import gt_labels
 
 ALIGNMENTS = ('pooled', 'dense')
 
@@ -198,7 +199,7 @@ class RepFusionDistiller(BaseModel):
             dict[str, Tensor]: ``loss_distill`` and, as they apply, ``loss_cls``, ``loss_reward_head``,
             ``loss_policy``, ``loss_entropy``; ``timestep_mean`` and ``policy_entropy`` are logged, not summed.
         """
-        labels = self._labels(data_samples)
+        labels = gt_labels(data_samples)
         losses: Dict[str, Tensor] = {}
         timesteps = log_prob = entropy = None
         if self.timestep_policy is not None:
@@ -248,8 +249,3 @@ class RepFusionDistiller(BaseModel):
                              'distillation, or fine-tune the exported student (tools/export_student.py)')
         return self.head.predict(self.extract_feat(inputs), data_samples)
 
-    @staticmethod
-    def _labels(data_samples: Optional[list]) -> Union[Tensor, None]:
-        if not data_samples or 'gt_label' not in data_samples[0]:
-            return None
-        return torch.cat([sample.gt_label for sample in data_samples])

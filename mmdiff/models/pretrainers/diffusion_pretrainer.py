@@ -9,6 +9,7 @@ from torch import Tensor
 
 from mmdiff.registry import MODELS, register_module
 from mmdiff.utils.choices import check_choice
+from mmdiff.utils.runner_access import gt_labels
 from ..backbones.unet_builder import build_noise_scheduler, build_unet
 
 PREDICTION_TYPES = ('epsilon', 'v_prediction')
@@ -76,10 +77,11 @@ class DiffusionPretrainer(BaseModel):
     def _class_labels(self, data_samples: Optional[List]) -> Optional[Tensor]:
         if self.num_classes is None:
             return None
-        if not data_samples or 'gt_label' not in data_samples[0]:
+        labels = gt_labels(data_samples)
+        if labels is None:
             raise ValueError(f'the U-Net is class-conditional (num_class_embeds={self.num_classes}), so every '
                              f'sample needs a gt_label')
-        return torch.cat([sample.gt_label for sample in data_samples]).to(self.unet.device)
+        return labels.to(self.unet.device)
 
     def loss(self, images: Tensor, class_labels: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """The denoising loss of a batch.
