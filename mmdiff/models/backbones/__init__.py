@@ -5,11 +5,12 @@ from .diffusion_unet import DiffusionUNetBackbone
 from .feature_info import FeatureLevel
 from .latent_context import LatentContext
 from .unet_configs import UNET_PRESETS, adm_unet_config, sd_unet_config
+from .unet_pass import UNetPass
 from .unet_taps import UNetTap, list_unet_taps
 from .vae_encoder import VAE_PRESETS, VAEEncoder
 
 __all__ = [
     'CachedFeatureBackbone', 'DifFeedBackbone', 'FeedbackAdapter', 'GatedFeedbackAdapter',
     'DiffusionUNetBackbone', 'declared_out_channels',
-    'FeatureLevel', 'LatentContext', 'UNET_PRESETS', 'adm_unet_config', 'sd_unet_config', 'UNetTap', 'list_unet_taps', 'VAE_PRESETS', 'VAEEncoder'
+    'FeatureLevel', 'LatentContext', 'UNET_PRESETS', 'adm_unet_config', 'sd_unet_config', 'UNetPass', 'UNetTap', 'list_unet_taps', 'VAE_PRESETS', 'VAEEncoder'
 ]
