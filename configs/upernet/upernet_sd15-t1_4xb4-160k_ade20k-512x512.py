@@ -3,8 +3,8 @@
 # through its TextAdapter, fine-tunes the U-Net and uses a Semantic FPN head). Stable Diffusion 1.5's U-Net runs on
 # the VAE latents of the clean image at t = 1, cross-attending to learnable per-class prompt tokens through a
 # residual text adapter; its decoder gives strides 8/16/32/64 of the image, stride 4 is the bilinear upsampling of
-# stride 8 ([320, 320, 640, 1280] channels). The U-Net stays frozen; the prompt tokens, the adapter and the heads
-# train.
+# stride 8 ([320, 320, 640, 1280] channels). The U-Net stays frozen; the prompt tokens, the adapter (hidden width 192,
+# a quarter of VPD's) and the heads train. VPD's own segmentor is configs/vpd/fpn_vpd-sd15_8xb2-80k_ade20k-512x512.py.
 _base_ = ['../upernet_diffusion_ade20k.py']
 
 # a local diffusers pipeline folder of Stable Diffusion 1.5 with unet/, vae/ and scheduler/ (only the VAE's
@@ -20,7 +20,7 @@ model = dict(
         arch='sd15',
         vae='sd',
         model_dir=model_dir,
-        context=dict(type='learnable', path=class_prompts, adapter=True),
+        context=dict(type='learnable', path=class_prompts, num_tokens=150, adapter=True, adapter_hidden_channels=192),
         timesteps=(1, ),
         noise_mode='none',
         out_strides=(4, 8, 16, 32),

@@ -32,8 +32,12 @@ def declared_out_channels(backbone: dict) -> List[int]:
             kwargs['vae'] = read_diffusers_config(vae_folder(model_dir))[1]
     elif kwargs.get('arch') is None:
         unet_folder(model_dir)  # raises: nothing describes the U-Net
-    if kwargs.get('context') is not None:  # the context changes no channel; its file may not exist yet
-        kwargs['context'] = dict(type='zero')
+    context = kwargs.get('context')
+    if context is not None and not os.path.isfile(str(context.get('path'))):  # its file may not exist yet
+        if kwargs.get('attention_maps') is not None and context.get('num_tokens') is None:
+            raise ValueError(f'the cross-attention maps add one channel per context token, but the context file '
+                             f'{context.get("path")!r} does not exist and the context gives no num_tokens')
+        kwargs['context'] = dict(type='zero', num_tokens=context.get('num_tokens'))
     backbone_class = MODELS.get(backbone.get('type', 'DiffusionUNetBackbone'))
     if not (isinstance(backbone_class, type) and issubclass(backbone_class, DiffusionUNetBackbone)):
         raise ValueError(f'declared_out_channels reads configs of DiffusionUNetBackbone or a subclass, got '

@@ -18,12 +18,12 @@ from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, check_weights_fit, che
 from .feature_info import FeatureLevel
 from .fixed_noise import FixedNoise
 from .latent_context import CONTEXT_TYPES, LatentContext
-from .pyramid import FUSIONS, assemble_level, fused_channels, select_levels
+from .pyramid import FUSIONS, assemble_level, attention_map_taps, fused_channels, select_levels
 from .unet_builder import build_noise_scheduler, build_unet, check_folder_matches, resolve_preset, vae_folder
 from .unet_configs import UNET_PRESETS
 from .unet_pass import UNetPass
 from .unet_taps import UNetTap, format_taps, list_unet_taps
-from .vae_encoder import VAE_PRESETS, VAEEncoder, full_vae_config
+from .vae_encoder import VAE_LATENTS, VAE_PRESETS, VAEEncoder, full_vae_config
 
 ATTENTION_PROCESSORS = {'sdpa': AttnProcessor2_0, 'math': AttnProcessor}
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -59,10 +59,14 @@ class DiffusionUNetBackbone(BaseModule):
             posterior mean x ``scaling_factor`` and the U-Net runs on those latents. None takes ``model_dir``'s
             ``vae/`` when it has one (a given preset or dict is checked against it), else the U-Net runs on
             pixels. Defaults to None.
+        vae_latents (str): ``'scaled'``: the posterior mode, shifted and multiplied by the VAE's ``scaling_factor``
+            (what the U-Net was trained on); ``'unscaled'``: the raw mode, as VPD feeds it. Defaults to
+            ``'scaled'``.
         context (dict, optional): What a ``UNet2DConditionModel`` cross-attends to, as
             :class:`LatentContext` arguments: ``dict(type='zero', num_tokens=77)``, ``dict(type='file',
-            path='empty_prompt.pth')`` or ``dict(type='learnable', path=None, num_tokens=77, adapter=False)``.
-            Required for such a U-Net, refused for others. Defaults to None.
+            path='empty_prompt.pth')``, ``dict(type='learnable', path=None, num_tokens=77, adapter=False)``, or VPD's
+            ``dict(type='file', path='class_embeddings.pth', num_tokens=150, adapter=True)``. Required for such a
+            U-Net, refused for others. Defaults to None.
         noise_scheduler (dict, optional): A diffusers scheduler as ``dict(type='DDPMScheduler', **config)``
             (``beta_schedule='linear'`` or ``'squaredcos_cap_v2'`` for the cosine schedule). None takes
             ``model_dir``'s ``scheduler/`` when it has one, else the linear DDPM schedule with T = 1000.
@@ -80,6 +84,10 @@ class DiffusionUNetBackbone(BaseModule):
         out_blocks (Sequence[str | int], optional): Taps by submodule name (``'mid_block'``,
             ``'up_blocks.1.attentions.1'``) or by diffssl block number (1-based; 24 is the papers' block).
             Defaults to None.
+        attention_maps (Sequence[int], optional): Output strides whose features get VPD's cross-attention maps
+            appended as extra channels: the mean over the encoder's and decoder's cross-attention layers at that
+            stride of their softmax(QK^T) averaged over heads, one channel per context token (VPD:
+            ``(16, 32)`` with 150 class embeddings). They come from the same U-Net pass. Defaults to None.
         resample_missing_strides (bool): With ``out_strides``, produce a stride the decoder lacks by bilinear
             upsampling (or average pooling) of the nearest one, e.g. stride 4 from a latent U-Net's stride 8.
             Defaults to False (such a stride is an error).
@@ -128,6 +136,7 @@ class DiffusionUNetBackbone(BaseModule):
                  arch: Union[str, dict, None] = 'adm-256u',
                  model_dir: Optional[str] = None,
                  vae: Union[str, dict, None] = None,
+                 vae_latents: str = 'scaled',
                  context: Optional[dict] = None,
                  noise_scheduler: Optional[dict] = None,
                  timesteps: Union[int, Sequence[int]] = (150, ),
@@ -136,6 +145,7 @@ class DiffusionUNetBackbone(BaseModule):
                  num_noise_draws: int = 1,
                  out_strides: Optional[Sequence[int]] = (4, 8, 16, 32),
                  out_blocks: Optional[Sequence[Union[str, int]]] = None,
+                 attention_maps: Optional[Sequence[int]] = None,
                  resample_missing_strides: bool = False,
                  projection_channels: Optional[Sequence[int]] = None,
                  timestep_fusion: str = 'concat',
@@ -163,7 +173,7 @@ class DiffusionUNetBackbone(BaseModule):
 
         # 1. the U-Net, its VAE and context, and its noise schedule
         self.unet = build_unet(arch, model_dir)
-        self.vae_encoder = self._build_vae(vae, model_dir)
+        self.vae_encoder = self._build_vae(vae, vae_latents, model_dir)
         self.context = self._build_context(context)
         self.noise_scheduler = build_noise_scheduler(noise_scheduler, model_dir)
         self.num_train_timesteps = self.noise_scheduler.config.num_train_timesteps
@@ -195,10 +205,12 @@ class DiffusionUNetBackbone(BaseModule):
 
         # 2. the taps and the pyramid they make
         latent_stride = 1 if self.vae_encoder is None else self.vae_encoder.latent_stride
-        self.taps = list_unet_taps(self.unet, input_stride=latent_stride)
+        context_tokens = None if self.context is None else self.context.num_tokens
+        self.taps = list_unet_taps(self.unet, input_stride=latent_stride, context_tokens=context_tokens)
         self.downsample_factor = max(tap.stride for tap in self.taps)
         self._levels = select_levels(self.taps, out_strides, out_blocks, resample_missing_strides)
         self.output_taps = tuple(tap for tap, _ in self._levels)
+        self._level_maps = attention_map_taps(self.taps, self._levels, attention_maps)
         self.projections = self._build_projections(projection_channels)
         self.feature_info = tuple(
             FeatureLevel(
@@ -207,7 +219,8 @@ class DiffusionUNetBackbone(BaseModule):
                 block=tap.name,
                 source_stride=tap.stride,
                 timesteps=self.timesteps,
-                fusion=timestep_fusion) for index, (tap, stride) in enumerate(self._levels))
+                fusion=timestep_fusion,
+                attention_maps=self._level_maps[index]) for index, (tap, stride) in enumerate(self._levels))
 
         # 3. training mode
         self._input_range_checked = False
@@ -230,20 +243,25 @@ class DiffusionUNetBackbone(BaseModule):
                 f'for arch=\'adm-256u\'). Point the config\'s `pretrained` at that file, or set the backbone\'s '
                 f'init_cfg=None to start from random weights.')
 
-    def _build_vae(self, vae: Union[str, dict, None], model_dir: Optional[str]) -> Optional[VAEEncoder]:
+    def _build_vae(self, vae: Union[str, dict, None], latents: str,
+                   model_dir: Optional[str]) -> Optional[VAEEncoder]:
         given, vae = vae, resolve_preset('vae', vae, VAE_PRESETS, 'AutoencoderKL')
         folder = vae_folder(model_dir)
         if folder is not None:
-            encoder = VAEEncoder.from_folder(folder)
+            encoder = VAEEncoder.from_folder(folder, latents)
             if vae is not None:
                 check_folder_matches('vae', given, full_vae_config(vae), encoder.config, folder)
         elif vae is not None:
-            encoder = VAEEncoder(vae)
+            encoder = VAEEncoder(vae, latents)
         elif isinstance(self.unet, UNet2DConditionModel) and model_dir is not None:
             raise FileNotFoundError(f'{model_dir!r} holds a latent-diffusion U-Net ({type(self.unet).__name__}) '
                                     f'but no vae/ folder with the AutoencoderKL that makes its latents; add vae/ '
                                     f'(only its encoder is loaded) or give vae=')
         else:
+            check_choice('vae_latents', latents, VAE_LATENTS)
+            if latents != 'scaled':
+                raise ValueError(f'vae_latents={latents!r} chooses how VAE latents are scaled, but this U-Net runs '
+                                 f'on pixels (no vae)')
             return None
         if encoder.latent_channels != self.unet.config.in_channels:
             raise ValueError(f'the VAE makes {encoder.latent_channels}-channel latents, but the U-Net takes '
@@ -310,12 +328,17 @@ class DiffusionUNetBackbone(BaseModule):
             raise ValueError(f'projection_channels has {len(projection_channels)} widths for '
                              f'{len(self._levels)} outputs (strides {[stride for _, stride in self._levels]})')
         return nn.ModuleList(
-            nn.Conv2d(fused_channels(tap, len(self.timesteps), self.timestep_fusion), width, kernel_size=1)
-            for (tap, _), width in zip(self._levels, projection_channels))
+            nn.Conv2d(self._fused_channels(index), width, kernel_size=1) for index, width in enumerate(projection_channels))
+
+    def _fused_channels(self, index: int) -> int:
+        """Channels of output ``index`` before its projection: its tap's, plus one per context token when
+        cross-attention maps are appended, times the timesteps for ``'concat'``."""
+        channels = self._levels[index][0].channels + (self.context.num_tokens if self._level_maps[index] else 0)
+        return fused_channels(channels, len(self.timesteps), self.timestep_fusion)
 
     def _projected_channels(self, index: int, tap: UNetTap) -> int:
         if self.projections is None:
-            return fused_channels(tap, len(self.timesteps), self.timestep_fusion)
+            return self._fused_channels(index)
         return self.projections[index].out_channels
 
     def init_weights(self) -> None:
@@ -345,8 +368,9 @@ class DiffusionUNetBackbone(BaseModule):
     # ----------------------------------------------------------------------------------------------- training
     @property
     def pass_outputs(self) -> Tuple[str, ...]:
-        """The U-Net outputs one forward needs: the output taps (DifFeed adds its feedback sources)."""
-        return tuple(tap.name for tap in self.output_taps)
+        """The U-Net outputs one forward needs: the output taps and their cross-attention maps."""
+        return tuple(dict.fromkeys([tap.name for tap in self.output_taps]
+                                   + [name for maps in self._level_maps for name in maps]))
 
     @property
     def unet_needs_grad(self) -> bool:
@@ -506,8 +530,18 @@ class DiffusionUNetBackbone(BaseModule):
                 torch.autocast(inputs.device.type, dtype=self.autocast_dtype,
                                enabled=self.autocast_dtype != torch.float32):
             features = self._unet_pass(sample, timesteps, context, labels)
-        # 5. assemble the pyramid
+        # 5. assemble the pyramid (VPD's cross-attention maps appended where asked)
         return tuple(
-            assemble_level(features[tap.name], tap.stride, stride, size, self.num_noise_draws, len(self.timesteps),
-                           self.timestep_fusion, None if self.projections is None else self.projections[index])
+            assemble_level(self._level_features(features, index), tap.stride, stride, size, self.num_noise_draws,
+                           len(self.timesteps), self.timestep_fusion,
+                           None if self.projections is None else self.projections[index])
             for index, (tap, stride) in enumerate(self._levels))
+
+    def _level_features(self, features: Dict[str, Tensor], index: int) -> Tensor:
+        """The tapped output of level ``index``, with the mean of its cross-attention maps appended."""
+        feature = features[self._levels[index][0].name]
+        maps = self._level_maps[index]
+        if not maps:
+            return feature
+        mean_map = torch.stack([features[name] for name in maps]).mean(0)
+        return torch.cat([feature, mean_map.to(feature.dtype)], dim=1)

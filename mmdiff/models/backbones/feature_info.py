@@ -15,6 +15,8 @@ class FeatureLevel:
         timesteps (tuple[int, ...]): Noise steps fused into this output.
         fusion (str): How the timesteps are fused: ``'concat'``, ``'mean'`` or ``'stack'`` (an extra T axis:
             the output is ``(N, T, channels, h, w)``).
+        attention_maps (tuple[str, ...]): The cross-attention maps whose mean is appended to the block's channels
+            (one channel per context token, VPD's extra channels); empty for none.
     """
     channels: int
     stride: int
@@ -22,8 +24,10 @@ class FeatureLevel:
     source_stride: int
     timesteps: Tuple[int, ...]
     fusion: str
+    attention_maps: Tuple[str, ...] = ()
 
     def __str__(self) -> str:
         resampled = '' if self.source_stride == self.stride else f' (resampled from stride {self.source_stride})'
         return (f'stride {self.stride:>3}, {self.channels:>5} channels: {self.block} at t={list(self.timesteps)}, '
-                f'{self.fusion}{resampled}')
+                f'{self.fusion}{resampled}'
+                + (f', + the mean of {len(self.attention_maps)} cross-attention maps' if self.attention_maps else ''))

@@ -30,22 +30,29 @@ class LatentContext(nn.Module):
     Args:
         dim (int): The U-Net's ``cross_attention_dim``.
         type (str): ``'zero'``: ``num_tokens`` zero tokens; ``'file'``: a fixed tensor from ``path``
-            (e.g. a precomputed empty-prompt embedding, ``(77, 768)`` for SD 1.5); ``'learnable'``: trainable
-            tokens, initialised from ``path`` when given (e.g. one prompt embedding per class, as VPD does) and
-            to zeros otherwise.
+            (e.g. a precomputed empty-prompt embedding, ``(77, 768)`` for SD 1.5, or VPD's
+            ``segmentation/class_embeddings.pth``, ``(150, 768)`` CLIP embeddings of the ADE20K classes);
+            ``'learnable'``: trainable tokens, initialised from ``path`` when given and to zeros otherwise.
         path (str, optional): The ``torch.save``-d tensor for ``'file'`` and optionally ``'learnable'``.
-        num_tokens (int): Tokens of a ``'zero'`` or zero-initialised ``'learnable'`` context. Defaults to 77.
-        adapter (bool): For ``'learnable'``: add VPD's residual text adapter, ``c + gamma * MLP(c)`` with
-            ``gamma`` starting at 1e-4. Defaults to False.
+        num_tokens (int, optional): Tokens of a ``'zero'`` or zero-initialised ``'learnable'`` context (default
+            77); with ``path``, the count the file must hold (a config states it where channels depend on it,
+            e.g. one cross-attention map channel per token). Defaults to None.
+        adapter (bool): Add VPD's ``TextAdapter``: ``c + gamma * MLP(c)`` with the MLP Linear-GELU-Linear and a
+            per-channel ``gamma``; the adapter and gamma train, also over fixed ``'file'`` tokens (VPD's setting).
+            Defaults to False.
+        adapter_hidden_channels (int, optional): Hidden width of the adapter's MLP. Defaults to None (``dim``,
+            VPD's).
+        adapter_gamma (float): The starting value of every ``gamma`` channel. Defaults to 1e-4 (VPD's).
 
     Example:
         >>> context = LatentContext(dim=32, type='learnable', num_tokens=4, adapter=True)
-        >>> tuple(context(batch_size=2).shape)
-        (2, 4, 32)
+        >>> tuple(context(batch_size=2).shape), context.num_tokens
+        ((2, 4, 32), 4)
     """
 
-    def __init__(self, dim: int, type: str = 'zero', path: Optional[str] = None, num_tokens: int = 77,
-                 adapter: bool = False) -> None:
+    def __init__(self, dim: int, type: str = 'zero', path: Optional[str] = None, num_tokens: Optional[int] = None,
+                 adapter: bool = False, adapter_hidden_channels: Optional[int] = None,
+                 adapter_gamma: float = 1e-4) -> None:
         super().__init__()
         if type not in CONTEXT_TYPES:
             raise ValueError(f'context type {type!r} is not supported; choose one of {list(CONTEXT_TYPES)}')
@@ -53,11 +60,21 @@ class LatentContext(nn.Module):
             raise ValueError("context type 'file' needs path, a torch.save-d (tokens, dim) tensor")
         if type == 'zero' and path is not None:
             raise ValueError(f"context type 'zero' takes no path, got {path!r}; use type='file' to load it")
-        if adapter and type != 'learnable':
-            raise ValueError(f"adapter=True trains a residual adapter, which needs type='learnable', got {type!r}")
-        if num_tokens < 1:
-            raise ValueError(f'num_tokens must be >= 1, got {num_tokens}')
-        tokens = load_context_tensor(path) if path is not None else torch.zeros(num_tokens, dim)
+        if type == 'zero' and adapter:
+            raise ValueError("adapter=True adapts the context tokens, but type='zero' has none to adapt; use "
+                             "type='file' or 'learnable'")
+        if num_tokens is not None and (isinstance(num_tokens, bool) or not isinstance(num_tokens, int)
+                                       or num_tokens < 1):
+            raise ValueError(f'num_tokens must be an integer >= 1, got {num_tokens!r}')
+        if adapter_hidden_channels is not None and (not isinstance(adapter_hidden_channels, int)
+                                                    or adapter_hidden_channels < 1):
+            raise ValueError(f'adapter_hidden_channels must be an integer >= 1, got {adapter_hidden_channels!r}')
+        if path is None:
+            tokens = torch.zeros(77 if num_tokens is None else num_tokens, dim)
+        else:
+            tokens = load_context_tensor(path)
+            if num_tokens is not None and tokens.shape[0] != num_tokens:
+                raise ValueError(f'the context {path!r} holds {tokens.shape[0]} tokens, but num_tokens={num_tokens}')
         if tokens.shape[1] != dim:
             raise ValueError(f'the context {path!r} has shape {tuple(tokens.shape)}, but the U-Net cross-attends '
                              f'to {dim}-dimensional tokens (cross_attention_dim={dim})')
@@ -66,9 +83,14 @@ class LatentContext(nn.Module):
             self.tokens = nn.Parameter(tokens)
         else:
             self.register_buffer('tokens', tokens, persistent=False)  # rebuilt from path or zeros
-        hidden = max(dim // 4, 1)
+        hidden = dim if adapter_hidden_channels is None else adapter_hidden_channels
         self.adapter = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)) if adapter else None
-        self.gamma = nn.Parameter(torch.full((dim, ), 1e-4)) if adapter else None
+        self.gamma = nn.Parameter(torch.full((dim, ), float(adapter_gamma))) if adapter else None
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens per image."""
+        return self.tokens.shape[0]
 
     def forward(self, batch_size: int) -> Tensor:
         """The context ``(batch_size, tokens, dim)``."""

@@ -52,9 +52,44 @@ def select_levels(taps: Sequence[UNetTap], out_strides: Optional[Sequence[int]],
     return sorted(levels, key=lambda level: (level[1], order[level[0].name]))
 
 
-def fused_channels(tap: UNetTap, num_timesteps: int, fusion: str) -> int:
-    """Channels of a level after timestep fusion (``'concat'`` stacks the T maps along channels)."""
-    return tap.channels * num_timesteps if fusion == 'concat' else tap.channels
+def fused_channels(channels: int, num_timesteps: int, fusion: str) -> int:
+    """Channels of a level of ``channels`` per timestep after timestep fusion (``'concat'`` stacks the T maps along
+    channels)."""
+    return channels * num_timesteps if fusion == 'concat' else channels
+
+
+def attention_map_taps(taps: Sequence[UNetTap], levels: Sequence[Level],
+                       strides: Optional[Sequence[int]]) -> List[Tuple[str, ...]]:
+    """Per level, the cross-attention maps VPD appends to it: at each output stride in ``strides``, the maps of
+    every encoder and decoder cross-attention at the level's source stride (VPD's ``'up_cross+down_cross'``; the
+    middle block's are not used).
+
+    Args:
+        taps (Sequence[UNetTap]): The U-Net's taps, with its ``'attention_map'`` taps.
+        levels (Sequence[Level]): The pyramid, from :func:`select_levels`.
+        strides (Sequence[int], optional): Output strides that get the maps. None for none.
+
+    Returns:
+        list[tuple[str, ...]]: Map tap names per level (empty where none are appended).
+    """
+    if strides is None:
+        return [() for _ in levels]
+    maps = [tap for tap in taps if tap.kind == 'attention_map' and tap.stage in ('encoder', 'decoder')]
+    if not maps:
+        raise ValueError(f'attention_maps={strides!r} appends cross-attention maps, but this U-Net has none (they '
+                         f'need a text-conditioned U-Net with a context)')
+    output_strides = [stride for _, stride in levels]
+    if isinstance(strides, (str, int)) or not strides or len(set(strides)) != len(strides) or any(
+            stride not in output_strides for stride in strides):
+        raise ValueError(f'attention_maps must be distinct output strides out of {output_strides}, got {strides!r}')
+    per_level = []
+    for tap, stride in levels:
+        names = tuple(m.name for m in maps if m.stride == tap.stride) if stride in strides else ()
+        if stride in strides and not names:
+            raise ValueError(f'no cross-attention at stride {tap.stride} to append to the stride-{stride} output; '
+                             f'the U-Net has them at strides {sorted({m.stride for m in maps})}')
+        per_level.append(names)
+    return per_level
 
 
 def assemble_level(feature: Tensor, source_stride: int, stride: int, size: Tuple[int, int], num_draws: int,

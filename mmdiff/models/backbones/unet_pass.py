@@ -11,15 +11,21 @@ added. There are no hooks, no exceptions and no state kept between calls, so the
 
 ``additions`` is the one seam for feedback (DifFeed): tensors added to named encoder outputs, where they flow on to
 the next layer and into the skip connection that layer pushes.
+
+A text-conditioned U-Net's transformers also yield their cross-attention maps (``....transformer_blocks.b.attn2.map``,
+VPD's extra channels): a transformer whose map is wanted runs through its parts
+(:func:`~mmdiff.models.backbones.cross_attention_maps.transformer_with_maps`) and returns maps and output together.
 """
 from dataclasses import dataclass
-from typing import Callable, Collection, Dict, List, Mapping, Optional
+from typing import Callable, Collection, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from diffusers.models.attention_processor import Attention
 from diffusers.models.resnet import ResnetBlock2D
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
+
+from .cross_attention_maps import check_map_support, cross_attention_map_names, transformer_with_maps
 
 # what a step does: see UNetPass._apply
 STEP_KINDS = ('conv_in', 'resnet', 'residual', 'attention', 'resample', 'output')
@@ -36,6 +42,7 @@ class PassStep:
         pops_skip (bool): A decoder resnet, whose input is the hidden state concatenated with the last skip.
         pushes_skip (bool): Its output becomes a skip connection (encoder layers, downsamplers, ``conv_in``).
         mid_attention (bool): An attention of the middle block, which diffusers calls with the time embedding.
+        maps (tuple[str]): The cross-attention map names of a ``Transformer2DModel`` step, one per block.
     """
     name: str
     kind: str
@@ -43,6 +50,13 @@ class PassStep:
     pops_skip: bool = False
     pushes_skip: bool = False
     mid_attention: bool = False
+    maps: Tuple[str, ...] = ()
+
+
+def _attention_step(attention: nn.Module, name: str, pushes_skip: bool = False,
+                    mid_attention: bool = False) -> PassStep:
+    maps = () if isinstance(attention, Attention) else tuple(cross_attention_map_names(attention, name))
+    return PassStep(name, 'attention', attention, pushes_skip=pushes_skip, mid_attention=mid_attention, maps=maps)
 
 
 def _layer_steps(block: nn.Module, prefix: str, decoder: bool) -> List[PassStep]:
@@ -55,7 +69,7 @@ def _layer_steps(block: nn.Module, prefix: str, decoder: bool) -> List[PassStep]
         steps.append(PassStep(f'{prefix}.resnets.{k}', 'resnet', resnet, pops_skip=decoder,
                               pushes_skip=not decoder and attention is None))
         if attention is not None:
-            steps.append(PassStep(f'{prefix}.attentions.{k}', 'attention', attention, pushes_skip=not decoder))
+            steps.append(_attention_step(attention, f'{prefix}.attentions.{k}', pushes_skip=not decoder))
     resamplers = block.downsamplers if not decoder else block.upsamplers
     if resamplers is not None:
         kind = 'upsamplers' if decoder else 'downsamplers'
@@ -70,7 +84,7 @@ def _mid_steps(mid_block: nn.Module) -> List[PassStep]:
              PassStep('mid_block.resnets.0', 'resnet', mid_block.resnets[0])]
     for k, (attention, resnet) in enumerate(zip(mid_block.attentions, mid_block.resnets[1:])):
         if attention is not None:
-            steps.append(PassStep(f'mid_block.attentions.{k}', 'attention', attention, mid_attention=True))
+            steps.append(_attention_step(attention, f'mid_block.attentions.{k}', mid_attention=True))
         steps.append(PassStep(f'mid_block.resnets.{k + 1}.conv2', 'residual', resnet))
         steps.append(PassStep(f'mid_block.resnets.{k + 1}', 'resnet', resnet))
     return steps + [PassStep('mid_block', 'output')]
@@ -130,12 +144,14 @@ class UNetPass:
         for j, block in enumerate(unet.up_blocks):
             steps += _layer_steps(block, f'up_blocks.{j}', decoder=True)
         self.steps = tuple(steps)
-        self._position = {step.name: index for index, step in enumerate(self.steps)}
+        self._position = {}
+        for index, step in enumerate(self.steps):
+            self._position.update({name: index for name in step.maps + (step.name, )})
 
     @property
     def step_names(self) -> List[str]:
-        """Every name a pass can return, in forward order."""
-        return [step.name for step in self.steps]
+        """Every name a pass can return, in forward order (a transformer's maps before its output)."""
+        return list(self._position)
 
     def plan(self, wanted: Collection[str]) -> tuple:
         """The steps a pass for ``wanted`` runs: up to the last wanted one, the rest pruned; a resnet's residual
@@ -145,6 +161,9 @@ class UNetPass:
             raise KeyError(f'{unknown or "nothing"} cannot be returned by this U-Net pass; valid names are: '
                            f'{", ".join(self._position)}')
         last = max(self._position[name] for name in wanted)
+        for step in self.steps[:last + 1]:
+            if any(name in wanted for name in step.maps):
+                check_map_support(step.module, step.name)
         return tuple(step for step in self.steps[:last + 1] if step.kind != 'residual' or step.name in wanted)
 
     def modules_used(self, wanted: Collection[str]) -> List[nn.Module]:
@@ -194,7 +213,8 @@ class UNetPass:
             checkpointing (bool): Gradient checkpointing of each layer while gradients are enabled.
 
         Returns:
-            dict[str, Tensor]: Each wanted output (an encoder output includes its addition).
+            dict[str, Tensor]: Each wanted output (an encoder output includes its addition); a cross-attention map
+            is ``(B, L, h, w)``.
         """
         additions = {} if additions is None else additions
         steps = self.plan(wanted)
@@ -211,7 +231,11 @@ class UNetPass:
                 residual = call(resnet_residual, step.module, self._resnet_input(step, hidden, skips, peek=True), emb)
                 emitted = residual
             else:
-                hidden = self._apply(step, hidden, skips, emb, context, residual, call)
+                if any(name in wanted for name in step.maps):
+                    hidden, maps = call(transformer_with_maps, step.module, hidden, context)
+                    outputs.update((name, head_mean) for name, head_mean in zip(step.maps, maps) if name in wanted)
+                else:
+                    hidden = self._apply(step, hidden, skips, emb, context, residual, call)
                 residual = None
                 if step.name in additions:
                     hidden = hidden + additions[step.name].to(hidden.dtype)

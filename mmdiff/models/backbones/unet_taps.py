@@ -10,7 +10,9 @@ tree alone (no forward pass, no weights needed) in forward order, each with its 
 - per decoder level ``j``: ``up_blocks.j.resnets.k``, ``up_blocks.j.attentions.k``, ``up_blocks.j.upsamplers.0``
   and the block output ``up_blocks.j``;
 - before each resnet layer's output, ``....resnets.k.conv2``: its residual branch (the last convolution, before
-  the shortcut is added), where RepFusion hooks its teachers (``mid_block.resnets.1.conv2``).
+  the shortcut is added), where RepFusion hooks its teachers (``mid_block.resnets.1.conv2``);
+- for a text-conditioned U-Net, before each transformer's output, ``....attentions.k.transformer_blocks.b.attn2.map``:
+  its cross-attention map, one channel per context token (VPD's extra channels).
 
 Taps are chosen by name, by guided-diffusion block number (the diffssl numbering) or by stride:
 :func:`resolve_taps` turns any of them into tap records, and its errors name the valid choices.
@@ -25,7 +27,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
 
+from diffusers.models.attention_processor import Attention
 from torch import nn
+
+from .cross_attention_maps import cross_attention_map_names
 
 @dataclass(frozen=True)
 class UNetTap:
@@ -37,8 +42,9 @@ class UNetTap:
         stride (int): Input pixels per output pixel (the reduction).
         stage (str): ``'encoder'``, ``'middle'`` or ``'decoder'``.
         kind (str): ``'stem'`` (``conv_in``), ``'layer'`` (a resnet or attention), ``'residual'`` (a resnet's
-            ``conv2``, before its shortcut is added), ``'resample'`` (a down- or upsampler), ``'middle'`` or
-            ``'block'`` (a whole down or up block).
+            ``conv2``, before its shortcut is added), ``'attention_map'`` (a cross-attention's probabilities
+            averaged over heads), ``'resample'`` (a down- or upsampler), ``'middle'`` or ``'block'`` (a whole down
+            or up block).
         depth (int): How many top-level U-Net blocks must run to produce it: 0 for ``conv_in``, ``j + 1`` for
             ``down_blocks.j``, then the middle block, then ``up_blocks.j``.
         diffssl_index (int, optional): The guided-diffusion block number of this output, if it is one.
@@ -52,8 +58,17 @@ class UNetTap:
     diffssl_index: Optional[int] = None
 
 
-def _layer_taps(block: nn.Module, prefix: str, stride: int, stage: str, depth: int,
-                first_index: int) -> List[UNetTap]:
+def _map_taps(attention: nn.Module, name: str, context_tokens: Optional[int], stride: int, stage: str,
+              depth: int) -> List[UNetTap]:
+    """The cross-attention map taps of a transformer (none for a plain attention or without a context)."""
+    if context_tokens is None or isinstance(attention, Attention):
+        return []
+    return [UNetTap(map_name, context_tokens, stride, stage, 'attention_map', depth)
+            for map_name in cross_attention_map_names(attention, name)]
+
+
+def _layer_taps(block: nn.Module, prefix: str, stride: int, stage: str, depth: int, first_index: int,
+                context_tokens: Optional[int]) -> List[UNetTap]:
     """Taps of each (resnet, attention) layer of a down or up block; the layer output gets a diffssl number."""
     taps = []
     attentions = getattr(block, 'attentions', None)
@@ -64,18 +79,21 @@ def _layer_taps(block: nn.Module, prefix: str, stride: int, stage: str, depth: i
         taps.append(UNetTap(f'{prefix}.resnets.{k}', channels, stride, stage, 'layer', depth,
                             None if attention is not None else first_index + k))
         if attention is not None:
+            taps += _map_taps(attention, f'{prefix}.attentions.{k}', context_tokens, stride, stage, depth)
             taps.append(UNetTap(f'{prefix}.attentions.{k}', channels, stride, stage, 'layer', depth,
                                 first_index + k))
     return taps
 
 
-def list_unet_taps(unet: nn.Module, input_stride: int = 1) -> List[UNetTap]:
+def list_unet_taps(unet: nn.Module, input_stride: int = 1, context_tokens: Optional[int] = None) -> List[UNetTap]:
     """Enumerate the tappable outputs of a diffusers ``UNet2DModel``-style U-Net in forward order.
 
     Args:
         unet (nn.Module): A U-Net with ``conv_in``, ``down_blocks``, ``mid_block`` and ``up_blocks``.
         input_stride (int): Stride of the U-Net's input relative to the image, e.g. 8 for a latent U-Net behind
             a VAE. Defaults to 1.
+        context_tokens (int, optional): Tokens a text-conditioned U-Net cross-attends to: the channels of its
+            cross-attention map taps. Defaults to None (no map taps).
 
     Returns:
         list[UNetTap]: One record per tap, in the order the forward pass produces them.
@@ -86,7 +104,7 @@ def list_unet_taps(unet: nn.Module, input_stride: int = 1) -> List[UNetTap]:
     index = 2
     for j, block in enumerate(unet.down_blocks):
         depth += 1
-        layers = _layer_taps(block, f'down_blocks.{j}', stride, 'encoder', depth, index)
+        layers = _layer_taps(block, f'down_blocks.{j}', stride, 'encoder', depth, index, context_tokens)
         taps += layers
         index += len(block.resnets)
         if block.downsamplers is not None:
@@ -97,14 +115,19 @@ def list_unet_taps(unet: nn.Module, input_stride: int = 1) -> List[UNetTap]:
         taps.append(UNetTap(f'down_blocks.{j}', taps[-1].channels, stride, 'encoder', 'block', depth))
     if unet.mid_block is not None:
         depth += 1
-        taps += [UNetTap(f'mid_block.resnets.{k}.conv2', resnet.out_channels, stride, 'middle', 'residual', depth)
-                 for k, resnet in enumerate(unet.mid_block.resnets)]
+        attentions = list(getattr(unet.mid_block, 'attentions', None) or ())
+        for k, resnet in enumerate(unet.mid_block.resnets):  # resnets.0, then (attention, resnet) pairs
+            if k > 0 and attentions[k - 1] is not None:
+                taps += _map_taps(attentions[k - 1], f'mid_block.attentions.{k - 1}', context_tokens, stride,
+                                  'middle', depth)
+            taps.append(UNetTap(f'mid_block.resnets.{k}.conv2', resnet.out_channels, stride, 'middle', 'residual',
+                                depth))
         taps.append(UNetTap('mid_block', unet.mid_block.resnets[-1].out_channels, stride, 'middle', 'middle', depth,
                             index))
         index += 1
     for j, block in enumerate(unet.up_blocks):
         depth += 1
-        layers = _layer_taps(block, f'up_blocks.{j}', stride, 'decoder', depth, index)
+        layers = _layer_taps(block, f'up_blocks.{j}', stride, 'decoder', depth, index, context_tokens)
         index += len(block.resnets)
         if block.upsamplers is not None:
             # guided-diffusion counts the upsampler into the level's last output block
@@ -120,10 +143,11 @@ def list_unet_taps(unet: nn.Module, input_stride: int = 1) -> List[UNetTap]:
 
 def format_taps(taps: Sequence[UNetTap]) -> str:
     """A table of taps (name, diffssl block, stage, channels, stride), one line each."""
-    lines = [f'{"tap":<34} {"block":>5} {"stage":<8} {"channels":>8} {"stride":>6}']
+    width = max([34] + [len(tap.name) for tap in taps])
+    lines = [f'{"tap":<{width}} {"block":>5} {"stage":<8} {"channels":>8} {"stride":>6}']
     for tap in taps:
         block = '' if tap.diffssl_index is None else str(tap.diffssl_index)
-        lines.append(f'{tap.name:<34} {block:>5} {tap.stage:<8} {tap.channels:>8} {tap.stride:>6}')
+        lines.append(f'{tap.name:<{width}} {block:>5} {tap.stage:<8} {tap.channels:>8} {tap.stride:>6}')
     return '\n'.join(lines)
 
 

@@ -9,6 +9,8 @@ from diffusers import AutoencoderKL
 from diffusers.models.autoencoders.vae import Encoder
 from torch import Tensor, nn
 
+from mmdiff.utils.choices import check_choice
+
 VAE_PRESETS = {
     # Stable Diffusion 1.x / 2.x (stabilityai/sd-vae-ft-mse layout): 8x downsampling to 4 latent channels
     'sd':
@@ -27,6 +29,8 @@ VAE_PRESETS = {
 VAE_PRESETS['sd-tiny'] = dict(
     VAE_PRESETS['sd'], block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4, sample_size=64)
 ENCODER_PREFIXES = ('encoder.', 'quant_conv.')
+# 'scaled': (mode - shift_factor) x scaling_factor, what the U-Net was trained on; 'unscaled': the raw posterior mode
+VAE_LATENTS = ('scaled', 'unscaled')
 
 
 def _read_encoder_weights(folder: str) -> Dict[str, Tensor]:
@@ -57,12 +61,15 @@ def full_vae_config(config: dict) -> dict:
 
 
 class VAEEncoder(nn.Module):
-    """An ``AutoencoderKL``'s encoder and ``quant_conv``, mapping images to scaled posterior means.
+    """An ``AutoencoderKL``'s encoder and ``quant_conv``, mapping images to posterior means (modes).
 
     The decoder is not built, so extracting latent-diffusion features never holds its weights.
 
     Args:
         config (dict): ``AutoencoderKL`` keyword arguments (a diffusers ``vae/config.json``).
+        latents (str): ``'scaled'``: ``(mode - shift_factor) * scaling_factor``, the latents the U-Net was trained
+            on; ``'unscaled'``: the raw mode, ``AutoencoderKL.encode(x).latent_dist.mode()``, as VPD feeds its
+            U-Net. Defaults to ``'scaled'``.
 
     Example:
         >>> import torch
@@ -73,8 +80,10 @@ class VAEEncoder(nn.Module):
         (2, 4, 8, 6)
     """
 
-    def __init__(self, config: dict) -> None:
+    def __init__(self, config: dict, latents: str = 'scaled') -> None:
         super().__init__()
+        check_choice('latents', latents, VAE_LATENTS)
+        self.latents = latents
         self.config = full_vae_config(config)
         self.encoder = Encoder(
             in_channels=self.config['in_channels'],
@@ -92,14 +101,14 @@ class VAEEncoder(nn.Module):
         self.shift_factor = self.config['shift_factor'] or 0.0
 
     @classmethod
-    def from_folder(cls, folder: str) -> 'VAEEncoder':
+    def from_folder(cls, folder: str, latents: str = 'scaled') -> 'VAEEncoder':
         """Build from a diffusers ``AutoencoderKL`` folder (``config.json`` + weights), loading encoder weights only."""
         config_path = os.path.join(folder, 'config.json')
         if not os.path.isfile(config_path):
             raise FileNotFoundError(f'{folder!r} is not a diffusers VAE folder: it has no config.json')
         with open(config_path) as file:
             config = {key: value for key, value in json.load(file).items() if not key.startswith('_')}
-        encoder = cls(config)
+        encoder = cls(config, latents)
         encoder.load_state_dict(_read_encoder_weights(folder), strict=True)
         return encoder
 
@@ -121,10 +130,12 @@ class VAEEncoder(nn.Module):
 
         Returns:
             Tensor: ``(N, latent_channels, H / stride, W / stride)``: the posterior mean (its mode), shifted and
-            scaled as the U-Net was trained on.
+            scaled as the U-Net was trained on unless ``latents='unscaled'``.
         """
         moments = self.encoder(images)
         if self.quant_conv is not None:
             moments = self.quant_conv(moments)
         mean = moments.chunk(2, dim=1)[0]
+        if self.latents == 'unscaled':
+            return mean
         return (mean - self.shift_factor) * self.scaling_factor
