@@ -118,7 +118,7 @@ def benchmark_backbone(args: argparse.Namespace) -> Dict:
     check_batch = fresh_batch()
     with torch.no_grad():
         reference_features = reference(check_batch)
-        noisy, steps = reference._noised(check_batch)
+        noisy, steps = reference.noised(check_batch)
         reference_full = reference.unet(noisy, steps).sample
     weights = {key: value.cpu() for key, value in reference.state_dict().items()}
     del reference  # each setting then holds one model, so peak memory is that setting's
@@ -134,7 +134,7 @@ def benchmark_backbone(args: argparse.Namespace) -> Dict:
         backbone.eval()
         if kind == 'full':
             def run(images: torch.Tensor, backbone=backbone) -> torch.Tensor:
-                sample, timesteps = backbone._noised(images)
+                sample, timesteps = backbone.noised(images)
                 with torch.autocast(device.type, dtype=backbone.autocast_dtype,
                                     enabled=backbone.autocast_dtype != torch.float32):
                     return (backbone.unet(sample, timesteps).sample, )

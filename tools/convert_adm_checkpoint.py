@@ -24,8 +24,9 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
 from mmdiff.models.backbones.unet_configs import UNET_PRESETS
-from mmdiff.utils.adm_checkpoint import (GUIDED_DIFFUSION_MODELS, check_adm_flags, convert_adm_to_diffusers,
-                                         convert_diffusers_to_adm, infer_adm_architecture)
+from mmdiff.models.backbones.adm_architecture import (GUIDED_DIFFUSION_MODELS, check_adm_flags,
+                                                      infer_adm_architecture)
+from mmdiff.models.backbones.adm_key_map import convert_adm_to_diffusers, convert_diffusers_to_adm
 
 SCHEDULES = {'linear': 'linear', 'cosine': 'squaredcos_cap_v2'}
 CHECKPOINT_SUFFIXES = ('.pth', '.pt')

@@ -16,6 +16,7 @@ import os.path as osp
 import torch
 
 from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, checkpoint_weights
+from mmdiff.utils.safe_checkpoint import load_checkpoint_file
 
 PREFIX = 'backbone.'
 
@@ -29,7 +30,7 @@ def export_student(checkpoint_path: str, out: str, weights: str = 'ema') -> int:
     """
     if not osp.isfile(checkpoint_path):
         raise FileNotFoundError(f'checkpoint {checkpoint_path!r} does not exist')
-    checkpoint = torch.load(checkpoint_path, map_location='cpu', weights_only=False)
+    checkpoint = load_checkpoint_file(checkpoint_path)
     state = checkpoint_weights(checkpoint, weights)
     if not any(key.startswith('teacher.') for key in state):
         prefixes = sorted({key.split('.')[0] + '.' for key in state})

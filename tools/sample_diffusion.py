@@ -10,10 +10,10 @@ import argparse
 
 from mmengine.config import DictAction
 from mmengine.registry import MODELS
-from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmdiff.models import DiffusionPretrainer
 from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, checkpoint_weights
+from mmdiff.utils.safe_checkpoint import load_checkpoint_file
 from mmdiff.utils.diffusion_sampling import SAMPLERS, sample_images, save_image_grid
 from mmdiff.utils.runner_config import enter_config_scope, load_config
 
@@ -39,7 +39,7 @@ def main() -> None:
     if not isinstance(model, DiffusionPretrainer):
         raise ValueError(f'{args.config} builds a {type(model).__name__}; give a pre-training config whose model '
                          f'is a DiffusionPretrainer')
-    model.load_state_dict(checkpoint_weights(_load_checkpoint(args.checkpoint, map_location='cpu'), args.weights))
+    model.load_state_dict(checkpoint_weights(load_checkpoint_file(args.checkpoint), args.weights))
     model.to(args.device)
     images = sample_images(model.unet, model.noise_scheduler, args.num_images, args.sampler, args.steps,
                            args.seed)

@@ -6,7 +6,6 @@
 import argparse
 import os.path as osp
 
-import torch
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -14,6 +13,7 @@ from mmdiff.utils.checkpoint_weights import check_weights_fit
 from mmdiff.utils.dataset_check import check_dataloaders
 from mmdiff.utils.runner_access import unwrap_model
 from mmdiff.utils.runner_config import add_runner_arguments, load_runner_config
+from mmdiff.utils.safe_checkpoint import load_checkpoint_file
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     check_dataloaders(cfg, ('test_dataloader', ))
     # mmengine loads a checkpoint non-strictly: one of another model would be evaluated with random weights
     model = unwrap_model(runner.model)
-    checkpoint = torch.load(args.checkpoint, map_location='cpu', mmap=True, weights_only=False)  # shapes, no data
+    checkpoint = load_checkpoint_file(args.checkpoint, map_location='cpu', mmap=True)  # shapes, no data
     check_weights_fit(model.state_dict(), checkpoint.get('state_dict', checkpoint), args.checkpoint,
                       f'the model of {args.config}')
     runner.test()

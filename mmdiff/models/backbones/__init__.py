@@ -1,4 +1,5 @@
 from .cached_feature_backbone import CachedFeatureBackbone
+from .cross_attention_maps import transformer_with_maps
 from .dif_feed_backbone import DifFeedBackbone, FeedbackAdapter, GatedFeedbackAdapter
 from .declared_channels import declared_out_channels
 from .diffusion_unet import DiffusionUNetBackbone
@@ -12,5 +13,6 @@ from .vae_encoder import VAE_PRESETS, VAEEncoder
 __all__ = [
     'CachedFeatureBackbone', 'DifFeedBackbone', 'FeedbackAdapter', 'GatedFeedbackAdapter',
     'DiffusionUNetBackbone', 'declared_out_channels',
-    'FeatureLevel', 'LatentContext', 'UNET_PRESETS', 'adm_unet_config', 'sd_unet_config', 'UNetPass', 'UNetTap', 'list_unet_taps', 'VAE_PRESETS', 'VAEEncoder'
+    'FeatureLevel', 'LatentContext', 'UNET_PRESETS', 'adm_unet_config', 'sd_unet_config', 'UNetPass', 'UNetTap',
+    'list_unet_taps', 'VAE_PRESETS', 'VAEEncoder', 'transformer_with_maps'
 ]

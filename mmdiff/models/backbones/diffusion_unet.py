@@ -1,33 +1,27 @@
 """DiffusionUNetBackbone: noised multi-scale features from a diffusers U-Net."""
-import os
-import warnings
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from diffusers import UNet2DConditionModel
-from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
 from mmdiff.utils.choices import check_choice
-from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, check_weights_fit, checkpoint_weights
+from mmdiff.utils.checkpoint_weights import check_weights_fit, checkpoint_weights
+from mmdiff.utils.safe_checkpoint import load_checkpoint_file
+from .backbone_inputs import (check_class_label, check_image_batch, check_noise_arguments, check_per_image_timesteps,
+                              check_pretrained, check_timesteps, per_image_class_labels)
 from .feature_info import FeatureLevel
-from .fixed_noise import FixedNoise
-from .latent_context import CONTEXT_TYPES, LatentContext
+from .fixed_noise import FixedNoise, noised_stack
 from .pyramid import FUSIONS, assemble_level, attention_map_taps, fused_channels, select_levels
-from .unet_builder import build_noise_scheduler, build_unet, check_folder_matches, resolve_preset, vae_folder
+from .unet_builder import build_context, build_noise_scheduler, build_unet, build_vae_encoder, set_attention_processor
 from .unet_configs import UNET_PRESETS
 from .unet_pass import UNetPass
 from .unet_taps import UNetTap, format_taps, list_unet_taps
-from .vae_encoder import VAE_LATENTS, VAE_PRESETS, VAEEncoder, full_vae_config
 
-ATTENTION_PROCESSORS = {'sdpa': AttnProcessor2_0, 'math': AttnProcessor}
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
-NOISE_MODES = ('fixed', 'random', 'none')
 
 
 @register_module(MODELS)
@@ -52,7 +46,7 @@ class DiffusionUNetBackbone(BaseModule):
             dict is then checked against it. Defaults to ``'adm-256u'``.
         model_dir (str, optional): A local diffusers folder (``config.json`` + weights, or a pipeline folder
             with ``unet/``, ``scheduler/`` and, for latent diffusion, ``vae/``), loaded with
-            ``local_files_only=True``; of ``vae/`` only the encoder is loaded. Defaults to None (random
+            ``local_files_only=True``; of ``vae/`` only the encoder is kept. Defaults to None (random
             weights; load an mmdiff checkpoint with ``init_cfg``).
         vae (str | dict, optional): The ``AutoencoderKL`` of a latent-diffusion U-Net: a preset of
             :data:`VAE_PRESETS` (``'sd'``, ``'sd-tiny'``) or its keyword arguments. Images are encoded to the
@@ -158,28 +152,23 @@ class DiffusionUNetBackbone(BaseModule):
                  torch_compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self._check_pretrained(init_cfg)
-        check_choice('noise_mode', noise_mode, NOISE_MODES)
+        check_pretrained(init_cfg)
+        check_noise_arguments(noise_mode, num_noise_draws, noise_seed)
         check_choice('timestep_fusion', timestep_fusion, FUSIONS)
         check_choice('dtype', dtype, DTYPES)
-        if num_noise_draws < 1:
-            raise ValueError(f'num_noise_draws must be >= 1, got {num_noise_draws}')
-        if noise_mode == 'none' and num_noise_draws > 1:
-            raise ValueError(f'num_noise_draws={num_noise_draws} averages over noise draws, but noise_mode='
-                             f"'none' adds no noise; use noise_mode='fixed' or 'random', or num_noise_draws=1")
         if with_cp and frozen:
             raise ValueError('with_cp=True checkpoints gradients, but a frozen U-Net has none; set frozen=False '
                              'to fine-tune with gradient checkpointing')
 
         # 1. the U-Net, its VAE and context, and its noise schedule
         self.unet = build_unet(arch, model_dir)
-        self.vae_encoder = self._build_vae(vae, vae_latents, model_dir)
-        self.context = self._build_context(context)
+        self.vae_encoder = build_vae_encoder(self.unet, vae, vae_latents, model_dir)
+        self.context = build_context(self.unet, context)
         self.noise_scheduler = build_noise_scheduler(noise_scheduler, model_dir)
         self.num_train_timesteps = self.noise_scheduler.config.num_train_timesteps
-        self.timesteps = self._check_timesteps(timesteps)
+        self.timesteps = check_timesteps(timesteps, self.num_train_timesteps)
         self.register_buffer('_timesteps', torch.tensor(self.timesteps, dtype=torch.long), persistent=False)
-        self.class_label = self._check_class_label(class_label)
+        self.class_label = check_class_label(self.unet, class_label)
         self.noise_mode = noise_mode
         self.num_noise_draws = num_noise_draws
         self.fixed_noise = FixedNoise(noise_seed)
@@ -188,10 +177,7 @@ class DiffusionUNetBackbone(BaseModule):
         self.with_cp = with_cp
         self.autocast_dtype = DTYPES[dtype]
         self.channels_last = channels_last
-        check_choice('attention', attention, ATTENTION_PROCESSORS)
-        for module in self.unet.modules():
-            if isinstance(module, Attention):
-                module.set_processor(ATTENTION_PROCESSORS[attention]())
+        set_attention_processor(self.unet, attention)
         if channels_last:
             self.unet.to(memory_format=torch.channels_last)
         if not isinstance(torch_compile, (bool, dict)):
@@ -227,100 +213,6 @@ class DiffusionUNetBackbone(BaseModule):
         self._freeze()
 
     # ------------------------------------------------------------------------------------------------ building
-    @staticmethod
-    def _check_pretrained(init_cfg: Optional[dict]) -> None:
-        """Fail at construction, before any training step, when a local checkpoint file is missing."""
-        if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained':
-            return
-        check_choice("init_cfg['weights']", init_cfg.get('weights', 'ema'), WEIGHT_KINDS)
-        checkpoint = str(init_cfg.get('checkpoint'))
-        if '://' not in checkpoint and not os.path.isfile(checkpoint):
-            raise FileNotFoundError(
-                f'backbone checkpoint {checkpoint!r} (init_cfg) does not exist. An mmdiff backbone checkpoint is '
-                f'the state dict of a DiffusionUNetBackbone with the same arch: saved by an mmdiff run, or '
-                f'converted from guided-diffusion weights by tools/convert_adm_checkpoint.py (e.g. '
-                f'256x256_diffusion_uncond.pt from openai/guided-diffusion with --preset 256x256_diffusion_uncond '
-                f'for arch=\'adm-256u\'). Point the config\'s `pretrained` at that file, or set the backbone\'s '
-                f'init_cfg=None to start from random weights.')
-
-    def _build_vae(self, vae: Union[str, dict, None], latents: str,
-                   model_dir: Optional[str]) -> Optional[VAEEncoder]:
-        given, vae = vae, resolve_preset('vae', vae, VAE_PRESETS, 'AutoencoderKL')
-        folder = vae_folder(model_dir)
-        if folder is not None:
-            encoder = VAEEncoder.from_folder(folder, latents)
-            if vae is not None:
-                check_folder_matches('vae', given, full_vae_config(vae), encoder.config, folder)
-        elif vae is not None:
-            encoder = VAEEncoder(vae, latents)
-        elif isinstance(self.unet, UNet2DConditionModel) and model_dir is not None:
-            raise FileNotFoundError(f'{model_dir!r} holds a latent-diffusion U-Net ({type(self.unet).__name__}) '
-                                    f'but no vae/ folder with the AutoencoderKL that makes its latents; add vae/ '
-                                    f'(only its encoder is loaded) or give vae=')
-        else:
-            check_choice('vae_latents', latents, VAE_LATENTS)
-            if latents != 'scaled':
-                raise ValueError(f'vae_latents={latents!r} chooses how VAE latents are scaled, but this U-Net runs '
-                                 f'on pixels (no vae)')
-            return None
-        if encoder.latent_channels != self.unet.config.in_channels:
-            raise ValueError(f'the VAE makes {encoder.latent_channels}-channel latents, but the U-Net takes '
-                             f'{self.unet.config.in_channels} input channels')
-        return encoder
-
-    def _build_context(self, context: Optional[dict]) -> Optional[LatentContext]:
-        dim = self.unet.config.get('cross_attention_dim') if isinstance(self.unet, UNet2DConditionModel) else None
-        if dim is None:
-            if context is not None:
-                raise ValueError(f'context={context!r} was given, but the U-Net ({type(self.unet).__name__}) has no '
-                                 f'cross-attention')
-            return None
-        if not isinstance(context, dict):
-            raise ValueError(f'the U-Net cross-attends to a {dim}-dimensional context: give context=dict(type=...) '
-                             f'with type one of {list(CONTEXT_TYPES)}, got {context!r}')
-        return LatentContext(dim=dim, **context)
-
-    def _check_timesteps(self, timesteps: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        timesteps = (timesteps, ) if isinstance(timesteps, int) else tuple(timesteps)
-        if not timesteps:
-            raise ValueError(f'timesteps is empty; give at least one noise step in [0, {self.num_train_timesteps})')
-        for t in timesteps:
-            if isinstance(t, bool) or not isinstance(t, int):
-                raise TypeError(f'timesteps must be integers, got {t!r} of type {type(t).__name__}')
-            if not 0 <= t < self.num_train_timesteps:
-                raise ValueError(f'timestep {t} is outside the scheduler\'s range [0, {self.num_train_timesteps})')
-        return timesteps
-
-    def _check_class_label(self, class_label: Optional[int]) -> Optional[int]:
-        num_classes = self.unet.config.num_class_embeds
-        if self.unet.class_embedding is None:
-            if class_label is not None:
-                raise ValueError(f'class_label={class_label} was given, but the U-Net is not class-conditional')
-        elif num_classes is None or class_label is not None and not 0 <= class_label < num_classes:
-            raise ValueError(f'the U-Net is class-conditional ({num_classes} classes); set class_label to a label '
-                             f'in [0, {num_classes}) or None (labels per image at each call), got {class_label!r}')
-        return class_label
-
-    def _class_labels(self, class_labels: Optional[Tensor], num_images: int, device: torch.device) -> Optional[Tensor]:
-        """``(num_images,)`` labels of a class-conditional U-Net: the given ones, checked, or ``class_label``."""
-        if self.unet.class_embedding is None:
-            if class_labels is not None:
-                raise ValueError('class_labels were given, but the U-Net is not class-conditional')
-            return None
-        num_classes = self.unet.config.num_class_embeds
-        if class_labels is None:
-            if self.class_label is None:
-                raise ValueError(f'the U-Net is class-conditional ({num_classes} classes) and class_label=None: give '
-                                 f'forward() one label per image (class_labels), or set class_label')
-            return torch.full((num_images, ), self.class_label, dtype=torch.long, device=device)
-        if class_labels.shape != (num_images, ) or class_labels.dtype.is_floating_point:
-            raise ValueError(f'class_labels must be {num_images} integers, one per image, got a {class_labels.dtype} '
-                             f'tensor of shape {tuple(class_labels.shape)}')
-        outside = class_labels[(class_labels < 0) | (class_labels >= num_classes)]
-        if len(outside):
-            raise ValueError(f'class label {int(outside[0])} is outside the U-Net\'s classes [0, {num_classes})')
-        return class_labels.to(device=device, dtype=torch.long)
-
     def _build_projections(self, projection_channels: Optional[Sequence[int]]) -> Optional[nn.ModuleList]:
         if projection_channels is None:
             return None
@@ -328,7 +220,8 @@ class DiffusionUNetBackbone(BaseModule):
             raise ValueError(f'projection_channels has {len(projection_channels)} widths for '
                              f'{len(self._levels)} outputs (strides {[stride for _, stride in self._levels]})')
         return nn.ModuleList(
-            nn.Conv2d(self._fused_channels(index), width, kernel_size=1) for index, width in enumerate(projection_channels))
+            nn.Conv2d(self._fused_channels(index), width, kernel_size=1)
+            for index, width in enumerate(projection_channels))
 
     def _fused_channels(self, index: int) -> int:
         """Channels of output ``index`` before its projection: its tap's, plus one per context token when
@@ -350,7 +243,7 @@ class DiffusionUNetBackbone(BaseModule):
         if not isinstance(self.init_cfg, dict) or self.init_cfg.get('type') != 'Pretrained':
             super().init_weights()
             return
-        checkpoint = _load_checkpoint(self.init_cfg['checkpoint'], map_location='cpu')
+        checkpoint = load_checkpoint_file(self.init_cfg['checkpoint'])
         weights = self.init_cfg.get('weights', 'ema')
         state = checkpoint_weights(checkpoint, weights)
         prefix = self.init_cfg.get('prefix')
@@ -420,53 +313,13 @@ class DiffusionUNetBackbone(BaseModule):
         """A table of every tappable block of this U-Net with its diffssl number, channels and stride."""
         return format_taps(self.taps)
 
-    def _check_inputs(self, inputs: Tensor) -> None:
-        expected = self.in_channels
-        if inputs.dim() != 4 or inputs.shape[1] != expected:
-            raise ValueError(f'expected images of shape (N, {expected}, H, W), got {tuple(inputs.shape)}')
-        if not self._input_range_checked:
-            self._input_range_checked = True
-            low, high = inputs.aminmax()
-            if low < -1.5 or high > 1.5:
-                warnings.warn(
-                    f'DiffusionUNetBackbone expects images normalised to [-1, 1] (data preprocessor mean=std='
-                    f'127.5), but the first batch spans [{low.item():.2f}, {high.item():.2f}]; this is checked '
-                    f'once', stacklevel=2)
-
-    def _check_per_image_timesteps(self, timesteps: Tensor, num_images: int) -> Tensor:
-        if len(self.timesteps) != 1:
-            raise ValueError(f'per-image timesteps need a backbone configured with one timestep (its channels are '
-                             f'declared for that many), got timesteps={tuple(self.timesteps)}')
-        if timesteps.shape != (num_images, ) or timesteps.dtype.is_floating_point:
-            raise ValueError(f'per-image timesteps must be {num_images} integers, one per image, got a '
-                             f'{timesteps.dtype} tensor of shape {tuple(timesteps.shape)}')
-        outside = timesteps[(timesteps < 0) | (timesteps >= self.num_train_timesteps)]
-        if len(outside):
-            raise ValueError(f'timestep {int(outside[0])} is outside the scheduler\'s range '
-                             f'[0, {self.num_train_timesteps})')
-        return timesteps.long()
-
-    def _noised(self, images: Tensor, per_image: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """Stack draws x timesteps x images and noise them: (K*T*N, C, H, W) samples and (K*T*N,) steps.
-
-        ``per_image`` ``(N,)`` replaces the configured timesteps with one step per image (T = 1).
-        """
-        draws, steps, num_images = self.num_noise_draws, len(self.timesteps), images.shape[0]
-        clean = images.float().unsqueeze(0).unsqueeze(0).expand(draws, steps, *images.shape)
-        if per_image is None:
-            timesteps = self._timesteps.view(1, steps, 1).expand(draws, steps, num_images).reshape(-1)
-        else:
-            timesteps = per_image.to(images.device).view(1, 1, num_images).expand(draws, 1, num_images).reshape(-1)
-        if self.noise_mode == 'none':
-            return clean.reshape(-1, *images.shape[1:]), timesteps
-        if self.noise_mode == 'fixed':
-            noise = self.fixed_noise.sample(draws, *images.shape[1:], device=images.device, dtype=torch.float32)
-            noise = noise.view(draws, 1, 1, *images.shape[1:]).expand_as(clean)
-        else:
-            noise = torch.randn_like(clean)
-        noisy = self.noise_scheduler.add_noise(clean.reshape(-1, *images.shape[1:]),
-                                               noise.reshape(-1, *images.shape[1:]), timesteps)
-        return noisy, timesteps
+    def noised(self, images: Tensor, per_image: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Stack draws x timesteps x images ``(N, C, H, W)`` and noise them as configured: ``(K*T*N, C, H, W)``
+        samples and ``(K*T*N,)`` steps (:func:`noised_stack`); ``per_image`` ``(N,)`` replaces the configured
+        timesteps with one step per image (T = 1)."""
+        timesteps = self._timesteps if per_image is None else per_image.to(images.device)
+        return noised_stack(images, timesteps, self.num_noise_draws, per_image is not None, self.noise_mode,
+                            self.fixed_noise, self.noise_scheduler)
 
     def run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor],
                  labels: Optional[Tensor]) -> Dict[str, Tensor]:
@@ -505,10 +358,11 @@ class DiffusionUNetBackbone(BaseModule):
             ``(N, channels, ceil(H / stride), ceil(W / stride))``, or ``(N, T, channels, h, w)`` with
             ``timestep_fusion='stack'``.
         """
-        self._check_inputs(inputs)
+        check_image_batch(inputs, self.in_channels, check_range=not self._input_range_checked)
+        self._input_range_checked = True
         if timesteps is not None:
-            timesteps = self._check_per_image_timesteps(timesteps, inputs.shape[0])
-        labels = self._class_labels(class_labels, inputs.shape[0], inputs.device)
+            timesteps = check_per_image_timesteps(timesteps, inputs.shape[0], self.timesteps, self.num_train_timesteps)
+        labels = per_image_class_labels(self.unet, self.class_label, class_labels, inputs.shape[0], inputs.device)
         size = inputs.shape[-2:]
         # 1. pad to a multiple of the U-Net's total downsampling, so skip connections line up
         pad_h = -size[0] % self.downsample_factor
@@ -519,7 +373,7 @@ class DiffusionUNetBackbone(BaseModule):
             with torch.no_grad():
                 images = self.vae_encoder(images.float())
         # 3. noise every image to every timestep (and every draw) in one batch
-        sample, timesteps = self._noised(images, timesteps)
+        sample, timesteps = self.noised(images, timesteps)
         if self.channels_last:
             sample = sample.contiguous(memory_format=torch.channels_last)
         context = None if self.context is None else self.context(sample.shape[0])

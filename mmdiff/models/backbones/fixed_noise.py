@@ -1,4 +1,5 @@
-"""Seeded Gaussian noise that depends on the pixel position only, never on the batch or the canvas size."""
+"""Seeded Gaussian noise that depends on the pixel position only, never on the batch or the canvas size, and the
+noising of a (draws x timesteps x images) stack."""
 from typing import Dict, Tuple
 
 import numpy as np
@@ -65,3 +66,38 @@ class FixedNoise:
             plane = self._plane(num_draws, channels, rows, columns).to(device=device, dtype=dtype)
             self._planes[key] = plane
         return plane[:, :, :height, :width]
+
+
+def noised_stack(images: Tensor, timesteps: Tensor, num_draws: int, per_image: bool, noise_mode: str,
+                 fixed_noise: FixedNoise, scheduler) -> Tuple[Tensor, Tensor]:
+    """Stack draws x timesteps x images and noise each to its step with the scheduler's ``add_noise``.
+
+    Args:
+        images (Tensor): Clean images or latents ``(N, C, H, W)``.
+        timesteps (Tensor): The T configured steps ``(T,)``, or with ``per_image`` one step per image ``(N,)``.
+        num_draws (int): K noise draws per (image, step).
+        per_image (bool): ``timesteps`` holds one step per image (T = 1).
+        noise_mode (str): ``'fixed'`` (``fixed_noise``, the same for an image in any batch), ``'random'`` or
+            ``'none'`` (the clean stack).
+        fixed_noise (FixedNoise): The seeded noise of ``'fixed'``.
+        scheduler: A diffusers scheduler with ``add_noise``.
+
+    Returns:
+        tuple[Tensor, Tensor]: Samples ``(K*T*N, C, H, W)``, draws outermost, and their steps ``(K*T*N,)``.
+    """
+    num_images = images.shape[0]
+    steps = 1 if per_image else timesteps.shape[0]
+    clean = images.float().unsqueeze(0).unsqueeze(0).expand(num_draws, steps, *images.shape)
+    if per_image:
+        timesteps = timesteps.view(1, 1, num_images).expand(num_draws, 1, num_images).reshape(-1)
+    else:
+        timesteps = timesteps.view(1, steps, 1).expand(num_draws, steps, num_images).reshape(-1)
+    if noise_mode == 'none':
+        return clean.reshape(-1, *images.shape[1:]), timesteps
+    if noise_mode == 'fixed':
+        noise = fixed_noise.sample(num_draws, *images.shape[1:], device=images.device, dtype=torch.float32)
+        noise = noise.view(num_draws, 1, 1, *images.shape[1:]).expand_as(clean)
+    else:
+        noise = torch.randn_like(clean)
+    noisy = scheduler.add_noise(clean.reshape(-1, *images.shape[1:]), noise.reshape(-1, *images.shape[1:]), timesteps)
+    return noisy, timesteps

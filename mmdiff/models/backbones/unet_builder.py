@@ -1,4 +1,5 @@
-"""Building the diffusers U-Net and noise scheduler that mmdiff's backbone and pretrainer share.
+"""Building the diffusers U-Net, noise scheduler, VAE encoder and context that mmdiff's backbone and pretrainer
+share.
 
 An ``arch`` is a preset name of :data:`UNET_PRESETS`, a dict of U-Net keyword arguments (with
 ``type='UNet2DConditionModel'`` for a text-conditioned U-Net) or None to take a local diffusers folder's U-Net.
@@ -11,12 +12,16 @@ from typing import Optional, Tuple, Union
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel, UNet2DModel
+from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
 from torch import nn
 
 from mmdiff.utils.choices import check_choice
+from .latent_context import CONTEXT_TYPES, LatentContext
 from .unet_configs import UNET_PRESETS
+from .vae_encoder import VAE_LATENTS, VAE_PRESETS, VAEEncoder, full_vae_config
 
 UNET_TYPES = {'UNet2DModel': UNet2DModel, 'UNet2DConditionModel': UNet2DConditionModel}
+ATTENTION_PROCESSORS = {'sdpa': AttnProcessor2_0, 'math': AttnProcessor}
 SCHEDULERS = {'DDPMScheduler': DDPMScheduler, 'DDIMScheduler': DDIMScheduler}
 DEFAULT_SCHEDULER = dict(type='DDPMScheduler', num_train_timesteps=1000, beta_schedule='linear')
 
@@ -40,9 +45,9 @@ def resolve_preset(argument: str, value: Union[str, dict, None], presets: dict, 
 
 
 def read_diffusers_config(folder: str) -> Tuple[str, dict]:
-    """A diffusers ``config.json``: the class name and the constructor arguments."""
-    with open(os.path.join(folder, 'config.json')) as file:
-        config = json.load(file)
+    """A diffusers model folder's configuration, read by diffusers' ``load_config(local_files_only=True)``: the
+    class name and the constructor arguments."""
+    config = UNet2DModel.load_config(folder, local_files_only=True)
     return config.get('_class_name'), {key: value for key, value in config.items() if not key.startswith('_')}
 
 
@@ -147,3 +152,61 @@ def build_noise_scheduler(config: Optional[dict], model_dir: Optional[str] = Non
         raise ValueError(f'noise_scheduler type {scheduler_type!r} is not supported; choose one of '
                          f'{list(SCHEDULERS)}')
     return SCHEDULERS[scheduler_type](**config)
+
+
+def build_vae_encoder(unet: nn.Module, vae: Union[str, dict, None], latents: str,
+                      model_dir: Optional[str]) -> Optional[VAEEncoder]:
+    """The VAE encoder of a latent-diffusion U-Net: ``model_dir``'s ``vae/`` (checked against ``vae``), else the
+    preset or dict ``vae``, else None (the U-Net runs on pixels).
+
+    Args:
+        unet (nn.Module): The U-Net the latents are for.
+        vae (str | dict, optional): A :data:`VAE_PRESETS` name or ``AutoencoderKL`` keyword arguments.
+        latents (str): ``'scaled'`` or ``'unscaled'`` (:data:`VAE_LATENTS`).
+        model_dir (str, optional): A local diffusers pipeline folder.
+    """
+    given, vae = vae, resolve_preset('vae', vae, VAE_PRESETS, 'AutoencoderKL')
+    folder = vae_folder(model_dir)
+    if folder is not None:
+        encoder = VAEEncoder.from_folder(folder, latents)
+        if vae is not None:
+            check_folder_matches('vae', given, full_vae_config(vae), encoder.config, folder)
+    elif vae is not None:
+        encoder = VAEEncoder(vae, latents)
+    elif isinstance(unet, UNet2DConditionModel) and model_dir is not None:
+        raise FileNotFoundError(f'{model_dir!r} holds a latent-diffusion U-Net ({type(unet).__name__}) but no vae/ '
+                                f'folder with the AutoencoderKL that makes its latents; add vae/ (only its encoder '
+                                f'is kept) or give vae=')
+    else:
+        check_choice('vae_latents', latents, VAE_LATENTS)
+        if latents != 'scaled':
+            raise ValueError(f'vae_latents={latents!r} chooses how VAE latents are scaled, but this U-Net runs on '
+                             f'pixels (no vae)')
+        return None
+    if encoder.latent_channels != unet.config.in_channels:
+        raise ValueError(f'the VAE makes {encoder.latent_channels}-channel latents, but the U-Net takes '
+                         f'{unet.config.in_channels} input channels')
+    return encoder
+
+
+def build_context(unet: nn.Module, context: Optional[dict]) -> Optional[LatentContext]:
+    """What a ``UNet2DConditionModel`` cross-attends to (:class:`LatentContext` arguments); None for other U-Nets."""
+    dim = unet.config.get('cross_attention_dim') if isinstance(unet, UNet2DConditionModel) else None
+    if dim is None:
+        if context is not None:
+            raise ValueError(f'context={context!r} was given, but the U-Net ({type(unet).__name__}) has no '
+                             f'cross-attention')
+        return None
+    if not isinstance(context, dict):
+        raise ValueError(f'the U-Net cross-attends to a {dim}-dimensional context: give context=dict(type=...) '
+                         f'with type one of {list(CONTEXT_TYPES)}, got {context!r}')
+    return LatentContext(dim=dim, **context)
+
+
+def set_attention_processor(unet: nn.Module, attention: str) -> None:
+    """Give every attention of ``unet`` the processor ``attention`` names: ``'sdpa'`` (PyTorch's fused
+    ``scaled_dot_product_attention``) or ``'math'`` (diffusers' explicit softmax(QK^T)V)."""
+    check_choice('attention', attention, ATTENTION_PROCESSORS)
+    for module in unet.modules():
+        if isinstance(module, Attention):
+            module.set_processor(ATTENTION_PROCESSORS[attention]())

@@ -32,6 +32,7 @@ from torch import nn
 
 from .cross_attention_maps import cross_attention_map_names
 
+
 @dataclass(frozen=True)
 class UNetTap:
     """One tappable submodule output of a U-Net.

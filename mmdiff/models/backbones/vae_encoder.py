@@ -1,8 +1,5 @@
 """The encoding half of a diffusers ``AutoencoderKL``: images to the latents a latent-diffusion U-Net denoises."""
-import glob
-import json
 import os
-from typing import Dict
 
 import torch
 from diffusers import AutoencoderKL
@@ -33,27 +30,6 @@ ENCODER_PREFIXES = ('encoder.', 'quant_conv.')
 VAE_LATENTS = ('scaled', 'unscaled')
 
 
-def _read_encoder_weights(folder: str) -> Dict[str, Tensor]:
-    """Read only the encoder's tensors from a diffusers VAE folder; the decoder's are never materialised."""
-    safetensors = sorted(glob.glob(os.path.join(folder, '*.safetensors')))
-    if safetensors:
-        from safetensors import safe_open
-        state = {}
-        for path in safetensors:
-            with safe_open(path, framework='pt') as file:
-                state.update({key: file.get_tensor(key) for key in file.keys() if key.startswith(ENCODER_PREFIXES)})
-        return state
-    binaries = sorted(glob.glob(os.path.join(folder, '*.bin')))
-    if not binaries:
-        raise FileNotFoundError(f'the VAE folder {folder!r} has no *.safetensors or *.bin weights (it holds '
-                                f'{sorted(os.listdir(folder))})')
-    state = {}
-    for path in binaries:  # memory-mapped: tensors that are not copied out are never read
-        whole = torch.load(path, map_location='cpu', mmap=True, weights_only=True)
-        state.update({key: value.clone() for key, value in whole.items() if key.startswith(ENCODER_PREFIXES)})
-    return state
-
-
 def full_vae_config(config: dict) -> dict:
     """``AutoencoderKL``'s configuration for these arguments, defaults included (built on ``meta``, no weights)."""
     with torch.device('meta'):
@@ -63,7 +39,7 @@ def full_vae_config(config: dict) -> dict:
 class VAEEncoder(nn.Module):
     """An ``AutoencoderKL``'s encoder and ``quant_conv``, mapping images to posterior means (modes).
 
-    The decoder is not built, so extracting latent-diffusion features never holds its weights.
+    The decoder is not kept, so extracting latent-diffusion features does not hold its weights.
 
     Args:
         config (dict): ``AutoencoderKL`` keyword arguments (a diffusers ``vae/config.json``).
@@ -102,14 +78,14 @@ class VAEEncoder(nn.Module):
 
     @classmethod
     def from_folder(cls, folder: str, latents: str = 'scaled') -> 'VAEEncoder':
-        """Build from a diffusers ``AutoencoderKL`` folder (``config.json`` + weights), loading encoder weights only."""
-        config_path = os.path.join(folder, 'config.json')
-        if not os.path.isfile(config_path):
+        """Build from a diffusers ``AutoencoderKL`` folder, loaded by ``from_pretrained(local_files_only=True)``; the
+        encoder and ``quant_conv`` are kept, the decoder is dropped."""
+        if not os.path.isfile(os.path.join(folder, 'config.json')):
             raise FileNotFoundError(f'{folder!r} is not a diffusers VAE folder: it has no config.json')
-        with open(config_path) as file:
-            config = {key: value for key, value in json.load(file).items() if not key.startswith('_')}
-        encoder = cls(config, latents)
-        encoder.load_state_dict(_read_encoder_weights(folder), strict=True)
+        vae = AutoencoderKL.from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False)
+        encoder = cls(dict(vae.config), latents)
+        encoder.load_state_dict({key: value for key, value in vae.state_dict().items()
+                                 if key.startswith(ENCODER_PREFIXES)}, strict=True)
         return encoder
 
     @property

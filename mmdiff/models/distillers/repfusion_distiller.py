@@ -248,4 +248,3 @@ class RepFusionDistiller(BaseModel):
             raise ValueError('RepFusionDistiller has no head to predict with; give head=... to evaluate during '
                              'distillation, or fine-tune the exported student (tools/export_student.py)')
         return self.head.predict(self.extract_feat(inputs), data_samples)
-

@@ -92,7 +92,7 @@ def test_invalid_arguments():
     # noise ensembles need noise; checkpointing needs gradients; labels need a class-conditional U-Net
     with pytest.raises(ValueError, match="num_noise_draws=2 averages over noise draws, but noise_mode='none'"):
         DiffusionUNetBackbone(arch=TINY, noise_mode='none', num_noise_draws=2)
-    with pytest.raises(ValueError, match='num_noise_draws must be >= 1, got 0'):
+    with pytest.raises(ValueError, match='num_noise_draws must be an integer >= 1, got 0'):
         DiffusionUNetBackbone(arch=TINY, num_noise_draws=0)
     with pytest.raises(ValueError, match='with_cp=True checkpoints gradients, but a frozen U-Net has none'):
         DiffusionUNetBackbone(arch=TINY, with_cp=True)

@@ -146,7 +146,7 @@ def test_declared_channels_read_the_folder_configs(pipeline_dir):
         declared_out_channels(dict(backbone, model_dir='/nonexistent'))
 
 
-def test_vae_encoder_reads_only_encoder_weights(pipeline_dir):
+def test_vae_encoder_keeps_only_encoder_weights(pipeline_dir):
     encoder = VAEEncoder.from_folder(str(pipeline_dir / 'vae'))
     keys = set(encoder.state_dict())
     assert keys and all(key.startswith(('encoder.', 'quant_conv.')) for key in keys)

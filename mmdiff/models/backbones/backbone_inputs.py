@@ -1,0 +1,141 @@
+"""The checks of a DiffusionUNetBackbone's arguments and of each call's inputs; every message names the valid values."""
+import numbers
+import os
+import warnings
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS
+from mmdiff.utils.choices import check_choice
+
+
+def is_integer(value) -> bool:
+    """An integer (``int``, ``numpy.int64``, ...) that is not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+NOISE_MODES = ('fixed', 'random', 'none')
+
+
+def check_noise_arguments(noise_mode: str, num_noise_draws: int, noise_seed: int) -> None:
+    """``noise_mode`` one of :data:`NOISE_MODES`, ``num_noise_draws`` an integer >= 1 (1 without noise),
+    ``noise_seed`` an integer >= 0."""
+    check_choice('noise_mode', noise_mode, NOISE_MODES)
+    if not is_integer(num_noise_draws) or num_noise_draws < 1:
+        raise ValueError(f'num_noise_draws must be an integer >= 1, got {num_noise_draws!r}')
+    if noise_mode == 'none' and num_noise_draws > 1:
+        raise ValueError(f'num_noise_draws={num_noise_draws} averages over noise draws, but noise_mode='
+                         f"'none' adds no noise; use noise_mode='fixed' or 'random', or num_noise_draws=1")
+    if not is_integer(noise_seed) or noise_seed < 0:
+        raise ValueError(f'noise_seed must be an integer >= 0, got {noise_seed!r}')
+
+
+def check_pretrained(init_cfg: Optional[dict]) -> None:
+    """Fail at construction, before any training step, when a ``Pretrained`` init_cfg's checkpoint file is missing."""
+    if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained':
+        return
+    check_choice("init_cfg['weights']", init_cfg.get('weights', 'ema'), WEIGHT_KINDS)
+    checkpoint = str(init_cfg.get('checkpoint'))
+    if '://' in checkpoint:
+        raise ValueError(f'backbone checkpoint {checkpoint!r} (init_cfg) is remote: mmdiff never downloads '
+                         f'checkpoints. Download it yourself and point the config\'s `pretrained` at the local file')
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(
+            f'backbone checkpoint {checkpoint!r} (init_cfg) does not exist. An mmdiff backbone checkpoint is '
+            f'the state dict of a DiffusionUNetBackbone with the same arch: saved by an mmdiff run, or '
+            f'converted from guided-diffusion weights by tools/convert_adm_checkpoint.py (e.g. '
+            f'256x256_diffusion_uncond.pt from openai/guided-diffusion with --preset 256x256_diffusion_uncond '
+            f'for arch=\'adm-256u\'). Point the config\'s `pretrained` at that file, or set the backbone\'s '
+            f'init_cfg=None to start from random weights.')
+
+
+def check_timesteps(timesteps: Union[int, Sequence[int]], num_train_timesteps: int) -> Tuple[int, ...]:
+    """The configured noise steps as distinct Python ints in ``[0, num_train_timesteps)``."""
+    timesteps = (timesteps, ) if is_integer(timesteps) else timesteps
+    if not isinstance(timesteps, Sequence) or isinstance(timesteps, str):
+        raise TypeError(f'timesteps must be an integer or a sequence of integers, got {timesteps!r}')
+    if not timesteps:
+        raise ValueError(f'timesteps is empty; give at least one noise step in [0, {num_train_timesteps})')
+    for t in timesteps:
+        if not is_integer(t):
+            raise TypeError(f'timesteps must be integers, got {t!r} of type {type(t).__name__}')
+        if not 0 <= t < num_train_timesteps:
+            raise ValueError(f'timestep {t} is outside the scheduler\'s range [0, {num_train_timesteps})')
+    if len(set(timesteps)) != len(timesteps):
+        raise ValueError(f'timesteps {tuple(timesteps)} repeat a step, which would repeat its features')
+    return tuple(int(t) for t in timesteps)
+
+
+def check_class_label(unet: nn.Module, class_label: Optional[int]) -> Optional[int]:
+    """The label a class-conditional U-Net runs with when a call gives none (None: every call must give them)."""
+    num_classes = unet.config.num_class_embeds
+    if class_label is not None and not is_integer(class_label):
+        raise TypeError(f'class_label must be an integer class index or None, got {class_label!r}')
+    if unet.class_embedding is None:
+        if class_label is not None:
+            raise ValueError(f'class_label={class_label} was given, but the U-Net is not class-conditional')
+    elif num_classes is None or class_label is not None and not 0 <= class_label < num_classes:
+        raise ValueError(f'the U-Net is class-conditional ({num_classes} classes); set class_label to a label '
+                         f'in [0, {num_classes}) or None (labels per image at each call), got {class_label!r}')
+    return None if class_label is None else int(class_label)
+
+
+def per_image_class_labels(unet: nn.Module, class_label: Optional[int], class_labels: Optional[Tensor],
+                           num_images: int, device: torch.device) -> Optional[Tensor]:
+    """``(num_images,)`` labels of a class-conditional U-Net: the given ones, checked, or ``class_label``."""
+    if unet.class_embedding is None:
+        if class_labels is not None:
+            raise ValueError('class_labels were given, but the U-Net is not class-conditional')
+        return None
+    num_classes = unet.config.num_class_embeds
+    if class_labels is None:
+        if class_label is None:
+            raise ValueError(f'the U-Net is class-conditional ({num_classes} classes) and class_label=None: give '
+                             f'forward() one label per image (class_labels), or set class_label')
+        return torch.full((num_images, ), class_label, dtype=torch.long, device=device)
+    return per_image_integers(class_labels, num_images, 'class_labels', 'class label', "the U-Net's classes",
+                              num_classes).to(device)
+
+
+def check_per_image_timesteps(timesteps: Tensor, num_images: int, configured: Tuple[int, ...],
+                              num_train_timesteps: int) -> Tensor:
+    """One noise step per image ``(num_images,)`` in place of the ``configured`` single step, as a long tensor."""
+    if len(configured) != 1:
+        raise ValueError(f'per-image timesteps need a backbone configured with one timestep (its channels are '
+                         f'declared for that many), got timesteps={tuple(configured)}')
+    return per_image_integers(timesteps, num_images, 'per-image timesteps', 'timestep', "the scheduler's range",
+                              num_train_timesteps)
+
+
+def per_image_integers(values: Tensor, num_images: int, argument: str, item: str, range_name: str,
+                       limit: int) -> Tensor:
+    """``values`` checked to be ``(num_images,)`` integers in ``[0, limit)``, as a long tensor; the errors name
+    ``argument`` (the tensor), ``item`` (one value) and ``range_name`` (what the range is)."""
+    if values.shape != (num_images, ) or values.dtype.is_floating_point:
+        raise ValueError(f'{argument} must be {num_images} integers, one per image, got a {values.dtype} tensor of '
+                         f'shape {tuple(values.shape)}')
+    outside = values[(values < 0) | (values >= limit)]
+    if len(outside):
+        raise ValueError(f'{item} {int(outside[0])} is outside {range_name} [0, {limit})')
+    return values.long()
+
+
+def check_image_batch(inputs: Tensor, channels: int, check_range: bool) -> None:
+    """A batch of ``(N, channels, H, W)`` images; with ``check_range``, warn when it is not in [-1, 1].
+
+    Args:
+        inputs (Tensor): The batch.
+        channels (int): The channels the backbone takes.
+        check_range (bool): Look at the value range (the backbone does it for its first batch).
+    """
+    if inputs.dim() != 4 or inputs.shape[1] != channels:
+        raise ValueError(f'expected images of shape (N, {channels}, H, W), got {tuple(inputs.shape)}')
+    if check_range:
+        low, high = inputs.aminmax()
+        if low < -1.5 or high > 1.5:
+            warnings.warn(
+                f'DiffusionUNetBackbone expects images normalised to [-1, 1] (data preprocessor mean=std='
+                f'127.5), but the first batch spans [{low.item():.2f}, {high.item():.2f}]; this is checked '
+                f'once', stacklevel=3)

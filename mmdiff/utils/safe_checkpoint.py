@@ -1,0 +1,98 @@
+"""One safe way to read a checkpoint: a local file, unpickled with ``weights_only=True``.
+
+``torch.load(weights_only=False)``, which mmengine's ``CheckpointLoader`` uses, runs whatever a pickle names, so a
+crafted checkpoint executes code when it is loaded. :func:`load_checkpoint_file` unpickles only tensors, containers,
+primitives and the few classes mmengine's and mmdiff's own checkpoints hold (:data:`CHECKPOINT_GLOBALS`), and names
+the file and the offending global otherwise. :func:`register_safe_checkpoint_loader` makes mmengine use it for every
+local path (``init_cfg``, ``load_from``, ``--resume``) and refuse remote schemes: mmdiff never downloads.
+"""
+import os
+import pickle
+from typing import Any, List
+
+import numpy as np
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+
+
+def history_buffer_statistic(owner: Any, name: str) -> Any:
+    """The only ``getattr`` a checkpoint may call: a ``HistoryBuffer`` statistic method (``min``, ``mean``, ...),
+    which mmengine's message hub pickles by reference."""
+    method = getattr(HistoryBuffer, name, None) if owner is HistoryBuffer and not name.startswith('_') else None
+    if not callable(method):
+        raise pickle.UnpicklingError(f'getattr({owner!r}, {name!r}) is not a HistoryBuffer statistic')
+    return method
+
+
+# what mmengine's runner (message hub, history buffers and their statistic methods, numpy scalars in the logs) and
+# mmdiff's RandomStateHook (numpy's generator state) write besides tensors and plain containers
+CHECKPOINT_GLOBALS: List[Any] = [
+    HistoryBuffer,
+    (history_buffer_statistic, 'builtins.getattr'),
+    np.ndarray,
+    np.dtype,
+    np._core.multiarray._reconstruct,
+    np._core.multiarray.scalar,
+    *{type(np.dtype(name)) for name in ('float64', 'float32', 'float16', 'int64', 'int32', 'uint32', 'uint8', 'bool')},
+]
+# mmengine's remote schemes: refused, never fetched
+REMOTE_PREFIXES = ('http://', 'https://', 'torchvision://', 'open-mmlab://', 'openmmlab://', 'mmcls://', 'pavi://',
+                   's3://', 'modelzoo://')
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint that names a global outside :data:`CHECKPOINT_GLOBALS`: loading it could run code."""
+
+
+def load_checkpoint_file(filename: str, map_location: Any = 'cpu', mmap: bool = False) -> Any:
+    """Unpickle a local checkpoint with ``weights_only=True`` and the globals mmengine checkpoints need.
+
+    Args:
+        filename (str): A local file. A URL or another remote scheme is refused.
+        map_location: As for ``torch.load``. Defaults to ``'cpu'``.
+        mmap (bool): Memory-map the tensors (read only when touched). Defaults to False.
+
+    Raises:
+        ValueError: For a remote path (mmdiff never downloads).
+        FileNotFoundError: For a missing file.
+        UnsafeCheckpointError: For a checkpoint naming another global; the message names the file and the global.
+        ValueError: For a file that is not a readable torch checkpoint (empty, truncated, another format).
+    """
+    filename = os.fspath(filename)
+    if '://' in filename:
+        raise ValueError(f'{filename!r} is remote: mmdiff never downloads checkpoints. Download it yourself and pass '
+                         f'the local file')
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename!r} does not exist')
+    try:
+        with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
+            return torch.load(filename, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        blocked = [line.strip() for line in str(error).splitlines() if 'GLOBAL' in line]
+        if blocked:
+            raise UnsafeCheckpointError(f'refusing to load {filename!r}: it names a global that is not a tensor, a '
+                                        f'plain container or a class mmengine checkpoints hold, so unpickling it '
+                                        f'could run code ({blocked[0]})') from error
+        raise ValueError(f'{filename!r} is not a readable torch checkpoint: {_first_line(error)}') from error
+    except (RuntimeError, EOFError, UnicodeDecodeError) as error:
+        raise ValueError(f'{filename!r} is not a readable torch checkpoint (empty, truncated or another format): '
+                         f'{_first_line(error)}') from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _refuse_remote(filename: str, map_location: Any = None) -> None:
+    load_checkpoint_file(filename, map_location)  # raises: the path is remote
+
+
+def register_safe_checkpoint_loader() -> None:
+    """Make mmengine's ``CheckpointLoader`` read local paths with :func:`load_checkpoint_file` and refuse remote
+    schemes. Called when mmdiff is imported (``custom_imports``), so the runner's ``load_from``, ``resume`` and
+    every ``init_cfg=dict(type='Pretrained')`` go through it."""
+    CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
+    CheckpointLoader.register_scheme(prefixes=list(REMOTE_PREFIXES), loader=_refuse_remote, force=True)

@@ -1,0 +1,67 @@
+"""Every config's literal neck/head ``in_channels`` against its diffusion backbone's real outputs from a forward pass
+(the full-size U-Net with random weights, nothing loaded)."""
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmdiff.models.backbones import DiffusionUNetBackbone, DifFeedBackbone
+
+pytestmark = pytest.mark.slow  # builds the full-size U-Nets: `make test` runs it, `make test-quick` does not
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
+BACKBONES = {'DiffusionUNetBackbone': DiffusionUNetBackbone, 'DifFeedBackbone': DifFeedBackbone}
+
+
+def offline_backbone(cfg: dict) -> torch.nn.Module:
+    """The config's backbone with random weights: no folder, checkpoint or context file is read (a context file
+    is replaced by as many zero tokens, which changes no channel), float32 on the CPU."""
+    kwargs = {key: value for key, value in cfg.items() if key != 'type'}
+    context = kwargs.get('context')
+    if context is not None:
+        kwargs['context'] = dict(type='zero', num_tokens=context.get('num_tokens'))
+    kwargs.update(model_dir=None, init_cfg=None, dtype='float32', torch_compile=False, with_cp=False, frozen=True)
+    torch.manual_seed(0)
+    return BACKBONES[cfg['type']](**kwargs).eval()
+
+
+def declared_consumers(model: dict, num_outputs: int) -> dict:
+    """What the neck or heads declare, per output index: ``{consumer: [channels of output 0, 1, ...]}`` or, for a
+    head that reads one output, ``{consumer: {index: channels}}``."""
+    declared = {}
+    if model.get('neck') is not None:
+        declared['neck'] = dict(enumerate(model['neck']['in_channels']))
+    elif model.get('decode_head') is not None:
+        declared['decode_head'] = dict(enumerate(model['decode_head']['in_channels']))
+    if model.get('auxiliary_head') is not None:
+        head = model['auxiliary_head']
+        declared['auxiliary_head'] = {head['in_index'] % num_outputs: head['in_channels']}
+    if model.get('head') is not None:
+        head = model['head']
+        channels = head['in_channels']
+        declared['head'] = (dict(enumerate(channels)) if isinstance(channels, (list, tuple)) else
+                            {head.get('in_index', -1) % num_outputs: channels})
+    return declared
+
+
+@pytest.mark.parametrize('config', CONFIGS, ids=lambda path: str(path.relative_to(ROOT / 'configs')))
+def test_declared_in_channels_are_the_backbones_real_output_channels(config):
+    model = Config.fromfile(str(config)).model
+    backbone_cfg = model.get('backbone')
+    if not isinstance(backbone_cfg, dict) or backbone_cfg.get('type') not in BACKBONES:
+        pytest.skip(f'no diffusion backbone feeds a declared neck or head here ({model.get("type")})')
+    backbone = offline_backbone(backbone_cfg)
+    size = max(64, backbone.downsample_factor)
+    with torch.no_grad():
+        outputs = backbone(torch.zeros(1, backbone.in_channels, size, size))
+    # channels are dim 1 of a map, dim 2 of a timestep-stacked (N, T, C, h, w) output
+    real = [out.shape[2] if out.dim() == 5 else out.shape[1] for out in outputs]
+    assert list(backbone.out_channels) == real
+    declared = declared_consumers(model, len(real))
+    assert declared, f'{config.name} has a diffusion backbone but nothing declares its channels'
+    for consumer, channels in declared.items():
+        assert {index: real[index] for index in channels} == channels, consumer
+        if consumer in ('neck', 'decode_head') or isinstance(model.get(consumer, {}).get('in_channels'), list):
+            assert len(channels) == len(real), f'{consumer} reads {len(channels)} of {len(real)} outputs'

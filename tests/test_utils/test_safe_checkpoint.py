@@ -1,0 +1,94 @@
+"""No checkpoint runs code, and nothing is downloaded: every loading path refuses a crafted pickle and a URL."""
+import os
+
+import pytest
+import torch
+
+import mmdiff  # noqa: F401  registers the safe loader with mmengine, as custom_imports does
+from mmdiff.models import DiffusionUNetBackbone
+from mmdiff.utils.safe_checkpoint import UnsafeCheckpointError, load_checkpoint_file
+
+
+class RunsACommand:
+    """Unpickling this runs ``touch MARKER``: what a hostile checkpoint does."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    marker = tmp_path / 'code-ran'
+    path = tmp_path / 'hostile.pth'
+    torch.save(dict(state_dict={'conv_in.weight': torch.zeros(1)}, meta=RunsACommand(str(marker))), path)
+    return path, marker
+
+
+def test_the_safe_loader_refuses_a_pickle_that_runs_code(hostile):
+    path, marker = hostile
+    with pytest.raises(UnsafeCheckpointError, match=rf"refusing to load '{path}'.*system"):
+        load_checkpoint_file(str(path))
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the pickle does run code when trusted: the check above can fail
+    assert marker.exists()
+
+
+def test_mmengine_loading_paths_go_through_the_safe_loader(hostile):
+    """``init_cfg``, ``load_from`` and ``--resume`` all reach mmengine's ``_load_checkpoint``."""
+    from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
+
+    path, marker = hostile
+    with pytest.raises(UnsafeCheckpointError):
+        _load_checkpoint(str(path), map_location='cpu')
+    with pytest.raises(UnsafeCheckpointError):
+        load_checkpoint(torch.nn.Linear(1, 1), str(path), map_location='cpu')
+    backbone = DiffusionUNetBackbone(arch='adm-tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(UnsafeCheckpointError):
+        backbone.init_weights()
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('url', ['https://example.com/unet.pth', 'torchvision://resnet50', 'open-mmlab://resnet50_v1c'])
+def test_remote_checkpoints_are_refused_before_any_connection(url, monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f'a connection was attempted for {url}')
+
+    monkeypatch.setattr(socket.socket, 'connect', no_network)
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    with pytest.raises(ValueError, match='mmdiff never downloads'):
+        _load_checkpoint(url, map_location='cpu')
+    with pytest.raises(ValueError, match='is remote: mmdiff never downloads'):
+        DiffusionUNetBackbone(arch='adm-tiny', init_cfg=dict(type='Pretrained', checkpoint=url))
+
+
+def test_checkpoints_mmdiff_and_mmengine_write_load(tmp_path):
+    """A runner checkpoint's message hub (history buffers with their statistic methods) and numpy random state."""
+    import numpy as np
+    from mmengine.logging import MessageHub
+
+    hub = MessageHub.get_instance('safe-checkpoint-test')
+    hub.update_scalar('train/loss', np.float64(0.5))
+    state = dict(state_dict={'w': torch.ones(2)}, message_hub=hub.state_dict(),
+                 random_state=dict(numpy=np.random.get_state()), meta=dict(epoch=1, seed=np.int64(3)))
+    path = tmp_path / 'run.pth'
+    torch.save(state, path)
+    loaded = load_checkpoint_file(str(path))
+    assert loaded['message_hub']['log_scalars']['train/loss'].mean() == 0.5
+    np.testing.assert_array_equal(loaded['random_state']['numpy'][1], state['random_state']['numpy'][1])
+
+
+@pytest.mark.parametrize('content', [b'', b'PK\x03\x04 truncated', b'not a checkpoint'], ids=['empty', 'truncated',
+                                                                                             'text'])
+def test_unreadable_files_are_named(tmp_path, content):
+    path = tmp_path / 'broken.pth'
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"'{path}' is not a readable torch checkpoint"):
+        load_checkpoint_file(str(path))
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        load_checkpoint_file(str(tmp_path / 'missing.pth'))
