@@ -30,7 +30,7 @@ install:
 # Mask R-CNN on generated shapes: make the data if absent, train, evaluate (COCO bbox/segm), save overlays.
 demo: install
 	test -f $(DEMO_DATA)/annotations/instances_val.json || $(PYTHON) tools/make_demo_data.py $(DEMO_DATA)
-	$(PYTHON) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK)
+	$(PYTHON) tools/train.py --overwrite $(DEMO_CONFIG) --work-dir $(DEMO_WORK)
 	$(PYTHON) tools/test.py $(DEMO_CONFIG) $$(cat $(DEMO_WORK)/last_checkpoint) --work-dir $(DEMO_WORK) \
 		--show-dir $(DEMO_WORK)/overlays
 	@echo "overlays: $(DEMO_WORK)/overlays"
@@ -38,7 +38,7 @@ demo: install
 # UperNet on generated shapes in the ADE20K layout: make the data if absent, train, evaluate mIoU (whole and slide).
 demo-seg: install
 	test -f $(SEG_DATA)/annotations/validation/000000.png || $(PYTHON) tools/make_demo_data.py $(SEG_DATA) --task seg
-	$(PYTHON) tools/train.py $(SEG_CONFIG) --work-dir $(SEG_WORK)
+	$(PYTHON) tools/train.py --overwrite $(SEG_CONFIG) --work-dir $(SEG_WORK)
 	$(PYTHON) tools/test.py $(SEG_CONFIG) $$(cat $(SEG_WORK)/last_checkpoint) --work-dir $(SEG_WORK) \
 		--cfg-options model.test_cfg.mode=slide "model.test_cfg.crop_size=[96,96]" "model.test_cfg.stride=[64,64]"
 
@@ -47,7 +47,7 @@ demo-seg: install
 # initialised U-Net (and raw pixels) on the same held-out split, and summarise. About 15 minutes on 2 CPU cores.
 evidence-digits: install
 	rm -rf $(DIGITS_WORK)
-	$(PYTHON) tools/train.py $(DIGITS_PRETRAIN) --work-dir $(DIGITS_WORK)/pretrain
+	$(PYTHON) tools/train.py --overwrite $(DIGITS_PRETRAIN) --work-dir $(DIGITS_WORK)/pretrain
 	$(PYTHON) tools/sample_diffusion.py $(DIGITS_PRETRAIN) $$(cat $(DIGITS_WORK)/pretrain/last_checkpoint) \
 		--out $(DIGITS_WORK)/samples.png
 	$(PYTHON) tools/sweep_timesteps_blocks.py $(DIGITS_PROBE) $(DIGITS_GRID) --pixel-baseline \
@@ -68,31 +68,31 @@ evidence-digits: install
 evidence-repfusion: install
 	test -f $(DIGITS_WORK)/pretrain/iter_2000.pth || $(PYTHON) tools/train.py $(DIGITS_PRETRAIN) --work-dir $(DIGITS_WORK)/pretrain
 	rm -rf $(REPFUSION_WORK)
-	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px_scratch.py --work-dir $(REPFUSION_WORK)/finetune_scratch
-	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px_scratch-58e.py \
+	$(PYTHON) tools/train.py --overwrite $(REPFUSION)/resnet18-cifar_digits-16px_scratch.py --work-dir $(REPFUSION_WORK)/finetune_scratch
+	$(PYTHON) tools/train.py --overwrite $(REPFUSION)/resnet18-cifar_digits-16px_scratch-58e.py \
 		--work-dir $(REPFUSION_WORK)/finetune_scratch-58e
-	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar-frozen_digits-16px_linear-probe-random.py \
+	$(PYTHON) tools/train.py --overwrite $(REPFUSION)/resnet18-cifar-frozen_digits-16px_linear-probe-random.py \
 		--work-dir $(REPFUSION_WORK)/probe_random-init
 	for run in policy=$(REPFUSION_POLICY) fixed=$(REPFUSION_FIXED) published=$(REPFUSION_PUBLISHED); do \
 		mode=$${run%%=*}; \
-		$(PYTHON) tools/train.py $${run#*=} --work-dir $(REPFUSION_WORK)/distill_$$mode && \
+		$(PYTHON) tools/train.py --overwrite $${run#*=} --work-dir $(REPFUSION_WORK)/distill_$$mode && \
 		$(PYTHON) tools/export_student.py $$(cat $(REPFUSION_WORK)/distill_$$mode/last_checkpoint) \
-			--out $(REPFUSION_WORK)/student_$$mode.pth && \
-		$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px_finetune-repfusion.py \
+			--out $(REPFUSION_WORK)/student_$$mode.pth --overwrite && \
+		$(PYTHON) tools/train.py --overwrite $(REPFUSION)/resnet18-cifar_digits-16px_finetune-repfusion.py \
 			--work-dir $(REPFUSION_WORK)/finetune_repfusion-$$mode \
 			--cfg-options model.backbone.init_cfg.checkpoint=$(REPFUSION_WORK)/student_$$mode.pth && \
-		$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar-frozen_digits-16px_linear-probe-repfusion.py \
+		$(PYTHON) tools/train.py --overwrite $(REPFUSION)/resnet18-cifar-frozen_digits-16px_linear-probe-repfusion.py \
 			--work-dir $(REPFUSION_WORK)/probe_repfusion-$$mode \
 			--cfg-options model.backbone.init_cfg.checkpoint=$(REPFUSION_WORK)/student_$$mode.pth && \
-		$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px-10-per-class_finetune-repfusion.py \
+		$(PYTHON) tools/train.py --overwrite $(REPFUSION)/resnet18-cifar_digits-16px-10-per-class_finetune-repfusion.py \
 			--work-dir $(REPFUSION_WORK)/few-labels_repfusion-$$mode \
 			--cfg-options model.backbone.init_cfg.checkpoint=$(REPFUSION_WORK)/student_$$mode.pth || exit 1; \
 	done
-	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar_digits-16px-10-per-class_scratch.py \
+	$(PYTHON) tools/train.py --overwrite $(REPFUSION)/resnet18-cifar_digits-16px-10-per-class_scratch.py \
 		--work-dir $(REPFUSION_WORK)/few-labels_scratch
-	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar-frozen_digits-16px-10-per-class_linear-probe-repfusion.py \
+	$(PYTHON) tools/train.py --overwrite $(REPFUSION)/resnet18-cifar-frozen_digits-16px-10-per-class_linear-probe-repfusion.py \
 		--work-dir $(REPFUSION_WORK)/few-labels-probe_repfusion-fixed
-	$(PYTHON) tools/train.py $(REPFUSION)/resnet18-cifar-frozen_digits-16px-10-per-class_linear-probe-repfusion.py \
+	$(PYTHON) tools/train.py --overwrite $(REPFUSION)/resnet18-cifar-frozen_digits-16px-10-per-class_linear-probe-repfusion.py \
 		--work-dir $(REPFUSION_WORK)/few-labels-probe_random-init --cfg-options model.backbone.init_cfg=None
 	$(PYTHON) tools/summarize_runs.py $(REPFUSION_WORK)/finetune_* $(REPFUSION_WORK)/probe_* \
 		$(REPFUSION_WORK)/few-labels* --metric accuracy/top1 --out $(REPFUSION_WORK)/summary.md

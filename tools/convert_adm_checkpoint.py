@@ -27,6 +27,7 @@ from mmdiff.models.backbones.unet_configs import UNET_PRESETS
 from mmdiff.models.backbones.adm_architecture import (GUIDED_DIFFUSION_MODELS, check_adm_flags,
                                                       infer_adm_architecture)
 from mmdiff.models.backbones.adm_key_map import convert_adm_to_diffusers, convert_diffusers_to_adm
+from mmdiff.utils.output_paths import check_output_free
 
 SCHEDULES = {'linear': 'linear', 'cosine': 'squaredcos_cap_v2'}
 CHECKPOINT_SUFFIXES = ('.pth', '.pt')
@@ -47,6 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('src', help='ADM state dict (.pt), or with --to-adm an mmdiff checkpoint / diffusers folder')
     parser.add_argument('out', help='.pth/.pt: an mmdiff checkpoint; otherwise a diffusers folder')
     parser.add_argument('--to-adm', action='store_true', help='convert an mmdiff/diffusers U-Net to ADM instead')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing output (refused otherwise)')
     parser.add_argument('--preset', choices=sorted(GUIDED_DIFFUSION_MODELS),
                         help="the MODEL_FLAGS of a released guided-diffusion model (guided-diffusion's README)")
     flags = parser.add_argument_group('guided-diffusion flags (override the preset; checked against the weights)')
@@ -154,8 +156,9 @@ def mmdiff_to_adm(args: argparse.Namespace) -> None:
 def main() -> None:
     args = parse_args()
     try:
+        check_output_free(args.out, args.overwrite)
         (mmdiff_to_adm if args.to_adm else adm_to_mmdiff)(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
         sys.exit(f'convert_adm_checkpoint: {error}')
 
 

@@ -16,6 +16,7 @@ import os.path as osp
 import torch
 
 from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, checkpoint_weights
+from mmdiff.utils.output_paths import check_output_free
 from mmdiff.utils.safe_checkpoint import load_checkpoint_file
 
 PREFIX = 'backbone.'
@@ -49,9 +50,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('checkpoint', help='a RepFusionDistiller training checkpoint')
     parser.add_argument('--out', required=True, help='where to write the student weights')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --out (refused otherwise)')
     parser.add_argument('--weights', choices=WEIGHT_KINDS, default='ema',
                         help='the EMA or the raw weights, where the run kept an EMA (default: ema)')
     args = parser.parse_args()
+    check_output_free(args.out, args.overwrite)
     count = export_student(args.checkpoint, args.out, args.weights)
     print(f'wrote {count} student tensors (prefix {PREFIX!r}) to {args.out}')
 

@@ -10,10 +10,13 @@ generators' states, so a killed run resumed with --resume continues as if it had
 import argparse
 
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmdiff.engine  # noqa: F401  registers NonFiniteLossHook and RandomStateHook
+from mmdiff.utils.checkpoint_weights import check_checkpoint_fits
 from mmdiff.utils.dataset_check import check_dataloaders
+from mmdiff.utils.output_paths import check_work_dir
+from mmdiff.utils.runner_access import unwrap_model
 from mmdiff.utils.runner_config import add_runner_arguments, load_runner_config
 
 
@@ -22,6 +25,8 @@ def main() -> None:
     add_runner_arguments(parser)
     parser.add_argument('--resume', nargs='?', const='auto',
                         help='resume from this checkpoint, or without a value from the latest in the work dir')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='train anew into a work dir that holds an earlier run (refused otherwise)')
     args = parser.parse_args()
     cfg = load_runner_config(args)
     hooks = list(cfg.get('custom_hooks') or [])
@@ -29,6 +34,7 @@ def main() -> None:
         if not any(hook.get('type') == hook_type for hook in hooks):
             hooks.append(dict(type=hook_type))
     cfg.custom_hooks = hooks
+    check_work_dir(cfg.work_dir, resume=args.resume == 'auto', overwrite=args.overwrite)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
@@ -36,6 +42,11 @@ def main() -> None:
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     # the runner builds its dataloaders lazily: check their files before training starts
     check_dataloaders(cfg, ('train_dataloader', 'val_dataloader'))
+    # mmengine loads non-strictly: a resumed checkpoint must be this model's, a load_from one must share weights
+    checkpoint = find_latest_checkpoint(cfg.work_dir) if args.resume == 'auto' else cfg.get('load_from')
+    if checkpoint:
+        check_checkpoint_fits(unwrap_model(runner.model).state_dict(), checkpoint, f'the model of {args.config}',
+                              exact=bool(args.resume))
     runner.train()
 
 

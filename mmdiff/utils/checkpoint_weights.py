@@ -4,6 +4,7 @@ from typing import Dict, Mapping, Tuple
 from torch import Tensor
 
 from .choices import check_choice
+from .safe_checkpoint import load_checkpoint_file
 
 WEIGHT_KINDS = ('ema', 'raw')
 
@@ -54,3 +55,29 @@ def check_weights_fit(own: Mapping[str, Tensor], state: Mapping[str, Tensor], ch
             f'checkpoint {checkpoint!r} does not fit {target}: {len(missing)} missing keys {missing[:5]}, '
             f'{len(unexpected)} unexpected keys {unexpected[:5]}, {len(mismatched)} shape mismatches '
             f'{mismatched[:5]}; was it saved for another arch?')
+
+
+def check_checkpoint_fits(own: Mapping[str, Tensor], checkpoint: str, target: str, exact: bool) -> None:
+    """Check a checkpoint the runner is about to load non-strictly, before it does.
+
+    Args:
+        own (Mapping[str, Tensor]): The model's state dict.
+        checkpoint (str): The checkpoint file (read memory-mapped, with the safe loader).
+        target (str): What it is loaded into, for the message.
+        exact (bool): Resuming: every weight must fit (:func:`check_weights_fit`). Otherwise (``load_from``, e.g.
+            fine-tuning with a new head) at least one of the model's weights must be there with its shape.
+
+    Raises:
+        ValueError: When it does not fit, naming what is missing.
+    """
+    loaded = load_checkpoint_file(checkpoint, mmap=True)
+    state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else loaded
+    if not isinstance(state, Mapping):
+        raise ValueError(f'checkpoint {checkpoint!r} holds a {type(state).__name__}, not a state dict')
+    if exact:
+        check_weights_fit(own, state, checkpoint, target)
+        return
+    fitting = [key for key, value in own.items() if key in state and state[key].shape == value.shape]
+    if not fitting:
+        raise ValueError(f'checkpoint {checkpoint!r} holds none of the {len(own)} weights of {target} with their '
+                         f'shapes (its keys start {list(state)[:5]}); load_from would train random weights')

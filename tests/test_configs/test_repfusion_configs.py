@@ -42,8 +42,12 @@ def test_the_exported_student_loads_into_an_mmpretrain_resnet18(distilled, tmp_p
     student = tmp_path / 'student.pth'
     result = run(['tools/export_student.py', distilled, '--out', student])
     assert result.returncode == 0, result.stderr[-3000:]
-    exported = torch.load(student, map_location='cpu', weights_only=False)['state_dict']
+    exported = torch.load(student, map_location='cpu', weights_only=True)['state_dict']
     assert exported and all(key.startswith('backbone.') for key in exported)
+    written = student.read_bytes()  # a second export replaces it only when asked
+    again = run(['tools/export_student.py', distilled, '--out', student, '--weights', 'raw'])
+    assert again.returncode != 0 and 'already exists' in again.stderr and student.read_bytes() == written
+    assert run(['tools/export_student.py', distilled, '--out', student, '--overwrite']).returncode == 0
 
     init_default_scope('mmpretrain')
     from mmpretrain.registry import MODELS

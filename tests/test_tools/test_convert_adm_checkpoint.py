@@ -109,6 +109,24 @@ def test_bad_inputs_fail_with_a_message_and_write_nothing(adm, tmp_path):
     assert preset.returncode != 0 and 'num_channels: 256 vs 32' in preset.stderr
 
 
+def test_existing_outputs_are_replaced_only_when_asked(adm, converted, tmp_path):
+    for out in (tmp_path / 'mine.pth', tmp_path / 'my_folder'):  # a checkpoint, a diffusers folder
+        if out.suffix:
+            out.write_bytes(b'something the user made')
+        else:
+            out.mkdir()
+            (out / 'notes.txt').write_text('mine')
+        result = convert(adm[1], out, *FLAGS)
+        assert result.returncode != 0
+        assert re.search(rf"'{out}' already exists .* pass --overwrite", result.stderr), result.stderr
+        assert (out.read_bytes() == b'something the user made' if out.suffix else
+                sorted(p.name for p in out.iterdir()) == ['notes.txt'])
+        assert convert(adm[1], out, *FLAGS, '--overwrite').returncode == 0
+    back = tmp_path / 'back.pt'
+    back.write_bytes(b'an ADM file the user made')
+    assert convert(converted, back, '--to-adm').returncode != 0 and back.read_bytes() == b'an ADM file the user made'
+
+
 CONFIGS = {
     'mask_rcnn_diffusion_coco.py': {'model.neck.in_channels': None},
     'upernet_diffusion_ade20k.py': {'model.decode_head.in_channels': None, 'model.auxiliary_head.in_channels': 2},

@@ -122,20 +122,36 @@ def per_image_integers(values: Tensor, num_images: int, argument: str, item: str
     return values.long()
 
 
-def check_image_batch(inputs: Tensor, channels: int, check_range: bool) -> None:
-    """A batch of ``(N, channels, H, W)`` images; with ``check_range``, warn when it is not in [-1, 1].
+def check_image_batch(inputs: Tensor, channels: int, first_batch: bool) -> None:
+    """A batch of ``(N, channels, H, W)`` images with pixels, finite, and (checked on the first batch) in [-1, 1].
+
+    Values are checked on every batch on the CPU, and on an accelerator only on the first one, so that no batch
+    after it waits for a host synchronisation; a traced or compiled graph checks shapes only.
 
     Args:
         inputs (Tensor): The batch.
         channels (int): The channels the backbone takes.
-        check_range (bool): Look at the value range (the backbone does it for its first batch).
+        first_batch (bool): The backbone has not yet checked a batch's value range.
+
+    Raises:
+        ValueError: For a wrong shape, an empty batch or image, or NaN / infinite values (counted).
     """
     if inputs.dim() != 4 or inputs.shape[1] != channels:
         raise ValueError(f'expected images of shape (N, {channels}, H, W), got {tuple(inputs.shape)}')
-    if check_range:
-        low, high = inputs.aminmax()
-        if low < -1.5 or high > 1.5:
+    if inputs.numel() == 0:
+        raise ValueError(f'the batch of shape {tuple(inputs.shape)} holds no pixels; give at least one image of at '
+                         f'least 1x1 pixels')
+    if torch.jit.is_tracing() or torch.compiler.is_compiling() or not (first_batch or inputs.device.type == 'cpu'):
+        return
+    bad = int((~torch.isfinite(inputs)).sum())
+    if bad:
+        raise ValueError(f'the input batch holds {bad} NaN or infinite values (of {inputs.numel()}); check the '
+                         f'images and the data preprocessor')
+    if first_batch:
+        low, high = (value.item() for value in inputs.aminmax())
+        if low < -1.5 or high > 1.5 or (low >= 0 and high > 0):
             warnings.warn(
                 f'DiffusionUNetBackbone expects images normalised to [-1, 1] (data preprocessor mean=std='
-                f'127.5), but the first batch spans [{low.item():.2f}, {high.item():.2f}]; this is checked '
-                f'once', stacklevel=3)
+                f'127.5), but the first batch spans [{low:.2f}, {high:.2f}]'
+                + (' (no negative value: images in [0, 1]?)' if -1.5 <= low and high <= 1.5 else '')
+                + '; this is checked once', stacklevel=3)

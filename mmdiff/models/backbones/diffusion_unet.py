@@ -358,7 +358,7 @@ class DiffusionUNetBackbone(BaseModule):
             ``(N, channels, ceil(H / stride), ceil(W / stride))``, or ``(N, T, channels, h, w)`` with
             ``timestep_fusion='stack'``.
         """
-        check_image_batch(inputs, self.in_channels, check_range=not self._input_range_checked)
+        check_image_batch(inputs, self.in_channels, first_batch=not self._input_range_checked)
         self._input_range_checked = True
         if timesteps is not None:
             timesteps = check_per_image_timesteps(timesteps, inputs.shape[0], self.timesteps, self.num_train_timesteps)

@@ -116,6 +116,24 @@ def test_bad_inputs():
         backbone(torch.linspace(0, 255, 3 * 32 * 32).view(1, 3, 32, 32))
 
 
+def test_bad_pixels_are_named_and_never_switch_the_check_off():
+    backbone = DiffusionUNetBackbone(arch=TINY)
+    nan_batch = images(2, 32, 32)
+    nan_batch[1, 0, 3, 4] = float('nan')
+    nan_batch[0, 2, 0, 0] = float('inf')
+    with pytest.raises(ValueError, match=r'holds 2 NaN or infinite values \(of 6144\)'):
+        backbone(nan_batch)
+    # the failed first batch did not use up the range check: [0, 1] images are still reported
+    with pytest.warns(UserWarning, match=r'spans \[0.00, 1.00\] \(no negative value: images in \[0, 1\]\?\)'):
+        backbone(torch.linspace(0, 1, 3 * 32 * 32).view(1, 3, 32, 32))
+    # on the CPU every batch is checked for non-finite values
+    with pytest.raises(ValueError, match='holds 1 NaN or infinite values'):
+        backbone(nan_batch[1:])
+    for empty in (torch.zeros(0, 3, 32, 32), torch.zeros(1, 3, 0, 32)):
+        with pytest.raises(ValueError, match=r'holds no pixels; give at least one image of at least 1x1 pixels'):
+            backbone(empty)
+
+
 @pytest.mark.parametrize('arch', [TINY, SMALL_DICT])
 @pytest.mark.parametrize('size', [(32, 32), (64, 48), (37, 45), (1, 70)])
 def test_pyramid_shapes_match_declared_feature_info(arch, size):

@@ -1,0 +1,65 @@
+"""Nothing a user made is replaced unless asked, and a run never silently trains from the wrong weights."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmdiff.utils.checkpoint_weights import check_checkpoint_fits
+from mmdiff.utils.output_paths import check_output_free, check_work_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_outputs_are_refused_unless_overwrite(tmp_path):
+    mine = tmp_path / 'mine.pth'
+    mine.write_bytes(b'x' * 7)
+    with pytest.raises(FileExistsError, match=r"mine.pth' already exists \(a file of 7 bytes\).*--overwrite"):
+        check_output_free(str(mine), overwrite=False)
+    folder = tmp_path / 'folder'
+    folder.mkdir()
+    check_output_free(str(folder), overwrite=False)  # an empty folder holds nothing to lose
+    (folder / 'labels.npy').write_bytes(b'')
+    with pytest.raises(FileExistsError, match=r"a folder holding \['labels.npy'\]"):
+        check_output_free(str(folder), overwrite=False)
+    check_output_free(str(folder), overwrite=True)
+    check_output_free(str(tmp_path / 'new.pth'), overwrite=False)
+
+
+def test_a_work_dir_with_an_earlier_run_needs_resume_or_overwrite(tmp_path):
+    check_work_dir(str(tmp_path / 'fresh'), resume=False, overwrite=False)
+    with pytest.raises(FileNotFoundError, match='nothing to resume'):
+        check_work_dir(str(tmp_path / 'fresh'), resume=True, overwrite=False)
+    (tmp_path / 'epoch_3.pth').write_bytes(b'')
+    with pytest.raises(FileExistsError, match=r"holds an earlier run \(\['epoch_3.pth'\]\).*--resume.*--overwrite"):
+        check_work_dir(str(tmp_path), resume=False, overwrite=False)
+    check_work_dir(str(tmp_path), resume=False, overwrite=True)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_3.pth'))
+    check_work_dir(str(tmp_path), resume=True, overwrite=False)
+
+
+def test_checkpoints_are_checked_against_the_model_before_loading(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 4))
+    other = tmp_path / 'other.pth'
+    torch.save(dict(state_dict=torch.nn.Conv2d(1, 1, 1).state_dict()), other)
+    with pytest.raises(ValueError, match=r'holds none of the 4 weights of the model .* load_from would train random'):
+        check_checkpoint_fits(model.state_dict(), str(other), 'the model', exact=False)
+    new_head = tmp_path / 'new_head.pth'  # fine-tuning: the body fits, the head is new
+    torch.save(dict(state_dict={k: v for k, v in model.state_dict().items() if k.startswith('0.')}), new_head)
+    check_checkpoint_fits(model.state_dict(), str(new_head), 'the model', exact=False)
+    with pytest.raises(ValueError, match=r'does not fit the model: 2 missing keys'):
+        check_checkpoint_fits(model.state_dict(), str(new_head), 'the model', exact=True)
+
+
+def test_train_refuses_to_replace_an_earlier_run(tmp_path):
+    earlier = tmp_path / 'epoch_12.pth'
+    earlier.write_bytes(b'weights of an earlier run')
+    result = subprocess.run([sys.executable, 'tools/train.py', 'configs/repfusion/resnet18-cifar_digits-16px_scratch.py',
+                             '--work-dir', str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode != 0 and 'holds an earlier run' in result.stderr, result.stderr[-2000:]
+    assert earlier.read_bytes() == b'weights of an earlier run'
+    resumed = subprocess.run([sys.executable, 'tools/train.py', 'configs/repfusion/resnet18-cifar_digits-16px_scratch.py',
+                              '--work-dir', str(tmp_path / 'empty'), '--resume'], capture_output=True, text=True,
+                             cwd=ROOT, timeout=600)
+    assert resumed.returncode != 0 and 'nothing to resume' in resumed.stderr, resumed.stderr[-2000:]
