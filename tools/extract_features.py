@@ -12,7 +12,7 @@ import argparse
 from mmengine.config import DictAction
 
 from mmdiff.utils.feature_extraction import SPLITS, extract_split
-from mmdiff.utils.runner_config import load_config
+from mmdiff.utils.runner_config import load_config, positive_int
 
 
 def main() -> None:
@@ -20,9 +20,9 @@ def main() -> None:
     parser.add_argument('config', help='classification config with a DiffusionUNetBackbone')
     parser.add_argument('--split', choices=SPLITS, required=True)
     parser.add_argument('--out', required=True, help='cache folder')
-    parser.add_argument('--shard-size', type=int, default=256, help='samples per resumable shard')
-    parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--pool', type=int, help='adaptive-average-pool each output to N x N before caching')
+    parser.add_argument('--shard-size', type=positive_int, default=256, help='samples per resumable shard')
+    parser.add_argument('--batch-size', type=positive_int, default=32)
+    parser.add_argument('--pool', type=positive_int, help='adaptive-average-pool each output to N x N before caching')
     parser.add_argument('--dtype', choices=('float32', 'float16'), default='float32')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
     args = parser.parse_args()

@@ -23,7 +23,7 @@ from mmdiff.models.backbones import DiffusionUNetBackbone
 from mmdiff.models.backbones.unet_taps import resolve_taps
 from mmdiff.utils.feature_extraction import extract_split, preprocessed_pixels
 from mmdiff.utils.linear_probe_fit import fit_linear_probe
-from mmdiff.utils.runner_config import load_config
+from mmdiff.utils.runner_config import load_config, positive_int
 
 
 def parse_block(text: str) -> Union[int, str]:
@@ -75,9 +75,9 @@ def main() -> None:
     parser.add_argument('--blocks', type=parse_block, nargs='+', required=True,
                         help='diffssl block numbers (e.g. 19 24 30) or submodule names')
     parser.add_argument('--work-dir', required=True)
-    parser.add_argument('--pool', type=int, default=2, help='pool each map to N x N before the probe')
+    parser.add_argument('--pool', type=positive_int, default=2, help='pool each map to N x N before the probe')
     parser.add_argument('--epochs', type=int, default=100, help='linear-probe epochs per cell')
-    parser.add_argument('--batch-size', type=int, default=32, help='images per U-Net call')
+    parser.add_argument('--batch-size', type=positive_int, default=32, help='images per U-Net call')
     parser.add_argument('--pixel-baseline', action='store_true',
                         help='also fit the probe on the raw preprocessed pixels of the same splits')
     parser.add_argument('--seed', type=int, default=0, help='seed of the probes (the model is initialised with '

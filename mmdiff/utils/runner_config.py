@@ -19,6 +19,17 @@ from mmengine.utils import import_modules_from_strings
 from .model_check import check_model_arguments
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (a pool size, a batch size), named in the error otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an integer >= 1, got {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'expected an integer >= 1, got {value}')
+    return value
+
+
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments both tools take: config, work dir, AMP, config overrides and the launcher."""
     parser.add_argument('config', help='config file')

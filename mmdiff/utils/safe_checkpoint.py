@@ -16,7 +16,6 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
 
-
 def history_buffer_statistic(owner: Any, name: str) -> Any:
     """The only ``getattr`` a checkpoint may call: a ``HistoryBuffer`` statistic method (``min``, ``mean``, ...),
     which mmengine's message hub pickles by reference."""

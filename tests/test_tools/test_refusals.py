@@ -10,6 +10,7 @@ from mmdiff.utils.checkpoint_weights import check_checkpoint_fits
 from mmdiff.utils.output_paths import check_output_free, check_work_dir
 
 ROOT = Path(__file__).resolve().parents[2]
+CONFIG = 'configs/repfusion/resnet18-cifar_digits-16px_scratch.py'
 
 
 def test_outputs_are_refused_unless_overwrite(tmp_path):
@@ -55,11 +56,10 @@ def test_checkpoints_are_checked_against_the_model_before_loading(tmp_path):
 def test_train_refuses_to_replace_an_earlier_run(tmp_path):
     earlier = tmp_path / 'epoch_12.pth'
     earlier.write_bytes(b'weights of an earlier run')
-    result = subprocess.run([sys.executable, 'tools/train.py', 'configs/repfusion/resnet18-cifar_digits-16px_scratch.py',
-                             '--work-dir', str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    result = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(tmp_path)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert result.returncode != 0 and 'holds an earlier run' in result.stderr, result.stderr[-2000:]
     assert earlier.read_bytes() == b'weights of an earlier run'
-    resumed = subprocess.run([sys.executable, 'tools/train.py', 'configs/repfusion/resnet18-cifar_digits-16px_scratch.py',
-                              '--work-dir', str(tmp_path / 'empty'), '--resume'], capture_output=True, text=True,
-                             cwd=ROOT, timeout=600)
+    resumed = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(tmp_path / 'empty'), '--resume'],
+                             capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert resumed.returncode != 0 and 'nothing to resume' in resumed.stderr, resumed.stderr[-2000:]

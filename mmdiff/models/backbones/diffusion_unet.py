@@ -12,7 +12,7 @@ from mmdiff.utils.choices import check_choice
 from mmdiff.utils.checkpoint_weights import check_weights_fit, checkpoint_weights
 from mmdiff.utils.safe_checkpoint import load_checkpoint_file
 from .backbone_inputs import (check_class_label, check_image_batch, check_noise_arguments, check_per_image_timesteps,
-                              check_pretrained, check_timesteps, per_image_class_labels)
+                              check_pretrained, check_timesteps, is_integer, per_image_class_labels)
 from .feature_info import FeatureLevel
 from .fixed_noise import FixedNoise, noised_stack
 from .pyramid import FUSIONS, assemble_level, attention_map_taps, fused_channels, select_levels
@@ -74,7 +74,7 @@ class DiffusionUNetBackbone(BaseModule):
         num_noise_draws (int): Features are averaged over this many noise draws (an ensemble, as DIFT does).
             Defaults to 1.
         out_strides (Sequence[int], optional): Strides of the pyramid; each level is the decoder's last layer
-            at that stride. Give either this or ``out_blocks``. Defaults to (4, 8, 16, 32).
+            at that stride. ``out_blocks`` takes over from the default. Defaults to (4, 8, 16, 32).
         out_blocks (Sequence[str | int], optional): Taps by submodule name (``'mid_block'``,
             ``'up_blocks.1.attentions.1'``) or by diffssl block number (1-based; 24 is the papers' block).
             Defaults to None.
@@ -216,6 +216,10 @@ class DiffusionUNetBackbone(BaseModule):
     def _build_projections(self, projection_channels: Optional[Sequence[int]]) -> Optional[nn.ModuleList]:
         if projection_channels is None:
             return None
+        if not isinstance(projection_channels, (list, tuple)) or not all(
+                is_integer(width) and width >= 1 for width in projection_channels):
+            raise ValueError(f'projection_channels must be a sequence of widths >= 1, one per output, got '
+                             f'{projection_channels!r}')
         if len(projection_channels) != len(self._levels):
             raise ValueError(f'projection_channels has {len(projection_channels)} widths for '
                              f'{len(self._levels)} outputs (strides {[stride for _, stride in self._levels]})')

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from .unet_taps import UNetTap, decoder_tap_at_stride, format_taps, resolve_taps
 
 FUSIONS = ('concat', 'mean', 'stack')
+DEFAULT_STRIDES = (4, 8, 16, 32)
 
 Level = Tuple[UNetTap, int]  # a tap and the stride its level is output at
 
@@ -37,6 +38,9 @@ def select_levels(taps: Sequence[UNetTap], out_strides: Optional[Sequence[int]],
         out_blocks (Sequence[str | int], optional): Taps by name or diffssl number (exactly one of the two).
         resample (bool): Resample the nearest decoder stride when ``out_strides`` names one the decoder lacks.
     """
+    out_strides, out_blocks = _as_tuple(out_strides), _as_tuple(out_blocks)
+    if out_blocks is not None and out_strides == DEFAULT_STRIDES:
+        out_strides = None  # out_blocks takes over from the default strides
     if (out_strides is None) == (out_blocks is None):
         raise ValueError(f'give exactly one of out_strides and out_blocks (set the other to None), got '
                          f'out_strides={out_strides!r} and out_blocks={out_blocks!r}')
@@ -48,8 +52,19 @@ def select_levels(taps: Sequence[UNetTap], out_strides: Optional[Sequence[int]],
         if not out_strides:
             raise ValueError('out_strides is empty; give at least one stride, e.g. (4, 8, 16, 32)')
         levels = [(_tap_for_stride(taps, stride, resample), stride) for stride in out_strides]
+    names = [(tap.name, stride) for tap, stride in levels]
+    if len(set(names)) != len(names):
+        raise ValueError(f'out_strides={out_strides!r} / out_blocks={out_blocks!r} repeat an output: '
+                         f'{[f"{name} at stride {stride}" for name, stride in names]}')
     order = {tap.name: index for index, tap in enumerate(taps)}
     return sorted(levels, key=lambda level: (level[1], order[level[0].name]))
+
+
+def _as_tuple(value) -> Optional[tuple]:
+    """A sequence as a tuple, a single stride / block / name as a 1-tuple, None as None."""
+    if value is None or isinstance(value, (list, tuple)):
+        return None if value is None else tuple(value)
+    return (value, )
 
 
 def fused_channels(channels: int, num_timesteps: int, fusion: str) -> int:

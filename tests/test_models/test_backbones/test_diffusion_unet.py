@@ -66,11 +66,32 @@ def test_invalid_arguments():
     # scheduler: a supported diffusers class
     with pytest.raises(ValueError, match=r"noise_scheduler type 'EulerScheduler' is not supported; choose one of"):
         DiffusionUNetBackbone(arch=TINY, noise_scheduler=dict(type='EulerScheduler'))
-    # taps: exactly one of out_strides and out_blocks, and each must exist
+    # taps: out_blocks takes over from the default strides, not from strides given; each tap must exist, once
+    assert DiffusionUNetBackbone(arch=TINY, out_blocks=(24, )).feature_info[0].block == 'up_blocks.1.attentions.1'
+    assert DiffusionUNetBackbone(arch=TINY, out_blocks=24).out_channels == (64, )  # one block needs no tuple
     with pytest.raises(ValueError, match='give exactly one of out_strides and out_blocks'):
-        DiffusionUNetBackbone(arch=TINY, out_blocks=(24, ))
+        DiffusionUNetBackbone(arch=TINY, out_strides=(8, 16), out_blocks=(24, ))
     with pytest.raises(ValueError, match='give exactly one of out_strides and out_blocks'):
         DiffusionUNetBackbone(arch=TINY, out_strides=None)
+    with pytest.raises(ValueError, match=r'repeat an output: .*up_blocks.1.attentions.1 at stride 16'):
+        DiffusionUNetBackbone(arch=TINY, out_strides=None, out_blocks=(24, 'up_blocks.1.attentions.1'))
+    with pytest.raises(ValueError, match=r'repeat an output'):
+        DiffusionUNetBackbone(arch=TINY, out_strides=(8, 8))
+    for widths in (8, (8, 0, 8, 8), (8, -1, 8, 8)):
+        with pytest.raises(ValueError, match='projection_channels must be a sequence of widths >= 1'):
+            DiffusionUNetBackbone(arch=TINY, projection_channels=widths)
+    for value, error in ((150.0, TypeError), (True, TypeError), ((150, 150), ValueError)):
+        with pytest.raises(error, match='must be an integer|must be integers|repeat a step'):
+            DiffusionUNetBackbone(arch=TINY, timesteps=value)
+    with pytest.raises(TypeError, match='class_label must be an integer class index or None, got 1.5'):
+        DiffusionUNetBackbone(arch=TINY, class_label=1.5)
+    for draws in ('2', 1.5, 0):
+        with pytest.raises(ValueError, match='num_noise_draws must be an integer >= 1'):
+            DiffusionUNetBackbone(arch=TINY, num_noise_draws=draws)
+    with pytest.raises(ValueError, match='noise_seed must be an integer >= 0, got -1'):
+        DiffusionUNetBackbone(arch=TINY, noise_seed=-1)
+    import numpy as np
+    assert DiffusionUNetBackbone(arch=TINY, timesteps=np.int64(150)).timesteps == (150, )
     with pytest.raises(KeyError, match=r"'up_blocks.9' is not a tappable block of this U-Net; valid names are: "
                        r'conv_in, down_blocks.0.resnets.0'):
         DiffusionUNetBackbone(arch=TINY, out_strides=None, out_blocks=('up_blocks.9', ))
