@@ -32,7 +32,7 @@ def export_student(checkpoint_path: str, out: str, weights: str = 'ema') -> int:
     if not osp.isfile(checkpoint_path):
         raise FileNotFoundError(f'checkpoint {checkpoint_path!r} does not exist')
     checkpoint = load_checkpoint_file(checkpoint_path)
-    state = checkpoint_weights(checkpoint, weights)
+    state = checkpoint_weights(checkpoint, weights, repr(checkpoint_path))
     if not any(key.startswith('teacher.') for key in state):
         prefixes = sorted({key.split('.')[0] + '.' for key in state})
         raise ValueError(f'{checkpoint_path!r} is not a RepFusionDistiller checkpoint (no teacher. weights; its '

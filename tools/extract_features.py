@@ -25,10 +25,12 @@ def main() -> None:
     parser.add_argument('--pool', type=positive_int, help='adaptive-average-pool each output to N x N before caching')
     parser.add_argument('--dtype', choices=('float32', 'float16'), default='float32')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='write into a folder that holds other files than a cache of these features')
     args = parser.parse_args()
     cfg = load_config(args.config, args.cfg_options)
     cache = extract_split(cfg, args.split, args.out, shard_size=args.shard_size, batch_size=args.batch_size,
-                          pool_size=args.pool, dtype=args.dtype)
+                          pool_size=args.pool, dtype=args.dtype, overwrite=args.overwrite)
     shapes = ', '.join(f'{tap}: {tuple(level.shape)}' for tap, level in zip(cache.manifest['taps'], cache.levels))
     print(f'{len(cache)} samples cached in {args.out} ({shapes})')
 

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from mmengine.utils import ProgressBar
 from torch import Tensor
 
+from mmdiff.utils.output_paths import check_output_free
+
 MANIFEST = 'manifest.json'
 PROGRESS = 'progress.json'
 FORMAT_VERSION = 1
@@ -129,7 +131,8 @@ def extract_to_cache(batch_features: BatchFunction,
                      batch_size: int = 32,
                      pool_size: Optional[int] = None,
                      dtype: str = 'float32',
-                     show_progress: bool = True) -> FeatureCache:
+                     show_progress: bool = True,
+                     overwrite: bool = False) -> FeatureCache:
     """Write (or finish writing) the features of ``num_samples`` samples into ``cache_dir``.
 
     Args:
@@ -145,6 +148,8 @@ def extract_to_cache(batch_features: BatchFunction,
             writing (for sweeps over many taps). Defaults to None (full maps).
         dtype (str): Storage dtype, ``'float32'`` or ``'float16'``. Defaults to ``'float32'``.
         show_progress (bool): Draw a progress bar over the samples. Defaults to True.
+        overwrite (bool): Write a new cache into a folder that holds other files (refused otherwise, so nothing
+            there is replaced). Defaults to False.
 
     Returns:
         FeatureCache: The finished cache.
@@ -178,6 +183,7 @@ def extract_to_cache(batch_features: BatchFunction,
         labels = np.load(cache / 'labels.npy', mmap_mode='r+')
         done = set(json.loads((cache / PROGRESS).read_text())['done'])
     else:
+        check_output_free(cache_dir, overwrite)  # not a cache of ours: its files would be replaced
         cache.mkdir(parents=True, exist_ok=True)
         probe, _ = features_of([0])
         manifest['levels'] = [dict(shape=list(level.shape[1:]), dtype=dtype) for level in probe]

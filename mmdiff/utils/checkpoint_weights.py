@@ -9,7 +9,7 @@ from .safe_checkpoint import load_checkpoint_file
 WEIGHT_KINDS = ('ema', 'raw')
 
 
-def checkpoint_weights(checkpoint: dict, weights: str = 'ema') -> Dict[str, Tensor]:
+def checkpoint_weights(checkpoint: dict, weights: str = 'ema', source: str = 'the checkpoint') -> Dict[str, Tensor]:
     """The model weights of a loaded checkpoint: its EMA weights or its raw (trained) ones.
 
     mmengine's ``EMAHook`` saves the averaged weights in ``state_dict`` and the raw ones in ``ema_state_dict``
@@ -19,11 +19,15 @@ def checkpoint_weights(checkpoint: dict, weights: str = 'ema') -> Dict[str, Tens
     Args:
         checkpoint (dict): A loaded checkpoint (``torch.load`` output).
         weights (str): ``'ema'`` or ``'raw'``. Defaults to ``'ema'``.
+        source (str): Where it was read from, for the message. Defaults to ``'the checkpoint'``.
 
     Returns:
         dict: Parameter name -> tensor.
     """
     check_choice('weights', weights, WEIGHT_KINDS)
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f'{source} holds a {type(checkpoint).__name__}, not a state dict or an mmengine checkpoint '
+                         f'(a dict with state_dict)')
     if 'state_dict' not in checkpoint:
         return checkpoint
     if weights == 'raw' and 'ema_state_dict' in checkpoint:

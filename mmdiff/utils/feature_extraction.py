@@ -93,7 +93,7 @@ def extract_split(cfg: Config, split: str, cache_dir: str, **kwargs) -> FeatureC
         cfg (Config): A classification config whose backbone is a ``DiffusionUNetBackbone``.
         split (str): ``'train'``, ``'val'`` or ``'test'``.
         cache_dir (str): Output folder.
-        **kwargs: ``shard_size``, ``batch_size``, ``pool_size``, ``dtype``, ``show_progress`` of
+        **kwargs: ``shard_size``, ``batch_size``, ``pool_size``, ``dtype``, ``show_progress``, ``overwrite`` of
             :func:`extract_to_cache`.
     """
     model, dataset, dataset_cfg = build_model_and_dataset(cfg, split)

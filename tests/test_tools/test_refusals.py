@@ -63,3 +63,19 @@ def test_train_refuses_to_replace_an_earlier_run(tmp_path):
     resumed = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(tmp_path / 'empty'), '--resume'],
                              capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert resumed.returncode != 0 and 'nothing to resume' in resumed.stderr, resumed.stderr[-2000:]
+
+
+def test_extraction_refuses_a_folder_that_is_not_its_cache(tmp_path):
+    from mmdiff.datasets.feature_cache import extract_to_cache
+
+    def batch_features(indices):
+        return [torch.ones(len(indices), 2, 1, 1)], torch.zeros(len(indices), dtype=torch.long)
+
+    (tmp_path / 'labels.npy').write_bytes(b'the user\'s labels')
+    with pytest.raises(FileExistsError, match=r"a folder holding \['labels.npy'\].*--overwrite"):
+        extract_to_cache(batch_features, 3, str(tmp_path), dict(name='test'), show_progress=False)
+    assert (tmp_path / 'labels.npy').read_bytes() == b'the user\'s labels'
+    cache = extract_to_cache(batch_features, 3, str(tmp_path), dict(name='test'), show_progress=False, overwrite=True)
+    assert len(cache) == 3
+    # a cache of the same features resumes without --overwrite
+    assert len(extract_to_cache(batch_features, 3, str(tmp_path), dict(name='test'), show_progress=False)) == 3

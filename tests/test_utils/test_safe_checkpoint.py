@@ -92,3 +92,11 @@ def test_unreadable_files_are_named(tmp_path, content):
         load_checkpoint_file(str(path))
     with pytest.raises(FileNotFoundError, match='does not exist'):
         load_checkpoint_file(str(tmp_path / 'missing.pth'))
+
+
+def test_a_checkpoint_that_is_not_a_dict_is_named(tmp_path):
+    path = tmp_path / 'a_list.pth'
+    torch.save([torch.zeros(1)], path)
+    backbone = DiffusionUNetBackbone(arch='adm-tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(ValueError, match=rf"'{path}' holds a list, not a state dict or an mmengine checkpoint"):
+        backbone.init_weights()

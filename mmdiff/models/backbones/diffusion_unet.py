@@ -249,7 +249,7 @@ class DiffusionUNetBackbone(BaseModule):
             return
         checkpoint = load_checkpoint_file(self.init_cfg['checkpoint'])
         weights = self.init_cfg.get('weights', 'ema')
-        state = checkpoint_weights(checkpoint, weights)
+        state = checkpoint_weights(checkpoint, weights, repr(self.init_cfg['checkpoint']))
         prefix = self.init_cfg.get('prefix')
         if prefix:
             state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
