@@ -28,6 +28,7 @@ from mmdiff.utils.output_paths import check_output_free
 
 MANIFEST = 'manifest.json'
 PROGRESS = 'progress.json'
+SOURCES = 'sources.tsv'  # size, modification time (ns) and path of each source file, in sample order
 FORMAT_VERSION = 1
 
 # a batch function maps sample indices to (backbone outputs, labels)
@@ -96,6 +97,7 @@ class FeatureCache:
             raise FileNotFoundError(f'{cache_dir!r} is not a feature cache (no {MANIFEST}); write one with '
                                     f'tools/extract_features.py')
         self.manifest = json.loads(manifest_path.read_text())
+        check_sources(self.cache_dir)
         done = set(json.loads((self.cache_dir / PROGRESS).read_text())['done'])
         missing = sorted(set(range(self.manifest['num_shards'])) - done)
         if missing:
@@ -117,6 +119,31 @@ class FeatureCache:
         return self.levels[index]
 
 
+def write_sources(cache_dir: Path, paths: Sequence[str]) -> None:
+    """Record each source file's size and modification time, so that a changed file makes the cache stale."""
+    lines = []
+    for path in paths:
+        path = os.path.abspath(path)
+        stat = os.stat(path)
+        lines.append(f'{stat.st_size}\t{stat.st_mtime_ns}\t{path}')
+    (cache_dir / SOURCES).write_text('\n'.join(lines) + '\n')
+
+
+def check_sources(cache_dir: Path) -> None:
+    """Raise a ``ValueError`` naming the first source file that is gone or has changed (size or modification
+    time) since the cache was written; a cache without a source listing (generated data) has nothing to check."""
+    listing = cache_dir / SOURCES
+    if not listing.is_file():
+        return
+    for line in listing.read_text().splitlines():
+        size, mtime, path = line.split('\t', 2)
+        now = (os.stat(path).st_size, os.stat(path).st_mtime_ns) if os.path.isfile(path) else None
+        if now != (int(size), int(mtime)):
+            state = 'no longer exists' if now is None else f'has changed since ({now[0]} bytes, modified {now[1]} ns)'
+            raise ValueError(f'the feature cache {str(cache_dir)!r} is stale: it was made from {path!r} ({size} '
+                             f'bytes, modified {mtime} ns), which {state}; extract again into a new folder')
+
+
 def _write_progress(cache_dir: Path, done: Iterable[int]) -> None:
     temporary = cache_dir / (PROGRESS + '.tmp')
     temporary.write_text(json.dumps(dict(done=sorted(done))))
@@ -132,7 +159,8 @@ def extract_to_cache(batch_features: BatchFunction,
                      pool_size: Optional[int] = None,
                      dtype: str = 'float32',
                      show_progress: bool = True,
-                     overwrite: bool = False) -> FeatureCache:
+                     overwrite: bool = False,
+                     sources: Optional[Sequence[str]] = None) -> FeatureCache:
     """Write (or finish writing) the features of ``num_samples`` samples into ``cache_dir``.
 
     Args:
@@ -150,6 +178,9 @@ def extract_to_cache(batch_features: BatchFunction,
         show_progress (bool): Draw a progress bar over the samples. Defaults to True.
         overwrite (bool): Write a new cache into a folder that holds other files (refused otherwise, so nothing
             there is replaced). Defaults to False.
+        sources (Sequence[str], optional): The file each sample is read from, in sample order: their sizes and
+            modification times are recorded, and a changed file makes the cache stale (refused when opened or
+            resumed). Defaults to None (generated data: nothing to record).
 
     Returns:
         FeatureCache: The finished cache.
@@ -178,6 +209,7 @@ def extract_to_cache(batch_features: BatchFunction,
         if differences:
             raise ValueError(f'{cache_dir!r} holds a feature cache of other features; (cache, asked) differ in '
                              f'{differences}; delete the folder or write to another one')
+        check_sources(cache)
         manifest = found
         levels = [np.load(cache / f'level{i}.npy', mmap_mode='r+') for i in range(len(found['levels']))]
         labels = np.load(cache / 'labels.npy', mmap_mode='r+')
@@ -193,6 +225,8 @@ def extract_to_cache(batch_features: BatchFunction,
         ]
         labels = np.lib.format.open_memmap(cache / 'labels.npy', mode='w+', dtype=np.int64, shape=(num_samples, ))
         done = set()
+        if sources is not None:
+            write_sources(cache, sources)
         _write_progress(cache, done)
         (cache / MANIFEST).write_text(json.dumps(manifest, indent=2))
 

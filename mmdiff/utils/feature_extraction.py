@@ -102,4 +102,7 @@ def extract_split(cfg: Config, split: str, cache_dir: str, **kwargs) -> FeatureC
         init_seed=init_seed(cfg),
         dataset={key: value for key, value in dataset_cfg.to_dict().items() if key != 'pipeline'},
         pipeline=dataset_cfg.pipeline)
-    return extract_to_cache(classifier_batch_features(model, dataset), len(dataset), cache_dir, manifest, **kwargs)
+    paths = [dataset.get_data_info(i).get('img_path') for i in range(len(dataset))]
+    sources = paths if all(isinstance(path, str) for path in paths) else None  # None: generated in memory
+    return extract_to_cache(classifier_batch_features(model, dataset), len(dataset), cache_dir, manifest,
+                            sources=sources, **kwargs)
