@@ -104,8 +104,8 @@ class FeatureCache:
             raise ValueError(f'the feature cache {cache_dir!r} is incomplete ({len(missing)} of '
                              f'{self.manifest["num_shards"]} shards missing); run tools/extract_features.py again '
                              f'with the same arguments to finish it')
-        self.labels = np.load(self.cache_dir / 'labels.npy', mmap_mode='r')
-        self.levels = [np.load(self.cache_dir / f'level{i}.npy', mmap_mode='r')
+        self.labels = open_cached_array(self.cache_dir / 'labels.npy', 'r')
+        self.levels = [open_cached_array(self.cache_dir / f'level{i}.npy', 'r')
                        for i in range(len(self.manifest['levels']))]
 
     def __len__(self) -> int:
@@ -117,6 +117,15 @@ class FeatureCache:
             raise IndexError(f'level {index} is not in the cache {str(self.cache_dir)!r}, which holds '
                              f'{len(self.levels)} levels (taps {self.manifest["taps"]})')
         return self.levels[index]
+
+
+def open_cached_array(path: Path, mode: str) -> np.ndarray:
+    """Memory-map one array of a cache; a missing, truncated or damaged file is named."""
+    try:
+        return np.load(path, mmap_mode=mode)
+    except (OSError, ValueError) as error:
+        raise ValueError(f'{str(path)!r} of the feature cache is missing, truncated or damaged ({error}); delete the '
+                         f'cache folder and extract again') from error
 
 
 def write_sources(cache_dir: Path, paths: Sequence[str]) -> None:
@@ -211,8 +220,8 @@ def extract_to_cache(batch_features: BatchFunction,
                              f'{differences}; delete the folder or write to another one')
         check_sources(cache)
         manifest = found
-        levels = [np.load(cache / f'level{i}.npy', mmap_mode='r+') for i in range(len(found['levels']))]
-        labels = np.load(cache / 'labels.npy', mmap_mode='r+')
+        levels = [open_cached_array(cache / f'level{i}.npy', 'r+') for i in range(len(found['levels']))]
+        labels = open_cached_array(cache / 'labels.npy', 'r+')
         done = set(json.loads((cache / PROGRESS).read_text())['done'])
     else:
         check_output_free(cache_dir, overwrite)  # not a cache of ours: its files would be replaced

@@ -104,3 +104,16 @@ def test_a_cache_whose_source_changed_is_stale(tmp_path):
     images[1].unlink()
     with pytest.raises(ValueError, match=rf"'{images[1]}' .* which no longer exists"):
         FeatureCache(str(cache_dir))
+
+
+def test_a_truncated_cache_array_is_named(tmp_path):
+    from mmdiff.datasets.feature_cache import FeatureCache, extract_to_cache
+
+    def batch_features(indices):
+        return [torch.ones(len(indices), 4, 2, 2)], torch.zeros(len(indices), dtype=torch.long)
+
+    extract_to_cache(batch_features, 5, str(tmp_path), dict(name='test'), show_progress=False)
+    level = tmp_path / 'level0.npy'
+    level.write_bytes(level.read_bytes()[:-40])
+    with pytest.raises(ValueError, match=rf"'{level}' of the feature cache is missing, truncated or damaged"):
+        FeatureCache(str(tmp_path))
