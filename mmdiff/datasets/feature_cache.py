@@ -146,7 +146,8 @@ def check_sources(cache_dir: Path) -> None:
         return
     for line in listing.read_text().splitlines():
         size, mtime, path = line.split('\t', 2)
-        now = (os.stat(path).st_size, os.stat(path).st_mtime_ns) if os.path.isfile(path) else None
+        stat = os.stat(path) if os.path.isfile(path) else None
+        now = None if stat is None else (stat.st_size, stat.st_mtime_ns)
         if now != (int(size), int(mtime)):
             state = 'no longer exists' if now is None else f'has changed since ({now[0]} bytes, modified {now[1]} ns)'
             raise ValueError(f'the feature cache {str(cache_dir)!r} is stale: it was made from {path!r} ({size} '

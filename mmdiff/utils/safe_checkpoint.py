@@ -45,6 +45,13 @@ class UnsafeCheckpointError(ValueError):
     """A checkpoint that names a global outside :data:`CHECKPOINT_GLOBALS`: loading it could run code."""
 
 
+def check_local(filename: str) -> None:
+    """Refuse a remote checkpoint path (``https://``, ``torchvision://``, ...): mmdiff never downloads."""
+    if '://' in filename:
+        raise ValueError(f'{filename!r} is remote: mmdiff never downloads checkpoints. Download it yourself and pass '
+                         f'the local file')
+
+
 def load_checkpoint_file(filename: str, map_location: Any = 'cpu', mmap: bool = False) -> Any:
     """Unpickle a local checkpoint with ``weights_only=True`` and the globals mmengine checkpoints need.
 
@@ -60,9 +67,7 @@ def load_checkpoint_file(filename: str, map_location: Any = 'cpu', mmap: bool = 
         ValueError: For a file that is not a readable torch checkpoint (empty, truncated, another format).
     """
     filename = os.fspath(filename)
-    if '://' in filename:
-        raise ValueError(f'{filename!r} is remote: mmdiff never downloads checkpoints. Download it yourself and pass '
-                         f'the local file')
+    check_local(filename)
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename!r} does not exist')
     try:
@@ -86,7 +91,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def _refuse_remote(filename: str, map_location: Any = None) -> None:
-    load_checkpoint_file(filename, map_location)  # raises: the path is remote
+    check_local(filename)  # mmengine hands it only paths of a remote scheme: it raises
 
 
 def register_safe_checkpoint_loader() -> None:

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS
 from mmdiff.utils.choices import check_choice
+from mmdiff.utils.safe_checkpoint import check_local
 
 
 def is_integer(value) -> bool:
@@ -38,9 +39,7 @@ def check_pretrained(init_cfg: Optional[dict]) -> None:
         return
     check_choice("init_cfg['weights']", init_cfg.get('weights', 'ema'), WEIGHT_KINDS)
     checkpoint = str(init_cfg.get('checkpoint'))
-    if '://' in checkpoint:
-        raise ValueError(f'backbone checkpoint {checkpoint!r} (init_cfg) is remote: mmdiff never downloads '
-                         f'checkpoints. Download it yourself and point the config\'s `pretrained` at the local file')
+    check_local(checkpoint)
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(
             f'backbone checkpoint {checkpoint!r} (init_cfg) does not exist. An mmdiff backbone checkpoint is '

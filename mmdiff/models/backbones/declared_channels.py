@@ -33,7 +33,7 @@ def declared_out_channels(backbone: dict) -> List[int]:
     elif kwargs.get('arch') is None:
         unet_folder(model_dir)  # raises: nothing describes the U-Net
     context = kwargs.get('context')
-    if context is not None and not os.path.isfile(str(context.get('path'))):  # its file may not exist yet
+    if context is not None and not (context.get('path') and os.path.isfile(context['path'])):  # not written yet
         if kwargs.get('attention_maps') is not None and context.get('num_tokens') is None:
             raise ValueError(f'the cross-attention maps add one channel per context token, but the context file '
                              f'{context.get("path")!r} does not exist and the context gives no num_tokens')

@@ -62,9 +62,9 @@ def select_levels(taps: Sequence[UNetTap], out_strides: Optional[Sequence[int]],
 
 def _as_tuple(value) -> Optional[tuple]:
     """A sequence as a tuple, a single stride / block / name as a 1-tuple, None as None."""
-    if value is None or isinstance(value, (list, tuple)):
-        return None if value is None else tuple(value)
-    return (value, )
+    if value is None:
+        return None
+    return tuple(value) if isinstance(value, (list, tuple)) else (value, )
 
 
 def fused_channels(channels: int, num_timesteps: int, fusion: str) -> int:
