@@ -3,7 +3,8 @@
     python tools/benchmark.py backbone [--arch adm-256u] [--batch-size 32] [--size 256] [--device cuda] [--compile]
         Images/s, achieved TFLOP/s (PyTorch's flop counter), the fraction of a measured matmul peak, peak memory and
         the error against the fp32 features, for the plain diffusers full forward and the backbone's settings
-        (truncated U-Net, bf16 autocast, channels_last, torch.compile, three timesteps in one call).
+        (truncated U-Net, bf16 autocast, channels_last, torch.compile, three timesteps in one call), and the cost
+        of the backbone's input checks (first batch and later ones; on CUDA, the host synchronisations they cause).
     python tools/benchmark.py step CONFIG [--backbone-arch adm-tiny] [--batch-size 2] [--size 256]
         One runner train step (data preprocessor, loss, backward, optimizer) and one test step of a detector or
         segmentor config, on random images.
@@ -20,6 +21,7 @@ import platform
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, Sequence
 
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 
 from mmdiff.datasets.feature_cache import extract_to_cache
 from mmdiff.models.backbones import DiffusionUNetBackbone
+from mmdiff.models.backbones.backbone_inputs import check_image_batch
 
 OUT_DIR = Path('work_dirs/benchmarks')
 
@@ -103,6 +106,32 @@ BACKBONE_SETTINGS = {
 }
 
 
+def host_synchronisations(run: Callable[[], None], device: torch.device) -> int:
+    """How many times ``run`` makes the host wait for the device (CUDA's sync debug mode); 0 off CUDA."""
+    if device.type != 'cuda':
+        return 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        torch.cuda.set_sync_debug_mode('warn')
+        try:
+            run()
+        finally:
+            torch.cuda.set_sync_debug_mode('default')
+    return sum('synchronizing' in str(warning.message) for warning in caught)
+
+
+def benchmark_input_checks(images: torch.Tensor, repeats: int, backbone_seconds: float) -> Dict:
+    """Time the backbone's input checks on ``images``: the first batch's (values and range) and a later one's."""
+    device = images.device
+    first = median_seconds(lambda: check_image_batch(images, images.shape[1], first_batch=True), repeats,
+                           device=device)
+    later = median_seconds(lambda: check_image_batch(images, images.shape[1], first_batch=False), repeats,
+                           device=device)
+    return dict(first_batch_s=first, later_batch_s=later, fraction_of_fp32_backbone_batch=later / backbone_seconds,
+                host_syncs_later_batch=host_synchronisations(
+                    lambda: check_image_batch(images, images.shape[1], first_batch=False), device))
+
+
 def benchmark_backbone(args: argparse.Namespace) -> Dict:
     device = torch.device(args.device)
     if device.type == 'cuda':
@@ -169,9 +198,11 @@ def benchmark_backbone(args: argparse.Namespace) -> Dict:
                          fraction_of_matmul_peak=achieved / peak, peak_memory_gib=peak_memory,
                          relative_error_vs_fp32=error))
         del backbone
+    fp32_backbone = next(row for row in rows if row['setting'] == 'fp32 backbone (truncated)')
     return dict(benchmark='backbone', arch=args.arch, batch_size=args.batch_size, size=args.size,
                 device=device_name(device), repeats=args.repeats, torch=torch.__version__,
-                matmul_peak_tflops={str(dtype): peak for dtype, peak in peaks.items()}, rows=rows)
+                matmul_peak_tflops={str(dtype): peak for dtype, peak in peaks.items()}, rows=rows,
+                input_checks=benchmark_input_checks(check_batch, args.repeats, fp32_backbone['seconds_per_batch']))
 
 
 def print_backbone_table(result: Dict) -> None:
@@ -187,6 +218,10 @@ def print_backbone_table(result: Dict) -> None:
         print(f'| {row["setting"]} | {row["images_per_s"]:.2f} | {row["samples_per_s"]:.2f} | '
               f'{row["gflop_per_image"]:.1f} | {row["achieved_tflops"]:.3f} | {row["fraction_of_matmul_peak"]:.0%} | '
               f'{memory} | {error} | {row["first_call_s"]:.2f} |')
+    checks = result['input_checks']
+    print(f'\ninput checks per batch: first {checks["first_batch_s"] * 1e3:.3f} ms (values and range), later '
+          f'{checks["later_batch_s"] * 1e3:.3f} ms ({checks["fraction_of_fp32_backbone_batch"]:.2e} of the fp32 '
+          f'backbone batch), host synchronisations after the first: {checks["host_syncs_later_batch"]}')
 
 
 def benchmark_cache(args: argparse.Namespace) -> Dict:

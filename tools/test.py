@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 from mmdiff.utils.checkpoint_weights import check_weights_fit
 from mmdiff.utils.dataset_check import check_dataloaders
 from mmdiff.utils.runner_access import unwrap_model
-from mmdiff.utils.runner_config import add_runner_arguments, load_runner_config
+from mmdiff.utils.runner_config import add_runner_arguments, leave_process_group, load_runner_config
 from mmdiff.utils.safe_checkpoint import load_checkpoint_file
 
 
@@ -41,6 +41,7 @@ def main() -> None:
     check_weights_fit(model.state_dict(), checkpoint.get('state_dict', checkpoint), args.checkpoint,
                       f'the model of {args.config}')
     runner.test()
+    leave_process_group()
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ from mmdiff.utils.checkpoint_weights import check_checkpoint_fits
 from mmdiff.utils.dataset_check import check_dataloaders
 from mmdiff.utils.output_paths import check_work_dir
 from mmdiff.utils.runner_access import unwrap_model
-from mmdiff.utils.runner_config import add_runner_arguments, load_runner_config
+from mmdiff.utils.runner_config import add_runner_arguments, leave_process_group, load_runner_config
 
 
 def main() -> None:
@@ -48,6 +48,7 @@ def main() -> None:
         check_checkpoint_fits(unwrap_model(runner.model).state_dict(), checkpoint, f'the model of {args.config}',
                               exact=bool(args.resume))
     runner.train()
+    leave_process_group()
 
 
 if __name__ == '__main__':

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from mmdiff.datasets.feature_cache import BatchFunction, FeatureCache, backbone_manifest, extract_to_cache
 from .choices import check_choice
+from .model_check import check_pixel_normalisation
 from .runner_access import gt_labels
 from .runner_config import enter_config_scope
 
@@ -49,6 +50,7 @@ def build_model_and_dataset(cfg: Config, split: str) -> Tuple[nn.Module, object,
         tuple: (model, dataset, the dataset config as built).
     """
     dataset, dataset_cfg = build_split_dataset(cfg, split)
+    check_pixel_normalisation(cfg)
     set_random_seed(init_seed(cfg))
     model = MODELS.build(cfg.model)
     model.init_weights()

@@ -1,6 +1,7 @@
 """Check a config's model arguments against the classes they build, before anything is built."""
 import difflib
 import inspect
+import warnings
 from typing import Iterator, Optional, Set, Tuple
 
 from mmengine.config import Config, ConfigDict
@@ -66,3 +67,53 @@ def check_model_arguments(cfg: Config) -> None:
                 hint = f'; did you mean {close[0]!r}?' if close else '.'
                 raise TypeError(f'{path}: {cls.__name__} takes no argument {unknown[0]!r}{hint} '
                                 f'Its arguments are: {", ".join(sorted(valid))}')
+
+
+def _preprocessor_range(preprocessor: Optional[dict]) -> Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]]:
+    """What a data preprocessor maps pixels 0 and 255 to, per channel; None without ``mean`` and ``std``."""
+    if not preprocessor or preprocessor.get('mean') is None or preprocessor.get('std') is None:
+        return None
+    mean, std = list(preprocessor['mean']), list(preprocessor['std'])
+    return (tuple((0 - m) / s for m, s in zip(mean, std)), tuple((255 - m) / s for m, s in zip(mean, std)))
+
+
+def check_pixel_normalisation(cfg: Config, tolerance: float = 0.02) -> None:
+    """Warn when the model's data preprocessor does not map pixels [0, 255] to the range a backbone expects.
+
+    A module class declaring ``pixel_range`` (mmdiff's diffusion backbones: (-1, 1), the range the U-Net was trained
+    on) is checked against the nearest ``data_preprocessor`` above it in the model config: pixel 0 and 255 must land
+    within ``tolerance`` of the range's ends (mean = std = 127.5 exactly; 128 / 128 within 1 %). Features of images
+    in another range are not an error, only far from what the U-Net learnt; the backbone also checks the first
+    batch's values at run time. Call it in the config's scope.
+
+    Args:
+        cfg (Config): The config, its ``model`` checked.
+        tolerance (float): How far pixel 0's and 255's normalised values may be from the range's ends.
+    """
+    model = cfg.get('model')
+    if not isinstance(model, (dict, ConfigDict)):
+        return
+    with MODELS.switch_scope_and_registry(None) as registry:
+        for path, entry in _model_entries(model, 'model'):
+            expected = getattr(registry.get(entry['type']), 'pixel_range', None)
+            if expected is None:
+                continue
+            owner_path, preprocessor = 'model', model.get('data_preprocessor')
+            node, node_path = model, 'model'
+            for key in path.split('.')[1:-1]:  # the enclosing modules, outermost first
+                node = node[int(key)] if isinstance(node, (list, tuple)) else node[key]
+                node_path = f'{node_path}.{key}'
+                if isinstance(node, dict) and 'data_preprocessor' in node:
+                    owner_path, preprocessor = node_path, node['data_preprocessor']
+            mapped = _preprocessor_range(preprocessor)
+            if mapped is None:
+                warnings.warn(f'{path} expects pixels normalised to {list(expected)}, but {owner_path}.data_'
+                              f'preprocessor sets no mean and std: images reach it in [0, 255]. Set mean=std=127.5',
+                              stacklevel=2)
+            elif any(abs(value - expected[0]) > tolerance for value in mapped[0]) or any(
+                    abs(value - expected[1]) > tolerance for value in mapped[1]):
+                warnings.warn(
+                    f'{path} expects pixels normalised to {list(expected)}, but {owner_path}.data_preprocessor '
+                    f'(mean={list(preprocessor["mean"])}, std={list(preprocessor["std"])}) maps pixels 0 and 255 to '
+                    f'{[round(v, 2) for v in mapped[0]]} and {[round(v, 2) for v in mapped[1]]}. '
+                    f'mean=std=127.5 maps them to -1 and 1', stacklevel=2)

@@ -16,7 +16,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
-from .model_check import check_model_arguments
+from .model_check import check_model_arguments, check_pixel_normalisation
 
 
 def positive_int(text: str) -> int:
@@ -68,6 +68,7 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, args.cfg_options)
     enter_config_scope(cfg)
     check_model_arguments(cfg)
+    check_pixel_normalisation(cfg)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -91,12 +92,30 @@ def init_cpu_distributed(cfg: Config) -> None:
     """
     if not torch_dist.is_initialized():
         torch_dist.init_process_group(backend='gloo')
-        # gloo's threads abort the interpreter ('terminate called without an active exception') if the group
-        # outlives it
-        atexit.register(torch_dist.destroy_process_group)
+        # a run that stops on an error still leaves the group before the interpreter goes
+        atexit.register(leave_process_group, wait_for_peers=False)
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper.update(device_ids=None)
     wrapper.setdefault('broadcast_buffers', False)
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg = wrapper
+
+
+def leave_process_group(wait_for_peers: bool = True) -> None:
+    """Destroy the process group, if one was joined, while the interpreter is still whole.
+
+    A group that outlives the interpreter aborts the process: gloo's worker threads are torn down during
+    finalisation ('terminate called without an active exception', SIGABRT), and torchrun then fails the whole job
+    after training has succeeded. The tools call this at the end of a run; ``wait_for_peers`` first waits at a barrier,
+    so no rank closes its connections while another still uses them (rank 0 writing the last checkpoint).
+
+    Args:
+        wait_for_peers (bool): wait for every rank before leaving. Off on the way out after an error, where a peer
+            may never arrive.
+    """
+    if not torch_dist.is_initialized():
+        return
+    if wait_for_peers:
+        torch_dist.barrier()
+    torch_dist.destroy_process_group()

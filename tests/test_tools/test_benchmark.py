@@ -37,6 +37,11 @@ def test_backbone_benchmark_reports_every_setting():
     assert math.isclose(three['flops_per_batch'], 3 * rows['bf16 backbone, channels_last']['flops_per_batch'],
                         rel_tol=0.01)
     assert rows['fp32 backbone (truncated)']['relative_error_vs_fp32'] == 0.0
+    checks = report['input_checks']
+    assert math.isclose(checks['fraction_of_fp32_backbone_batch'] * rows['fp32 backbone (truncated)'][
+        'seconds_per_batch'], checks['later_batch_s'], rel_tol=1e-9)
+    assert 0 < checks['later_batch_s'] and 0 < checks['first_batch_s']
+    assert 'input checks per batch: first' in result.stdout
 
 
 def test_step_benchmark_runs_a_segmentation_config():

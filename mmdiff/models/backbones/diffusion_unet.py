@@ -125,6 +125,7 @@ class DiffusionUNetBackbone(BaseModule):
     """
     arch_settings = UNET_PRESETS
     new_layer_prefixes = ('projections.', )  # layers a U-Net checkpoint does not hold: they start fresh
+    pixel_range = (-1.0, 1.0)  # what the data preprocessor must map pixels 0 and 255 to (checked at build)
 
     def __init__(self,
                  arch: Union[str, dict, None] = 'adm-256u',
