@@ -1,7 +1,7 @@
 # Mask R-CNN (FPN) on COCO 2017 instances with the frozen ADM ImageNet-256 U-Net at t = 150, 1x schedule.
 _base_ = [
     '_base_/models/mask-rcnn_diffusion-unet_fpn.py',
-    'mmdet::_base_/datasets/coco_instance.py',
+    '_base_/datasets/coco-instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]

@@ -1,7 +1,7 @@
 # UperNet on ADE20K (150 classes, 512x512 crops, 160k iterations) with the frozen ADM ImageNet-256 U-Net at t = 150.
 _base_ = [
     '_base_/models/upernet_diffusion-unet.py',
-    'mmseg::_base_/datasets/ade20k.py',
+    '_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
 ]

@@ -2,7 +2,7 @@
 # ImageNet scripts only; this applies them unchanged, see docs/fidelity.md).
 _base_ = ['./linear-probe_adm-256u-b24-t150_4xb32-28e_in1k.py']
 
-data_root = 'data/flowers102'
+data_root = '{{$MMDIFF_FLOWERS102_ROOT:data/flowers102/}}'
 train_dataloader = dict(dataset=dict(type='Flowers102', data_root=data_root, split='trainval'))
 val_dataloader = dict(dataset=dict(type='Flowers102', data_root=data_root, split='test'))
 test_dataloader = val_dataloader

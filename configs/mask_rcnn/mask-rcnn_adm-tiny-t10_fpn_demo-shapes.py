@@ -3,7 +3,7 @@
 # it is fine-tuned here (frozen=False) instead of probed frozen.
 _base_ = ['../mask_rcnn_diffusion_coco.py']
 
-data_root = 'data/demo_shapes/'
+data_root = '{{$MMDIFF_DEMO_SHAPES_ROOT:data/demo_shapes/}}'
 classes = ('circle', 'square', 'triangle', 'star')
 image_size = 128
 max_iters = 600

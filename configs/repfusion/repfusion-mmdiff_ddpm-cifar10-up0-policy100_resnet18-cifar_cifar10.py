@@ -7,7 +7,7 @@
 # configs/repfusion/resnet18-cifar_1xb128-200e-mmpretrain_cifar10_finetune-repfusion.py.
 _base_ = [
     '../_base_/models/repfusion_resnet18-cifar.py',
-    'mmpretrain::_base_/datasets/cifar10_bs16.py',
+    '../_base_/datasets/cifar10_bs16.py',
     '../_base_/schedules/repfusion-distill_iters.py',
     'mmpretrain::_base_/default_runtime.py',
 ]

@@ -11,7 +11,7 @@
 # ./resnet18-cifar_1xb64-200e_cifar10_finetune-repfusion.py.
 _base_ = [
     '../_base_/models/repfusion_resnet18-cifar.py',
-    'mmpretrain::_base_/datasets/cifar10_bs16.py',
+    '../_base_/datasets/cifar10_bs16.py',
     '../_base_/schedules/repfusion_sgd-step-200e.py',
     'mmpretrain::_base_/default_runtime.py',
 ]

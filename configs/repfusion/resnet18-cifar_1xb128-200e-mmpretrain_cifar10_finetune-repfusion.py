@@ -4,7 +4,7 @@
 # from-scratch baseline.
 _base_ = [
     'mmpretrain::_base_/models/resnet18_cifar.py',
-    'mmpretrain::_base_/datasets/cifar10_bs16.py',
+    '../_base_/datasets/cifar10_bs16.py',
     'mmpretrain::_base_/schedules/cifar10_bs128.py',
     'mmpretrain::_base_/default_runtime.py',
 ]

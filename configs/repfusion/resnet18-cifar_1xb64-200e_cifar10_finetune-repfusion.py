@@ -4,7 +4,7 @@
 # padding and flips, SGD (Nesterov) lr 0.1, steps at 100/150, 200 epochs, EMA 1e-3, evaluation every 5 epochs.
 _base_ = [
     'mmpretrain::_base_/models/resnet18_cifar.py',
-    'mmpretrain::_base_/datasets/cifar10_bs16.py',
+    '../_base_/datasets/cifar10_bs16.py',
     '../_base_/schedules/repfusion_sgd-step-200e.py',
     'mmpretrain::_base_/default_runtime.py',
 ]

@@ -3,7 +3,7 @@
 # to train and evaluate on a 2-core CPU in minutes. The tiny U-Net has random weights, so it is fine-tuned.
 _base_ = ['../upernet_diffusion_ade20k.py']
 
-data_root = 'data/demo_shapes_seg/'
+data_root = '{{$MMDIFF_DEMO_SHAPES_SEG_ROOT:data/demo_shapes_seg/}}'
 classes = ('circle', 'square', 'triangle', 'star')
 crop_size = (128, 128)
 max_iters = 1000

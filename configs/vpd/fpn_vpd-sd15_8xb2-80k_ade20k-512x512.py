@@ -4,7 +4,7 @@
 # configs/upernet/upernet_sd15-t1_4xb4-160k_ade20k-512x512.py.
 _base_ = [
     '../_base_/models/fpn_vpd-sd15.py',
-    'mmseg::_base_/datasets/ade20k.py',
+    '../_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     '../_base_/schedules/vpd_adamw-poly-80k.py',
 ]

@@ -1,6 +1,8 @@
 """Check a config's dataset paths and class list before a runner starts, with messages that show the layout."""
 import json
+import os
 import os.path as osp
+import re
 from typing import Dict, Iterable, List, Optional, Sequence
 
 
@@ -24,17 +26,31 @@ def _innermost(dataset: dict) -> dict:
     return dataset
 
 
-def check_dataset(dataset: dict, split: str) -> None:
+def data_root_variables(config_text: str) -> Dict[str, str]:
+    """The environment variables a config's text reads its data roots from: ``{data root: variable}``.
+
+    mmdiff's dataset configs write ``data_root = '{{$MMDIFF_COCO_ROOT:data/coco/}}'``: mmengine substitutes the
+    variable's value, or the default after the colon, when it reads the file.
+    """
+    variables = re.findall(r"data_root = '\{\{\$(\w+):(\S*?)\}\}", config_text)
+    return {os.environ.get(name, default): name for name, default in variables}
+
+
+def check_dataset(dataset: dict, split: str, root_variables: Optional[Dict[str, str]] = None) -> None:
     """Raise with the expected layout when a dataset's files are missing or its classes miss the annotations.
 
     Args:
         dataset (dict): A dataset config (``type``, ``data_root``, ``ann_file``, ``data_prefix``, ``metainfo``).
         split (str): Which dataloader it belongs to, for the message.
+        root_variables (dict, optional): :func:`data_root_variables` of the config, to name the variable that
+            moves a missing data root.
     """
     dataset = _innermost(dataset)
     root = dataset.get('data_root') or ''
     if root and not osp.isdir(root):
-        raise FileNotFoundError(f'{split}: data_root {root!r} does not exist; {_expected_layout(dataset)}')
+        variable = (root_variables or {}).get(root)
+        hint = f' (set {variable} to the folder that holds the dataset)' if variable else ''
+        raise FileNotFoundError(f'{split}: data_root {root!r} does not exist{hint}; {_expected_layout(dataset)}')
     ann_file = osp.join(root, dataset['ann_file']) if dataset.get('ann_file') else None
     if ann_file is not None and not osp.isfile(ann_file):
         raise FileNotFoundError(f'{split}: annotation file {ann_file!r} does not exist; {_expected_layout(dataset)}')
@@ -69,7 +85,8 @@ def _check_coco_annotations(ann_file: str, split: str, classes: Optional[Sequenc
 
 def check_dataloaders(cfg, splits: Iterable[str]) -> None:
     """:func:`check_dataset` for each named dataloader the config has (e.g. ``train_dataloader``)."""
+    root_variables = data_root_variables(cfg.text)
     for split in splits:
         loader = cfg.get(split)
         if loader is not None and loader.get('dataset') is not None:
-            check_dataset(loader['dataset'], split)
+            check_dataset(loader['dataset'], split, root_variables)

@@ -1,6 +1,7 @@
 """Mask R-CNN with the diffusion backbone: the shipped configs, the training tools and the demo, end to end."""
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -91,8 +92,24 @@ def test_train_refuses_missing_data_with_the_expected_layout(tmp_path):
     result = run(['tools/train.py', MAIN_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
                   'model.backbone.init_cfg=None'])
     assert result.returncode != 0
-    assert ("train_dataloader: data_root 'data/coco/' does not exist; expected layout:\n"
+    assert ("train_dataloader: data_root 'data/coco/' does not exist (set MMDIFF_COCO_ROOT to the folder that "
+            "holds the dataset); expected layout:\n"
             '  data/coco/annotations/instances_train2017.json\n  data/coco/train2017/  (img)') in result.stderr
+
+
+def test_one_environment_variable_moves_every_dataloader_and_evaluator(tmp_path):
+    """MMDIFF_COCO_ROOT, read by mmengine when it parses the config: any tool sees the moved paths."""
+    coco = f'{tmp_path}/coco/'
+    result = run(['-c', f'from mmengine.config import Config; cfg = Config.fromfile({str(MAIN_CONFIG)!r}); print('
+                  '[cfg[f"{split}_dataloader"].dataset.data_root for split in ("train", "val", "test")], '
+                  'cfg.val_evaluator.ann_file, cfg.test_evaluator.ann_file)'], env=dict(os.environ, MMDIFF_COCO_ROOT=coco))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        f"{[coco] * 3} {coco}annotations/instances_val2017.json {coco}annotations/instances_val2017.json")
+    missing = run(['tools/train.py', MAIN_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
+                   'model.backbone.init_cfg=None'], env=dict(os.environ, MMDIFF_COCO_ROOT=coco))
+    assert (f"train_dataloader: data_root '{coco}' does not exist (set MMDIFF_COCO_ROOT to the folder that holds "
+            "the dataset)") in missing.stderr
 
 
 @pytest.fixture(scope='module')

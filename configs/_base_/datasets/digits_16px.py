@@ -4,12 +4,14 @@
 dataset = dict(type='DigitsDataset', image_size=16, test_fraction=0.25, split_seed=0, pipeline=[dict(type='PackInputs')])
 train_dataloader = dict(
     batch_size=64,
-    num_workers=0,
+    num_workers=2,
+    persistent_workers=True,
     dataset=dict(dataset, split='train'),
     sampler=dict(type='DefaultSampler', shuffle=True))
 val_dataloader = dict(
     batch_size=64,
-    num_workers=0,
+    num_workers=2,
+    persistent_workers=True,
     dataset=dict(dataset, split='test'),
     sampler=dict(type='DefaultSampler', shuffle=False))
 test_dataloader = val_dataloader

@@ -2,8 +2,11 @@
 # image_datasets.py as diffssl's finetune.py loads it (load_data(random_crop=True, random_flip=True) for training,
 # center crops for evaluation). PIL decodes; training images are resized on the short side to a random 256-320 and
 # random-cropped to 256, then flipped with p = 0.5; evaluation images are resized to 256 and center-cropped.
-# 32 images per process. Needs mmdiff.datasets.transforms in custom_imports (ADMResizeCrop).
+# 32 images per process. Needs mmdiff.datasets.transforms in custom_imports (ADMResizeCrop). The MMDIFF_IMAGENET_ROOT
+# environment variable (default data/imagenet/, mmpretrain's ImageNet layout) sets every dataloader's data_root.
 _base_ = ['mmpretrain::_base_/datasets/imagenet_bs32.py']
+
+data_root = '{{$MMDIFF_IMAGENET_ROOT:data/imagenet/}}'
 
 train_pipeline = [
     dict(type='LoadImageFromFile', imdecode_backend='pillow'),
@@ -16,6 +19,6 @@ test_pipeline = [
     dict(type='ADMResizeCrop', image_size=256),
     dict(type='PackInputs'),
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+train_dataloader = dict(dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader

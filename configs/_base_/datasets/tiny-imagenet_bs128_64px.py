@@ -1,7 +1,7 @@
 # Tiny-ImageNet (200 classes, 64x64) in mmpretrain's CustomDataset folder layout: data/tiny-imagenet-200/train/<wnid>/
 # *.JPEG, and val/ rearranged into the same <wnid>/ folders (from val_annotations.txt). Random crop with 4-pixel
 # padding and horizontal flips for training, as for CIFAR.
-data_root = 'data/tiny-imagenet-200/'
+data_root = '{{$MMDIFF_TINY_IMAGENET_ROOT:data/tiny-imagenet-200/}}'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomCrop', crop_size=64, padding=4),
