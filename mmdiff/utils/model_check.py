@@ -81,7 +81,8 @@ def check_pixel_normalisation(cfg: Config, tolerance: float = 0.02) -> None:
     """Warn when the model's data preprocessor does not map pixels [0, 255] to the range a backbone expects.
 
     A module class declaring ``pixel_range`` (mmdiff's diffusion backbones: (-1, 1), the range the U-Net was trained
-    on) is checked against the nearest ``data_preprocessor`` above it in the model config: pixel 0 and 255 must land
+    on) is checked against the nearest ``data_preprocessor`` above it in the model config (at the top, the model's
+    own, else the config's top-level one, which mmengine's Runner passes on): pixel 0 and 255 must land
     within ``tolerance`` of the range's ends (mean = std = 127.5 exactly; 128 / 128 within 1 %). Features of images
     in another range are not an error, only far from what the U-Net learnt; the backbone also checks the first
     batch's values at run time. Call it in the config's scope.
@@ -98,7 +99,9 @@ def check_pixel_normalisation(cfg: Config, tolerance: float = 0.02) -> None:
             expected = getattr(registry.get(entry['type']), 'pixel_range', None)
             if expected is None:
                 continue
-            owner_path, preprocessor = 'model', model.get('data_preprocessor')
+            # mmengine's Runner gives a model without its own preprocessor the config's top-level one (mmpretrain)
+            owner_path, preprocessor = (('model', model['data_preprocessor']) if 'data_preprocessor' in model else
+                                        ('the config', cfg.get('data_preprocessor')))
             node, node_path = model, 'model'
             for key in path.split('.')[1:-1]:  # the enclosing modules, outermost first
                 node = node[int(key)] if isinstance(node, (list, tuple)) else node[key]
@@ -107,13 +110,13 @@ def check_pixel_normalisation(cfg: Config, tolerance: float = 0.02) -> None:
                     owner_path, preprocessor = node_path, node['data_preprocessor']
             mapped = _preprocessor_range(preprocessor)
             if mapped is None:
-                warnings.warn(f'{path} expects pixels normalised to {list(expected)}, but {owner_path}.data_'
+                warnings.warn(f'{path} expects pixels normalised to {list(expected)}, but {owner_path}\'s data '
                               f'preprocessor sets no mean and std: images reach it in [0, 255]. Set mean=std=127.5',
                               stacklevel=2)
             elif any(abs(value - expected[0]) > tolerance for value in mapped[0]) or any(
                     abs(value - expected[1]) > tolerance for value in mapped[1]):
                 warnings.warn(
-                    f'{path} expects pixels normalised to {list(expected)}, but {owner_path}.data_preprocessor '
+                    f'{path} expects pixels normalised to {list(expected)}, but {owner_path}\'s data preprocessor '
                     f'(mean={list(preprocessor["mean"])}, std={list(preprocessor["std"])}) maps pixels 0 and 255 to '
                     f'{[round(v, 2) for v in mapped[0]]} and {[round(v, 2) for v in mapped[1]]}. '
                     f'mean=std=127.5 maps them to -1 and 1', stacklevel=2)

@@ -39,16 +39,28 @@ def test_preprocessors_that_map_to_minus_one_one_pass_silently(mean, std):
 
 def test_a_missing_mean_and_std_is_reported():
     assert messages(model_config(backbone=BACKBONE, data_preprocessor=dict(to_rgb=True))) == [
-        'model.backbone expects pixels normalised to [-1.0, 1.0], but model.data_preprocessor sets no mean and std: '
-        'images reach it in [0, 255]. Set mean=std=127.5']
+        "model.backbone expects pixels normalised to [-1.0, 1.0], but model's data preprocessor sets no mean and "
+        'std: images reach it in [0, 255]. Set mean=std=127.5']
     assert len(messages(model_config(backbone=BACKBONE))) == 1  # no preprocessor at all
+
+
+def test_the_top_level_preprocessor_counts_when_the_model_has_none():
+    """mmpretrain's dataset bases set ``data_preprocessor`` at the top; mmengine's Runner hands it to the model."""
+    cfg = model_config(backbone=BACKBONE)
+    cfg.data_preprocessor = dict(mean=[127.5] * 3, std=[127.5] * 3)
+    assert messages(cfg) == []
+    cfg.data_preprocessor = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
+    assert messages(cfg)[0].startswith("model.backbone expects pixels normalised to [-1.0, 1.0], but the config's "
+                                       'data preprocessor (mean=[123.675')
+    cfg.model.data_preprocessor = dict(mean=[127.5] * 3, std=[127.5] * 3)  # the model's own wins
+    assert messages(cfg) == []
 
 
 def test_imagenet_statistics_are_reported_with_what_they_map_to():
     cfg = model_config(backbone=BACKBONE, data_preprocessor=dict(mean=[123.675, 116.28, 103.53],
                                                                  std=[58.395, 57.12, 57.375]))
     assert messages(cfg) == [
-        'model.backbone expects pixels normalised to [-1.0, 1.0], but model.data_preprocessor (mean=[123.675, '
+        "model.backbone expects pixels normalised to [-1.0, 1.0], but model's data preprocessor (mean=[123.675, "
         '116.28, 103.53], std=[58.395, 57.12, 57.375]) maps pixels 0 and 255 to [-2.12, -2.04, -1.8] and [2.25, '
         '2.43, 2.64]. mean=std=127.5 maps them to -1 and 1']
 
@@ -63,7 +75,7 @@ def test_the_nearest_enclosing_preprocessor_is_the_one_checked():
     cfg.model.teacher.data_preprocessor.std = [255.0] * 3
     reported = messages(cfg)
     assert len(reported) == 2 and 'model.teacher.backbone expects' in reported[1]
-    assert 'but model.teacher.data_preprocessor (mean=[127.5' in reported[1]
+    assert "but model.teacher's data preprocessor (mean=[127.5" in reported[1]
 
 
 def test_other_backbones_are_not_checked():

@@ -1,0 +1,122 @@
+"""mmdet's and mmseg's own analysis tools, as installed, run on the demo configs from a folder outside the
+repository: mmdiff comes in only through the configs' ``custom_imports``."""
+import math
+import os
+import re
+from pathlib import Path
+
+import cv2
+import mmdet
+import mmseg
+import pytest
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+from mmengine.utils import import_modules_from_strings
+
+from mmdiff.datasets.synthetic_shapes import make_shapes_segmentation_dataset
+from tests.test_utils.detection_demo import DEMO_CONFIG, ROOT, demo_options, make_demo_shapes, run
+
+pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
+
+MMDET_TOOLS = Path(mmdet.__file__).parent / '.mim' / 'tools' / 'analysis_tools'
+MMSEG_TOOLS = Path(mmseg.__file__).parent / '.mim' / 'tools' / 'analysis_tools'
+SEG_DEMO_CONFIG = ROOT / 'configs' / 'upernet' / 'upernet_adm-tiny-t10_demo-shapes-128x128.py'
+DEMO_IMAGE_SIZE = 128  # both demo configs' image size; the detection pipeline resizes the 64 px shapes to it
+UNITS = {'': 1, 'K': 1e3, 'M': 1e6, 'G': 1e9, 'T': 1e12, 'P': 1e15}
+# mmseg 1.2.2's get_flops.py passes both `input_shape` and `inputs` to mmengine's get_model_complexity_info, which
+# refuses that (open-mmlab/mmsegmentation#3241); the fix merged upstream (#3551, unreleased) passes None instead.
+MMSEG_FLOPS_BUG = ('        input_shape,\n        inputs=data', '        None,\n        inputs=data')
+
+
+@pytest.fixture(scope='module')
+def shapes_root(tmp_path_factory) -> Path:
+    return make_demo_shapes(tmp_path_factory.mktemp('shapes'))
+
+
+@pytest.fixture()
+def outside_repo(tmp_path) -> Path:
+    """An empty working directory outside the repository."""
+    folder = tmp_path / 'cwd'
+    folder.mkdir()
+    assert ROOT not in folder.parents
+    return folder
+
+
+def tool_env() -> dict:
+    """The environment without PYTHONPATH, so that mmdiff is found only as the installed package."""
+    env = dict(os.environ)
+    env.pop('PYTHONPATH', None)
+    return env
+
+
+def printed_sizes(output: str) -> dict:
+    """The ``Input shape``, ``Flops`` and ``Params`` lines of a get_flops.py report, sizes as numbers."""
+    report = dict(re.findall(r'^(Input shape|Flops|Params): (.+)$', output, re.MULTILINE))
+    assert set(report) == {'Input shape', 'Flops', 'Params'}, output
+    sizes = {'Input shape': tuple(int(side) for side in re.findall(r'\d+', report['Input shape']))}
+    for key in ('Flops', 'Params'):
+        number, unit = re.fullmatch(r'([\d.]+)([KMGTP]?)', report[key].strip()).groups()
+        sizes[key] = float(number) * UNITS[unit]
+    return sizes
+
+
+def parameter_count(config: Path, scope: str, without=()) -> int:
+    """The parameters of the model ``config`` builds, leaving out the top-level submodules ``without``."""
+    cfg = Config.fromfile(str(config))
+    import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(scope)
+    model = MODELS.build(cfg.model)
+    return sum(parameter.numel() for name, parameter in model.named_parameters()
+               if name.split('.')[0] not in without)
+
+
+def assert_counted(sizes: dict, parameters: int):
+    """FLOPs positive, and the printed parameter count the model's, to the three decimals printed."""
+    assert sizes['Flops'] > 0
+    assert parameters > 0
+    unit = max(value for value in UNITS.values() if value <= parameters)
+    assert math.isclose(sizes['Params'], parameters, abs_tol=0.5e-3 * unit), (sizes['Params'], parameters)
+
+
+def test_mmdet_browse_dataset_draws_every_training_sample(shapes_root, outside_repo, tmp_path):
+    output_dir = tmp_path / 'browse'
+    result = run([MMDET_TOOLS / 'browse_dataset.py', DEMO_CONFIG, '--not-show', '--output-dir', output_dir,
+                  '--cfg-options', *demo_options(shapes_root)], cwd=outside_repo, timeout=300, env=tool_env())
+    assert result.returncode == 0, result.stderr
+    train_images = sorted(path.name for path in (shapes_root / 'images' / 'train').iterdir())
+    assert len(train_images) == 8
+    assert sorted(path.name for path in output_dir.iterdir()) == train_images
+    for name in train_images:  # each drawn as the training pipeline gives it: resized from 64 to 128 px
+        drawn = cv2.imread(str(output_dir / name))
+        assert drawn is not None and drawn.shape == (DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE, 3)
+    assert not any(outside_repo.iterdir())
+
+
+def test_mmdet_get_flops_counts_the_demo_detector(shapes_root, outside_repo):
+    options = [*demo_options(shapes_root), 'val_dataloader.batch_size=1']  # one image per count, as the tool means
+    result = run([MMDET_TOOLS / 'get_flops.py', DEMO_CONFIG, '--num-images', '2', '--cfg-options', *options],
+                 cwd=outside_repo, timeout=300, env=tool_env())
+    assert result.returncode == 0, result.stderr
+    sizes = printed_sizes(result.stdout)
+    assert sizes['Input shape'] == (DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE)
+    assert_counted(sizes, parameter_count(DEMO_CONFIG, 'mmdet'))
+
+
+def test_mmseg_get_flops_counts_the_demo_segmentor(outside_repo, tmp_path):
+    script = (MMSEG_TOOLS / 'get_flops.py').read_text()
+    if MMSEG_FLOPS_BUG[0] in script:
+        script = script.replace(*MMSEG_FLOPS_BUG)
+    patched = tmp_path / 'mmseg_get_flops.py'
+    patched.write_text(script)
+    # the tool counts a random image; the data only keeps the config's paths valid
+    data_root = tmp_path / 'shapes_seg'
+    make_shapes_segmentation_dataset(str(data_root), num_train=2, num_val=1, image_size=64, max_objects=2, seed=4)
+    options = [f'{loader}.dataset.data_root={data_root}/'
+               for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    result = run([patched, SEG_DEMO_CONFIG, '--shape', DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE, '--cfg-options', *options],
+                 cwd=outside_repo, timeout=300, env=tool_env())
+    assert result.returncode == 0, result.stderr
+    sizes = printed_sizes(result.stdout)
+    assert sizes['Input shape'] == (DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE)
+    # the tool drops the auxiliary head before counting
+    assert_counted(sizes, parameter_count(SEG_DEMO_CONFIG, 'mmseg', without=('auxiliary_head', )))
