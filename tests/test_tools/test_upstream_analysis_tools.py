@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import mmdet
+import mmpretrain
 import mmseg
 import pytest
 from mmengine.config import Config
@@ -120,3 +121,29 @@ def test_mmseg_get_flops_counts_the_demo_segmentor(outside_repo, tmp_path):
     assert sizes['Input shape'] == (DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE)
     # the tool drops the auxiliary head before counting
     assert_counted(sizes, parameter_count(SEG_DEMO_CONFIG, 'mmseg', without=('auxiliary_head', )))
+
+
+@pytest.fixture(scope='module')
+def demo_scalars(shapes_root, tmp_path_factory) -> Path:
+    """The scalars log (vis_data/scalars.json) of a two-iteration demo run by mmdet's own train tool."""
+    work = tmp_path_factory.mktemp('demo_run')
+    train = run([MMDET_TOOLS.parent / 'train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options',
+                 *demo_options(shapes_root), 'default_hooks.logger.interval=1'],  # a loss line per iteration
+                cwd=tmp_path_factory.mktemp('cwd'), env=tool_env())
+    assert train.returncode == 0, train.stderr[-3000:]
+    scalars = list(work.glob('*/vis_data/scalars.json'))
+    assert len(scalars) == 1
+    return scalars[0]
+
+
+@pytest.mark.parametrize('package', [mmdet, mmseg, mmpretrain], ids=lambda package: package.__name__)
+def test_analyze_logs_plots_a_demo_runs_loss_curve(package, demo_scalars, outside_repo, tmp_path):
+    """Each package's analyze_logs.py (seaborn, pandas) draws the loss curve of the run's log."""
+    curve = tmp_path / 'loss.png'
+    tools = Path(package.__file__).parent / '.mim' / 'tools' / 'analysis_tools'
+    task = [] if package is mmseg else ['plot_curve']  # mmseg's tool only plots, without a task argument
+    result = run([tools / 'analyze_logs.py', *task, demo_scalars, '--keys', 'loss', '--out', curve],
+                 cwd=outside_repo, env=dict(tool_env(), MPLBACKEND='Agg'), timeout=300)
+    assert result.returncode == 0, result.stderr
+    drawn = cv2.imread(str(curve))
+    assert drawn is not None and drawn.shape[0] > 100 and drawn.shape[1] > 100

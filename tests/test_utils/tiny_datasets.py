@@ -26,8 +26,7 @@ import numpy as np
 import scipy.io
 from mmdet.datasets import CocoDataset
 from mmpretrain.datasets import CIFAR10
-from mmpretrain.datasets.categories import (CUB_CATEGORIES, FGVCAIRCRAFT_CATEGORIES, OxfordIIITPet_CATEGORIES,
-                                            STANFORDCARS_CATEGORIES)
+from mmpretrain.datasets.categories import CUB_CATEGORIES, FGVCAIRCRAFT_CATEGORIES, OxfordIIITPet_CATEGORIES
 
 from mmdiff.datasets.synthetic_shapes import make_shapes_segmentation_dataset
 from mmdiff.registry import DATASETS, register_module
