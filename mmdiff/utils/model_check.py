@@ -27,16 +27,20 @@ def accepted_arguments(cls: type) -> Optional[Set[str]]:
     return None
 
 
-def _model_entries(node, path: str) -> Iterator[Tuple[str, dict]]:
-    """Every ``dict(type=...)`` in a model config, with its dotted path."""
+def _model_entries(node, path: str, preprocessor: Tuple[str, Optional[dict]] = ('model', None)
+                   ) -> Iterator[Tuple[str, dict, Tuple[str, Optional[dict]]]]:
+    """Every ``dict(type=...)`` in a model config, with its dotted path and the nearest ``data_preprocessor`` above
+    it, as ``(path of the dict that holds it, its config)`` (``preprocessor`` where none is)."""
     if isinstance(node, dict):
         if 'type' in node and isinstance(node['type'], str):
-            yield path, node
+            yield path, node, preprocessor
+        if 'data_preprocessor' in node:
+            preprocessor = (path, node['data_preprocessor'])
         for key, value in node.items():
-            yield from _model_entries(value, f'{path}.{key}')
+            yield from _model_entries(value, f'{path}.{key}', preprocessor)
     elif isinstance(node, (list, tuple)):
         for index, value in enumerate(node):
-            yield from _model_entries(value, f'{path}.{index}')
+            yield from _model_entries(value, f'{path}.{index}', preprocessor)
 
 
 def check_model_arguments(cfg: Config) -> None:
@@ -54,7 +58,7 @@ def check_model_arguments(cfg: Config) -> None:
     if not isinstance(model, (dict, ConfigDict)):
         return
     with MODELS.switch_scope_and_registry(None) as registry:
-        for path, entry in _model_entries(model, 'model'):
+        for path, entry, _ in _model_entries(model, 'model'):
             cls = registry.get(entry['type'])
             if not inspect.isclass(cls) or not (path == 'model.backbone' or cls.__module__.startswith('mmdiff.')):
                 continue
@@ -95,19 +99,12 @@ def check_pixel_normalisation(cfg: Config, tolerance: float = 0.02) -> None:
     if not isinstance(model, (dict, ConfigDict)):
         return
     with MODELS.switch_scope_and_registry(None) as registry:
-        for path, entry in _model_entries(model, 'model'):
+        # mmengine's Runner gives a model without its own preprocessor the config's top-level one (mmpretrain)
+        top_level = ('the config', cfg.get('data_preprocessor'))
+        for path, entry, (owner_path, preprocessor) in _model_entries(model, 'model', top_level):
             expected = getattr(registry.get(entry['type']), 'pixel_range', None)
             if expected is None:
                 continue
-            # mmengine's Runner gives a model without its own preprocessor the config's top-level one (mmpretrain)
-            owner_path, preprocessor = (('model', model['data_preprocessor']) if 'data_preprocessor' in model else
-                                        ('the config', cfg.get('data_preprocessor')))
-            node, node_path = model, 'model'
-            for key in path.split('.')[1:-1]:  # the enclosing modules, outermost first
-                node = node[int(key)] if isinstance(node, (list, tuple)) else node[key]
-                node_path = f'{node_path}.{key}'
-                if isinstance(node, dict) and 'data_preprocessor' in node:
-                    owner_path, preprocessor = node_path, node['data_preprocessor']
             mapped = _preprocessor_range(preprocessor)
             if mapped is None:
                 warnings.warn(f'{path} expects pixels normalised to {list(expected)}, but {owner_path}\'s data '

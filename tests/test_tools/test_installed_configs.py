@@ -159,12 +159,19 @@ def run_outside_repository(python: Path, script: str, tmp_path: Path, *args) -> 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
-def test_a_wheel_installed_in_a_fresh_venv_ships_the_configs_and_their_bases_resolve(tmp_path):
+def build_in_checkout_copy(hook: str, tmp_path: Path) -> Path:
+    """Copy the checkout to ``tmp_path/source`` and run setuptools' PEP 517 ``hook`` there; return the folder it
+    wrote to (``tmp_path/dist``)."""
     source, dist = tmp_path / 'source', tmp_path / 'dist'
     copy_checkout(source)
-    run_checked([sys.executable, '-c', f'from setuptools import build_meta; build_meta.build_sdist({str(dist)!r})'],
+    run_checked([sys.executable, '-c', f'from setuptools import build_meta; build_meta.{hook}({str(dist)!r})'],
                 cwd=source)
+    return dist
+
+
+@pytest.mark.slow
+def test_a_wheel_installed_in_a_fresh_venv_ships_the_configs_and_their_bases_resolve(tmp_path):
+    dist = build_in_checkout_copy('build_sdist', tmp_path)
     sdist = next(dist.glob('mmdiff-*.tar.gz'))
     with tarfile.open(sdist) as archive:
         sdist_configs = {name.partition('/configs/')[2] for name in archive.getnames() if '/configs/' in name}
@@ -192,10 +199,8 @@ def test_a_wheel_installed_in_a_fresh_venv_ships_the_configs_and_their_bases_res
 
 @pytest.mark.slow
 def test_an_editable_install_built_by_setup_py_reads_the_checkout_configs(tmp_path):
-    source, dist = tmp_path / 'source', tmp_path / 'dist'
-    copy_checkout(source)
-    run_checked([sys.executable, '-c', f'from setuptools import build_meta; build_meta.build_editable({str(dist)!r})'],
-                cwd=source)
+    dist = build_in_checkout_copy('build_editable', tmp_path)
+    source = tmp_path / 'source'
     python, _ = install_into_fresh_venv(next(dist.glob('mmdiff-*.whl')), tmp_path)
     found = run_outside_repository(
         python, "import json, mmdiff; print(json.dumps(dict(mmdiff_file=mmdiff.__file__, "

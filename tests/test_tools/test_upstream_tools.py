@@ -101,7 +101,7 @@ def test_a_config_trains_and_tests_under_its_codebases_own_tools(config, data_en
     cifar = generated_cifar(cfg)
     env = dict(data_env, PYTHONPATH=str(ROOT)) if cifar else data_env  # TinyCIFAR10 lives in the tests
     tiny = cwd / f'tiny_{config.name}'
-    tiny.write_text(tiny_variant_text(config, cifar))
+    tiny.write_text(tiny_variant_text(config, cfg, cifar))
     work = tmp_path / 'work'
     train = run_tool([TOOLS[cfg.default_scope] / 'train.py', tiny, '--work-dir', work], cwd, env)
     assert train.returncode == 0, train.stderr[-4000:]

@@ -128,10 +128,9 @@ def merge_into(target: dict, overrides: dict) -> None:
             target[key] = value
 
 
-def tiny_variant_text(config: Path, extra: Optional[dict] = None) -> str:
-    """The text of a config file that inherits ``config`` and overrides only its sizes (see the module), and
-    whatever ``extra`` (nested dicts of config keys) adds."""
-    cfg = Config.fromfile(str(config))
+def tiny_variant_text(config: Path, cfg: Config, extra: Optional[dict] = None) -> str:
+    """The text of a config file that inherits ``config`` (read as ``cfg``) and overrides only its sizes (see the
+    module), and whatever ``extra`` (nested dicts of config keys) adds."""
     keys = dict(model=model_overrides(cfg.model), **schedule_overrides(cfg), **loader_overrides(cfg))
     merge_into(keys, extra or {})
     lines = [f'_base_ = [{str(config)!r}]']
