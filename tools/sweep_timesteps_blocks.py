@@ -1,13 +1,16 @@
 """Find the best noise step and U-Net block for a dataset: a linear probe per (timestep, block) cell.
 
     python tools/sweep_timesteps_blocks.py CONFIG --timesteps 50 150 300 --blocks 19 24 30 \
-        --work-dir work_dirs/sweep [--pool 2] [--epochs 100] [--pixel-baseline] [--seed 0] [--cfg-options k=v ...]
+        --work-dir work_dirs/sweep [--pool 2] [--epochs 100] [--pixel-baseline] [--seed 0] [--device cuda] \
+        [--num-workers 8] [--launcher pytorch] [--cfg-options k=v ...]
 
 CONFIG is a classification config with a DiffusionUNetBackbone (its train and val splits are used). All cells come
 from one U-Net call per batch (every timestep and block at once), cached under WORK_DIR/cache (resumable, reused
 when run again). Blocks are diffssl numbers or submodule names. --pixel-baseline also fits the same probe on the
 raw preprocessed pixels (unpooled; meant for small images). Writes WORK_DIR/sweep.csv, sweep.md, sweep.json and
-heatmap.png, and prints the best cell.
+heatmap.png, and prints the best cell. The extraction runs on the device, fed by DataLoader workers, and in a
+distributed job (bash tools/torchrun.sh sweep_timesteps_blocks.py NPROC ...) every process writes its own shards;
+the probes are then fitted by rank 0 alone.
 """
 import argparse
 import csv
@@ -18,12 +21,14 @@ from typing import List, Optional, Union
 import numpy as np
 import torch
 from mmengine.config import DictAction
+from mmengine.dist import get_dist_info
 
 from mmdiff.models.backbones import DiffusionUNetBackbone
 from mmdiff.models.backbones.unet_taps import resolve_taps
-from mmdiff.utils.feature_extraction import extract_split, preprocessed_pixels
+from mmdiff.utils.feature_extraction import extract_split, loader_workers, preprocessed_pixels
 from mmdiff.utils.linear_probe_fit import fit_linear_probe
-from mmdiff.utils.runner_config import load_config, positive_int
+from mmdiff.utils.runner_config import (add_device_arguments, check_device, default_device, join_process_group,
+                                        leave_process_group, load_config, positive_int)
 
 
 def parse_block(text: str) -> Union[int, str]:
@@ -82,6 +87,7 @@ def main() -> None:
                         help='also fit the probe on the raw preprocessed pixels of the same splits')
     parser.add_argument('--seed', type=int, default=0, help='seed of the probes (the model is initialised with '
                         'the config\'s randomness.seed, the same for both splits)')
+    add_device_arguments(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
 
@@ -96,8 +102,14 @@ def main() -> None:
 
     work_dir = Path(args.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    caches = {split: extract_split(cfg, split, str(work_dir / 'cache' / split), batch_size=args.batch_size,
-                                   pool_size=args.pool) for split in ('train', 'val')}
+    device = join_process_group(args.launcher, check_device(args.device or default_device()))
+    caches = {split: extract_split(cfg, split, str(work_dir / 'cache' / split), device=device,
+                                   num_workers=args.num_workers, batch_size=args.batch_size, pool_size=args.pool)
+              for split in ('train', 'val')}
+    rank, _ = get_dist_info()
+    leave_process_group()  # the probes are small: rank 0 fits them alone
+    if rank != 0:
+        return
     labels = {split: torch.from_numpy(np.array(caches[split].labels)) for split in ('train', 'val')}
     accuracy = np.zeros((len(args.blocks), len(args.timesteps)))
     for row, name in enumerate(names):
@@ -110,8 +122,9 @@ def main() -> None:
                   f'top-1 {accuracy[row, column]:.2f}')
     pixel_accuracy = None
     if args.pixel_baseline:
-        (train_pixels, train_labels), (val_pixels, val_labels) = (preprocessed_pixels(cfg, split)
-                                                                  for split in ('train', 'val'))
+        (train_pixels, train_labels), (val_pixels, val_labels) = (
+            preprocessed_pixels(cfg, split, num_workers=loader_workers(cfg, args.num_workers))
+            for split in ('train', 'val'))
         pixel_accuracy, _ = fit_linear_probe(train_pixels, train_labels, val_pixels, val_labels,
                                              epochs=args.epochs, seed=args.seed)
     table = write_report(accuracy, args.timesteps, args.blocks, work_dir, pixel_accuracy)

@@ -6,33 +6,29 @@ Layout of a cache folder::
                        dataset config, the pipeline used, sample count and per-level shape and dtype
     level<i>.npy       (num_samples, *shape) features of backbone output i (numpy .npy, opened as memmap)
     labels.npy         (num_samples,) int64 ground-truth labels
-    progress.json      the shards already written
+    sources.tsv        size, modification time and path of each sample's source file (absent for generated data)
+    shards_done/<s>    an empty file per shard written so far, while the extraction runs
+    progress.json      the finished shards: all of them once the extraction is complete
 
-Extraction goes shard by shard (``shard_size`` samples); after each shard the arrays are flushed and the shard is
-recorded in ``progress.json``, so an interrupted run resumes with the first unfinished shard. Memory use does not
-grow with the dataset. A folder whose manifest differs from the one asked for is refused, never reused.
+Extraction (:func:`mmdiff.datasets.cache_writer.extract_to_cache`) goes shard by shard; after each shard the
+arrays are flushed and the shard is marked done, so an interrupted run resumes with the unfinished shards. When
+every shard is done the cache is finalised (``progress.json`` lists them all) and only then can it be read.
+Memory use does not grow with the dataset. A folder whose manifest differs from the one asked for is refused,
+never reused.
 """
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Set
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from mmengine.utils import ProgressBar
-from torch import Tensor
-
-from mmdiff.utils.output_paths import check_output_free
 
 MANIFEST = 'manifest.json'
 PROGRESS = 'progress.json'
+SHARDS_DONE = 'shards_done'
 SOURCES = 'sources.tsv'  # size, modification time (ns) and path of each source file, in sample order
 FORMAT_VERSION = 1
-
-# a batch function maps sample indices to (backbone outputs, labels)
-BatchFunction = Callable[[Sequence[int]], Tuple[Sequence[Tensor], Tensor]]
 
 
 def to_json(value):
@@ -98,7 +94,7 @@ class FeatureCache:
                                     f'tools/extract_features.py')
         self.manifest = json.loads(manifest_path.read_text())
         check_sources(self.cache_dir)
-        done = set(json.loads((self.cache_dir / PROGRESS).read_text())['done'])
+        done = finished_shards(self.cache_dir)
         missing = sorted(set(range(self.manifest['num_shards'])) - done)
         if missing:
             raise ValueError(f'the feature cache {cache_dir!r} is incomplete ({len(missing)} of '
@@ -154,108 +150,9 @@ def check_sources(cache_dir: Path) -> None:
                              f'bytes, modified {mtime} ns), which {state}; extract again into a new folder')
 
 
-def _write_progress(cache_dir: Path, done: Iterable[int]) -> None:
-    temporary = cache_dir / (PROGRESS + '.tmp')
-    temporary.write_text(json.dumps(dict(done=sorted(done))))
-    os.replace(temporary, cache_dir / PROGRESS)
-
-
-def extract_to_cache(batch_features: BatchFunction,
-                     num_samples: int,
-                     cache_dir: str,
-                     manifest: Dict,
-                     shard_size: int = 256,
-                     batch_size: int = 32,
-                     pool_size: Optional[int] = None,
-                     dtype: str = 'float32',
-                     show_progress: bool = True,
-                     overwrite: bool = False,
-                     sources: Optional[Sequence[str]] = None) -> FeatureCache:
-    """Write (or finish writing) the features of ``num_samples`` samples into ``cache_dir``.
-
-    Args:
-        batch_features (callable): Maps a list of sample indices to (backbone outputs, labels); run under
-            ``torch.no_grad``.
-        num_samples (int): Dataset size.
-        cache_dir (str): Output folder. If it holds a cache with the same manifest, finished shards are kept
-            and extraction resumes; a different manifest is an error.
-        manifest (dict): What identifies the features (see :func:`backbone_manifest`) plus the dataset config.
-        shard_size (int): Samples per resumable unit. Defaults to 256.
-        batch_size (int): Samples per backbone call. Defaults to 32.
-        pool_size (int, optional): Adaptive-average-pool each output to ``pool_size`` x ``pool_size`` before
-            writing (for sweeps over many taps). Defaults to None (full maps).
-        dtype (str): Storage dtype, ``'float32'`` or ``'float16'``. Defaults to ``'float32'``.
-        show_progress (bool): Draw a progress bar over the samples. Defaults to True.
-        overwrite (bool): Write a new cache into a folder that holds other files (refused otherwise, so nothing
-            there is replaced). Defaults to False.
-        sources (Sequence[str], optional): The file each sample is read from, in sample order: their sizes and
-            modification times are recorded, and a changed file makes the cache stale (refused when opened or
-            resumed). Defaults to None (generated data: nothing to record).
-
-    Returns:
-        FeatureCache: The finished cache.
-    """
-    if dtype not in ('float32', 'float16'):
-        raise ValueError(f"dtype={dtype!r} is not supported; choose 'float32' or 'float16'")
-    if num_samples < 1 or shard_size < 1 or batch_size < 1:
-        raise ValueError(f'num_samples, shard_size and batch_size must be >= 1, got {num_samples}, {shard_size}, '
-                         f'{batch_size}')
-    cache = Path(cache_dir)
-
-    def features_of(indices: Sequence[int]) -> Tuple[List[np.ndarray], np.ndarray]:
-        with torch.no_grad():
-            outputs, labels = batch_features(list(indices))
-        if pool_size is not None:
-            outputs = [F.adaptive_avg_pool2d(output.flatten(0, -4), pool_size).unflatten(0, output.shape[:-3])
-                       for output in outputs]
-        return [output.float().cpu().numpy().astype(dtype) for output in outputs], labels.cpu().numpy()
-
-    manifest = dict(to_json(manifest), format_version=FORMAT_VERSION, num_samples=num_samples,
-                    shard_size=shard_size, num_shards=-(-num_samples // shard_size), dtype=dtype)
-    if (cache / MANIFEST).is_file():
-        found = json.loads((cache / MANIFEST).read_text())
-        existing = {key: value for key, value in found.items() if key != 'levels'}
-        differences = manifest_differences(existing, manifest)
-        if differences:
-            raise ValueError(f'{cache_dir!r} holds a feature cache of other features; (cache, asked) differ in '
-                             f'{differences}; delete the folder or write to another one')
-        check_sources(cache)
-        manifest = found
-        levels = [open_cached_array(cache / f'level{i}.npy', 'r+') for i in range(len(found['levels']))]
-        labels = open_cached_array(cache / 'labels.npy', 'r+')
-        done = set(json.loads((cache / PROGRESS).read_text())['done'])
-    else:
-        check_output_free(cache_dir, overwrite)  # not a cache of ours: its files would be replaced
-        cache.mkdir(parents=True, exist_ok=True)
-        probe, _ = features_of([0])
-        manifest['levels'] = [dict(shape=list(level.shape[1:]), dtype=dtype) for level in probe]
-        levels = [
-            np.lib.format.open_memmap(cache / f'level{i}.npy', mode='w+', dtype=dtype,
-                                      shape=(num_samples, *level.shape[1:])) for i, level in enumerate(probe)
-        ]
-        labels = np.lib.format.open_memmap(cache / 'labels.npy', mode='w+', dtype=np.int64, shape=(num_samples, ))
-        done = set()
-        if sources is not None:
-            write_sources(cache, sources)
-        _write_progress(cache, done)
-        (cache / MANIFEST).write_text(json.dumps(manifest, indent=2))
-
-    pending = [shard for shard in range(manifest['num_shards']) if shard not in done]
-    bar = ProgressBar(sum(min(shard_size, num_samples - shard * shard_size) for shard in pending)) \
-        if show_progress and pending else None
-    for shard in pending:
-        for start in range(shard * shard_size, min((shard + 1) * shard_size, num_samples), batch_size):
-            stop = min(start + batch_size, (shard + 1) * shard_size, num_samples)
-            outputs, batch_labels = features_of(range(start, stop))
-            for level, output in zip(levels, outputs):
-                level[start:stop] = output
-            labels[start:stop] = batch_labels
-            if bar is not None:
-                bar.update(stop - start)
-        for array in (*levels, labels):
-            array.flush()
-        done.add(shard)
-        _write_progress(cache, done)
-    if bar is not None:
-        bar.file.write('\n')
-    return FeatureCache(cache_dir)
+def finished_shards(cache_dir: Path) -> Set[int]:
+    """The shards of a cache written so far: those ``progress.json`` lists and those marked in ``shards_done/``."""
+    progress = cache_dir / PROGRESS
+    done = set(json.loads(progress.read_text())['done']) if progress.is_file() else set()
+    markers = cache_dir / SHARDS_DONE
+    return done | ({int(marker.name) for marker in markers.iterdir()} if markers.is_dir() else set())

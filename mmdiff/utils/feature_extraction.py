@@ -1,6 +1,7 @@
 """Glue between a classification config and the feature cache, shared by the feature tools."""
 import copy
-from typing import Sequence, Tuple
+import time
+from typing import Iterator, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
@@ -8,8 +9,10 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DATASETS, MODELS
 from mmengine.runner import set_random_seed
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
-from mmdiff.datasets.feature_cache import BatchFunction, FeatureCache, backbone_manifest, extract_to_cache
+from mmdiff.datasets.cache_writer import extract_to_cache
+from mmdiff.datasets.feature_cache import FeatureCache, backbone_manifest
 from .choices import check_choice
 from .model_check import check_pixel_normalisation
 from .runner_access import gt_labels
@@ -39,8 +42,18 @@ def init_seed(cfg: Config) -> int:
     return 0 if seed is None else seed
 
 
-def build_model_and_dataset(cfg: Config, split: str) -> Tuple[nn.Module, object, dict]:
-    """The config's model (weights initialised, eval mode) and the ``split`` dataset with the test pipeline.
+def loader_workers(cfg: Config, num_workers: Optional[int]) -> int:
+    """``num_workers`` when given (>= 0), else the config's ``test_dataloader.num_workers`` (0 when unset)."""
+    if num_workers is None:
+        return cfg.test_dataloader.get('num_workers', 0)
+    if num_workers < 0:
+        raise ValueError(f'num_workers must be >= 0 (0 reads in the main process), got {num_workers}')
+    return num_workers
+
+
+def build_model_and_dataset(cfg: Config, split: str, device: str = 'cpu') -> Tuple[nn.Module, object, dict]:
+    """The config's model (weights initialised, eval mode, on ``device``) and the ``split`` dataset with the test
+    pipeline.
 
     Extraction must be deterministic, so every split is read with ``test_dataloader``'s pipeline, and the model
     is built right after seeding with :func:`init_seed`: weights that no checkpoint sets (a random-weight
@@ -54,11 +67,51 @@ def build_model_and_dataset(cfg: Config, split: str) -> Tuple[nn.Module, object,
     set_random_seed(init_seed(cfg))
     model = MODELS.build(cfg.model)
     model.init_weights()
+    model.to(device)
     model.eval()
     return model, dataset, dataset_cfg
 
 
-def preprocessed_pixels(cfg: Config, split: str, batch_size: int = 64) -> Tuple[Tensor, Tensor]:
+def collated_batches(dataset: Sequence, batches: Sequence[Sequence[int]], num_workers: int,
+                     pin_memory: bool) -> DataLoader:
+    """A DataLoader that yields the collated samples of each batch of indices, in order, read by ``num_workers``
+    worker processes (0: in this process)."""
+    return DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, collate_fn=pseudo_collate,
+                      pin_memory=pin_memory)
+
+
+class ClassifierFeatureStream:
+    """The feature stream (see :func:`extract_to_cache`) of a classifier over a dataset: DataLoader workers read
+    and transform the samples while the model's data preprocessor and backbone run on the model's device.
+
+    Args:
+        model (nn.Module): An mmpretrain classifier (``data_preprocessor`` and ``backbone``), on its device.
+        dataset (Sequence): The dataset, with a deterministic pipeline.
+        num_workers (int): DataLoader worker processes; 0 reads in this process.
+
+    Attributes:
+        wait_seconds (float): Time the model spent waiting for the next batch of samples, over all calls.
+    """
+
+    def __init__(self, model: nn.Module, dataset: Sequence, num_workers: int = 0) -> None:
+        self.model = model
+        self.dataset = dataset
+        self.num_workers = num_workers
+        self.wait_seconds = 0.0
+
+    def __call__(self, batches: Sequence[Sequence[int]]) -> Iterator[Tuple[Sequence[Tensor], Tensor]]:
+        device = next(self.model.parameters()).device
+        samples = iter(collated_batches(self.dataset, batches, self.num_workers, device.type == 'cuda'))
+        for _ in batches:
+            start = time.perf_counter()
+            data = next(samples)
+            self.wait_seconds += time.perf_counter() - start
+            data = self.model.data_preprocessor(data, False)
+            yield self.model.backbone(data['inputs']), gt_labels(data['data_samples'])
+
+
+def preprocessed_pixels(cfg: Config, split: str, batch_size: int = 64,
+                        num_workers: int = 0) -> Tuple[Tensor, Tensor]:
     """The ``split`` images as the classifier's data preprocessor hands them to the backbone, with their labels:
     the input of a raw-pixel baseline.
 
@@ -67,38 +120,33 @@ def preprocessed_pixels(cfg: Config, split: str, batch_size: int = 64) -> Tuple[
     """
     dataset, _ = build_split_dataset(cfg, split)
     preprocessor = MODELS.build(dict(dict(type='ClsDataPreprocessor'), **cfg.model.get('data_preprocessor', {})))
-    batches = [preprocessed_batch(preprocessor, dataset, range(start, min(start + batch_size, len(dataset))))
+    batches = [list(range(start, min(start + batch_size, len(dataset))))
                for start in range(0, len(dataset), batch_size)]
-    return torch.cat([images.float() for images, _ in batches]), torch.cat([labels for _, labels in batches])
+    images, labels = [], []
+    for data in collated_batches(dataset, batches, num_workers, pin_memory=False):
+        data = preprocessor(data, False)
+        images.append(data['inputs'].float())
+        labels.append(gt_labels(data['data_samples']))
+    return torch.cat(images), torch.cat(labels)
 
 
-def preprocessed_batch(preprocessor: nn.Module, dataset: Sequence, indices: Sequence[int]) -> Tuple[Tensor, Tensor]:
-    """Collate the samples at ``indices`` and preprocess them: ``(inputs (N, C, H, W), labels (N,))``."""
-    data = preprocessor(pseudo_collate([dataset[index] for index in indices]), False)
-    return data['inputs'], gt_labels(data['data_samples'])
-
-
-def classifier_batch_features(model: nn.Module, dataset: Sequence) -> BatchFunction:
-    """A batch function for :func:`extract_to_cache`: preprocess the samples and run the model's backbone."""
-
-    def batch_features(indices: Sequence[int]) -> Tuple[Sequence[Tensor], Tensor]:
-        inputs, labels = preprocessed_batch(model.data_preprocessor, dataset, indices)
-        return model.backbone(inputs), labels
-
-    return batch_features
-
-
-def extract_split(cfg: Config, split: str, cache_dir: str, **kwargs) -> FeatureCache:
+def extract_split(cfg: Config, split: str, cache_dir: str, device: str = 'cpu', num_workers: Optional[int] = None,
+                  **kwargs) -> FeatureCache:
     """Write (or resume) the feature cache of one split of a classification config.
+
+    In a distributed job every process calls this; each writes its own shards (see :func:`extract_to_cache`).
 
     Args:
         cfg (Config): A classification config whose backbone is a ``DiffusionUNetBackbone``.
         split (str): ``'train'``, ``'val'`` or ``'test'``.
         cache_dir (str): Output folder.
+        device (str): Where the model runs. Defaults to ``'cpu'``.
+        num_workers (int, optional): DataLoader workers; None takes the config's ``test_dataloader.num_workers``.
         **kwargs: ``shard_size``, ``batch_size``, ``pool_size``, ``dtype``, ``show_progress``, ``overwrite`` of
             :func:`extract_to_cache`.
     """
-    model, dataset, dataset_cfg = build_model_and_dataset(cfg, split)
+    workers = loader_workers(cfg, num_workers)
+    model, dataset, dataset_cfg = build_model_and_dataset(cfg, split, device)
     manifest = dict(
         backbone_manifest(cfg.model.backbone.to_dict(), model.backbone.feature_info, kwargs.get('pool_size')),
         init_seed=init_seed(cfg),
@@ -106,5 +154,5 @@ def extract_split(cfg: Config, split: str, cache_dir: str, **kwargs) -> FeatureC
         pipeline=dataset_cfg.pipeline)
     paths = [dataset.get_data_info(i).get('img_path') for i in range(len(dataset))]
     sources = paths if all(isinstance(path, str) for path in paths) else None  # None: generated in memory
-    return extract_to_cache(classifier_batch_features(model, dataset), len(dataset), cache_dir, manifest,
+    return extract_to_cache(ClassifierFeatureStream(model, dataset, workers), len(dataset), cache_dir, manifest,
                             sources=sources, **kwargs)

@@ -13,10 +13,14 @@ from typing import Optional
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
+from mmengine.dist import init_dist
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
+from .choices import check_choice
 from .model_check import check_model_arguments, check_pixel_normalisation
+
+LAUNCHERS = ('none', 'pytorch', 'slurm')
 
 
 def positive_int(text: str) -> int:
@@ -42,6 +46,19 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
         help='override config entries, key=value pairs such as model.backbone.arch=adm-tiny')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher for distributed runs')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of the tools that run a model over a dataset: device, DataLoader workers and the launcher."""
+    parser.add_argument('--device', type=str, default=None,
+                        help="'cuda' (the local rank's GPU in a distributed job), 'cuda:N' or 'cpu'; default: "
+                        "'cuda' when available, else 'cpu'")
+    parser.add_argument('--num-workers', type=int, default=None,
+                        help="DataLoader worker processes that read and transform the images; default: the "
+                        "config's test_dataloader.num_workers")
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                        help='split the work across the processes of a torchrun (pytorch) or SLURM job')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
@@ -119,3 +136,50 @@ def leave_process_group(wait_for_peers: bool = True) -> None:
     if wait_for_peers:
         torch_dist.barrier()
     torch_dist.destroy_process_group()
+
+
+def default_device() -> str:
+    """``'cuda'`` when this process sees a CUDA device, else ``'cpu'``."""
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def check_device(name: str) -> torch.device:
+    """The device ``--device`` names; a CUDA device this process cannot use is an error that says why.
+
+    Args:
+        name (str): ``'cpu'``, ``'cuda'`` or ``'cuda:N'`` (any device string torch accepts).
+    """
+    device = torch.device(name)
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            build = f'built with CUDA {torch.version.cuda}' if torch.version.cuda else 'built without CUDA'
+            raise ValueError(f'--device {name} asks for CUDA, but this process sees no CUDA device (torch '
+                             f'{torch.__version__}, {build}); use --device cpu')
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f'--device {name}: this process sees {torch.cuda.device_count()} CUDA device(s), '
+                             f'cuda:0..cuda:{torch.cuda.device_count() - 1}')
+    return device
+
+
+def join_process_group(launcher: str, device: torch.device) -> torch.device:
+    """Join the process group of a ``torchrun`` (``'pytorch'``) or SLURM job; return this process's device.
+
+    On CUDA every process takes the GPU of its local rank (mmengine's ``init_dist``, NCCL); CPU processes of a
+    torchrun job join with gloo. ``'none'`` joins nothing.
+
+    Args:
+        launcher (str): ``'none'``, ``'pytorch'`` or ``'slurm'``.
+        device (torch.device): The device asked for (:func:`check_device`).
+    """
+    check_choice('launcher', launcher, LAUNCHERS)
+    if launcher == 'none':
+        return device
+    if device.type == 'cuda':
+        init_dist(launcher, backend='nccl')
+        return torch.device('cuda', torch.cuda.current_device())
+    if launcher == 'slurm':
+        raise ValueError('--launcher slurm runs one process per GPU and needs --device cuda; CPU processes can '
+                         'share a job with torchrun (--launcher pytorch, tools/torchrun.sh)')
+    torch_dist.init_process_group(backend='gloo')
+    atexit.register(leave_process_group, wait_for_peers=False)
+    return device

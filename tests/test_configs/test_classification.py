@@ -11,7 +11,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmdiff.datasets.feature_cache import FeatureCache, extract_to_cache
+from mmdiff.datasets.cache_writer import batch_by_batch, extract_to_cache
+from mmdiff.datasets.feature_cache import FeatureCache
 from mmdiff.datasets.synthetic_shapes import make_shapes_classification_dataset
 from mmdiff.models.backbones import declared_out_channels
 from mmdiff.utils.feature_extraction import build_model_and_dataset, extract_split
@@ -190,21 +191,24 @@ def test_interrupted_extraction_resumes_without_recomputing(tmp_path):
 
     manifest = dict(backbone=dict(type='Fake'), dataset=dict(type='Fake'))
     with pytest.raises(KeyboardInterrupt):  # dies in the third shard, after shards 0 and 1 (4 samples each)
-        extract_to_cache(lambda i: batch_features(i, fail_after=9), 10, str(tmp_path / 'cache'), manifest,
-                         shard_size=4, batch_size=2, show_progress=False)
-    assert json.loads((tmp_path / 'cache' / 'progress.json').read_text()) == dict(done=[0, 1])
+        extract_to_cache(batch_by_batch(lambda i: batch_features(i, fail_after=9)), 10, str(tmp_path / 'cache'),
+                         manifest, shard_size=4, batch_size=2, show_progress=False)
+    assert sorted(path.name for path in (tmp_path / 'cache' / 'shards_done').iterdir()) == ['0', '1']
+    assert not (tmp_path / 'cache' / 'progress.json').exists()  # finalised only once every shard is written
     with pytest.raises(ValueError, match=r'is incomplete \(1 of 3 shards missing\); run tools/extract_features.py'):
         FeatureCache(str(tmp_path / 'cache'))
     computed.clear()
-    cache = extract_to_cache(batch_features, 10, str(tmp_path / 'cache'), manifest, shard_size=4, batch_size=2,
-                             show_progress=False)
+    cache = extract_to_cache(batch_by_batch(batch_features), 10, str(tmp_path / 'cache'), manifest, shard_size=4,
+                             batch_size=2, show_progress=False)
     assert computed == [8, 9]  # only the unfinished shard
+    assert json.loads((tmp_path / 'cache' / 'progress.json').read_text()) == dict(done=[0, 1, 2])
+    assert not (tmp_path / 'cache' / 'shards_done').exists()
     assert torch.equal(torch.from_numpy(np.asarray(cache.level(0))), features)
     # a folder holding other features is refused, never reused
     with pytest.raises(ValueError, match=r"holds a feature cache of other features; \(cache, asked\) differ in "
                        r"\{'backbone': \(\{'type': 'Fake'\}, \{'type': 'Other'\}\)\}"):
-        extract_to_cache(batch_features, 10, str(tmp_path / 'cache'), dict(manifest, backbone=dict(type='Other')),
-                         shard_size=4, batch_size=2, show_progress=False)
+        extract_to_cache(batch_by_batch(batch_features), 10, str(tmp_path / 'cache'),
+                         dict(manifest, backbone=dict(type='Other')), shard_size=4, batch_size=2, show_progress=False)
 
 
 @pytest.mark.slow

@@ -66,53 +66,56 @@ def test_train_refuses_to_replace_an_earlier_run(tmp_path):
 
 
 def test_extraction_refuses_a_folder_that_is_not_its_cache(tmp_path):
-    from mmdiff.datasets.feature_cache import extract_to_cache
+    from mmdiff.datasets.cache_writer import batch_by_batch, extract_to_cache
 
-    def batch_features(indices):
+    def ones(indices):
         return [torch.ones(len(indices), 2, 1, 1)], torch.zeros(len(indices), dtype=torch.long)
 
     (tmp_path / 'labels.npy').write_bytes(b'the user\'s labels')
     with pytest.raises(FileExistsError, match=r"a folder holding \['labels.npy'\].*--overwrite"):
-        extract_to_cache(batch_features, 3, str(tmp_path), dict(name='test'), show_progress=False)
+        extract_to_cache(batch_by_batch(ones), 3, str(tmp_path), dict(name='test'), show_progress=False)
     assert (tmp_path / 'labels.npy').read_bytes() == b'the user\'s labels'
-    cache = extract_to_cache(batch_features, 3, str(tmp_path), dict(name='test'), show_progress=False, overwrite=True)
+    cache = extract_to_cache(batch_by_batch(ones), 3, str(tmp_path), dict(name='test'), show_progress=False,
+                             overwrite=True)
     assert len(cache) == 3
     # a cache of the same features resumes without --overwrite
-    assert len(extract_to_cache(batch_features, 3, str(tmp_path), dict(name='test'), show_progress=False)) == 3
+    assert len(extract_to_cache(batch_by_batch(ones), 3, str(tmp_path), dict(name='test'), show_progress=False)) == 3
 
 
 def test_a_cache_whose_source_changed_is_stale(tmp_path):
-    from mmdiff.datasets.feature_cache import FeatureCache, extract_to_cache
+    from mmdiff.datasets.cache_writer import batch_by_batch, extract_to_cache
+    from mmdiff.datasets.feature_cache import FeatureCache
 
     images = []
     for i in range(3):
         images.append(tmp_path / f'{i}.jpg')
         images[-1].write_bytes(b'pixels' * (i + 1))
 
-    def batch_features(indices):
+    def ones(indices):
         return [torch.ones(len(indices), 2, 1, 1)], torch.zeros(len(indices), dtype=torch.long)
 
     cache_dir = tmp_path / 'cache'
-    extract_to_cache(batch_features, 3, str(cache_dir), dict(name='test'), show_progress=False,
+    extract_to_cache(batch_by_batch(ones), 3, str(cache_dir), dict(name='test'), show_progress=False,
                      sources=[str(path) for path in images])
     assert len(FeatureCache(str(cache_dir))) == 3
     images[1].write_bytes(b'edited in place')
     with pytest.raises(ValueError, match=rf"is stale: it was made from '{images[1]}' \(12 bytes.*has changed since"):
         FeatureCache(str(cache_dir))
     with pytest.raises(ValueError, match='is stale'):  # resuming would mix old and new features
-        extract_to_cache(batch_features, 3, str(cache_dir), dict(name='test'), show_progress=False)
+        extract_to_cache(batch_by_batch(ones), 3, str(cache_dir), dict(name='test'), show_progress=False)
     images[1].unlink()
     with pytest.raises(ValueError, match=rf"'{images[1]}' .* which no longer exists"):
         FeatureCache(str(cache_dir))
 
 
 def test_a_truncated_cache_array_is_named(tmp_path):
-    from mmdiff.datasets.feature_cache import FeatureCache, extract_to_cache
+    from mmdiff.datasets.cache_writer import batch_by_batch, extract_to_cache
+    from mmdiff.datasets.feature_cache import FeatureCache
 
-    def batch_features(indices):
+    def ones(indices):
         return [torch.ones(len(indices), 4, 2, 2)], torch.zeros(len(indices), dtype=torch.long)
 
-    extract_to_cache(batch_features, 5, str(tmp_path), dict(name='test'), show_progress=False)
+    extract_to_cache(batch_by_batch(ones), 5, str(tmp_path), dict(name='test'), show_progress=False)
     level = tmp_path / 'level0.npy'
     level.write_bytes(level.read_bytes()[:-40])
     with pytest.raises(ValueError, match=rf"'{level}' of the feature cache is missing, truncated or damaged"):
