@@ -1,7 +1,7 @@
 """Draw images from a DiffusionPretrainer checkpoint and save them as a PNG grid.
 
     python tools/sample_diffusion.py CONFIG CHECKPOINT --out samples.png [--num-images 64] [--sampler ddim]
-        [--steps 50] [--seed 0] [--weights ema|raw] [--device cpu] [--cfg-options k=v ...]
+        [--steps 50] [--seed 0] [--weights ema|raw] [--device cuda] [--cfg-options k=v ...]
 
 CONFIG is the pre-training config (its model is a DiffusionPretrainer); the sampler (diffusers' DDIM or DDPM) is
 built from its noise scheduler. A class-conditional U-Net draws the classes in turn; the grid is square.
@@ -15,7 +15,7 @@ from mmdiff.models import DiffusionPretrainer
 from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, checkpoint_weights
 from mmdiff.utils.safe_checkpoint import load_checkpoint_file
 from mmdiff.utils.diffusion_sampling import SAMPLERS, sample_images, save_image_grid
-from mmdiff.utils.runner_config import enter_config_scope, load_config
+from mmdiff.utils.runner_config import check_device, default_device, enter_config_scope, load_config
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--weights', choices=WEIGHT_KINDS, default='ema',
                         help='the run\'s EMA weights (default) or its raw trained weights')
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--device', default=None, help="'cuda', 'cuda:N' or 'cpu'; default: 'cuda' when available")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, key=value')
     args = parser.parse_args()
 
@@ -41,7 +41,7 @@ def main() -> None:
                          f'is a DiffusionPretrainer')
     model.load_state_dict(checkpoint_weights(load_checkpoint_file(args.checkpoint), args.weights,
                                                 repr(args.checkpoint)))
-    model.to(args.device)
+    model.to(check_device(args.device or default_device()))
     images = sample_images(model.unet, model.noise_scheduler, args.num_images, args.sampler, args.steps,
                            args.seed)
     save_image_grid(images, args.out)

@@ -3,12 +3,12 @@ import os.path as osp
 from typing import Optional
 
 from torch import nn
-from mmengine.dist import master_only
+from mmengine.dist import is_main_process
 from mmengine.hooks import EMAHook, Hook
 
 from mmdiff.registry import HOOKS, register_module
 from mmdiff.utils.choices import check_choice
-from mmdiff.utils.diffusion_sampling import SAMPLERS, sample_images, save_image_grid
+from mmdiff.utils.diffusion_sampling import SAMPLERS, sample_images_across_ranks, save_image_grid
 from mmdiff.utils.runner_access import unwrap_model
 
 
@@ -19,7 +19,8 @@ class DiffusionSamplesHook(Hook):
     Grids go to ``{work_dir}/samples/iter_{N}.png``. The images come from the EMA weights when the run has an
     ``EMAHook`` (the weights its checkpoints hold in ``state_dict``), else from the trained weights. The seed is
     fixed, so successive grids start from the same noise and show how the model changes. A class-conditional
-    U-Net draws the classes in turn. The grid is square (``ceil(sqrt(num_images))`` images per row).
+    U-Net draws the classes in turn. The grid is square (``ceil(sqrt(num_images))`` images per row). In a
+    distributed run every process draws its share of the grid on its own device and rank 0 saves it.
 
     Args:
         interval (int): Training iterations between grids. Defaults to 1000.
@@ -49,14 +50,14 @@ class DiffusionSamplesHook(Hook):
                 return hook.ema_model.module
         return unwrap_model(runner.model)
 
-    @master_only
     def save_grid(self, runner, path: str) -> None:
         model = self._model(runner)
-        images = sample_images(model.unet, model.noise_scheduler, self.num_images, self.sampler,
-                               self.num_inference_steps, self.seed)
-        save_image_grid(images, path)
-        runner.logger.info(f'saved {self.num_images} samples ({self.sampler}, {self.num_inference_steps} steps) '
-                           f'to {path}')
+        images = sample_images_across_ranks(model.unet, model.noise_scheduler, self.num_images, self.sampler,
+                                            self.num_inference_steps, self.seed)
+        if is_main_process():
+            save_image_grid(images, path)
+            runner.logger.info(f'saved {self.num_images} samples ({self.sampler}, {self.num_inference_steps} '
+                               f'steps) to {path}')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
