@@ -39,8 +39,8 @@ def main() -> None:
     if not isinstance(model, DiffusionPretrainer):
         raise ValueError(f'{args.config} builds a {type(model).__name__}; give a pre-training config whose model '
                          f'is a DiffusionPretrainer')
-    model.load_state_dict(checkpoint_weights(load_checkpoint_file(args.checkpoint), args.weights,
-                                                repr(args.checkpoint)))
+    weights = checkpoint_weights(load_checkpoint_file(args.checkpoint), args.weights, repr(args.checkpoint))
+    model.load_state_dict(weights)
     model.to(check_device(args.device or default_device()))
     images = sample_images(model.unet, model.noise_scheduler, args.num_images, args.sampler, args.steps,
                            args.seed)
