@@ -153,3 +153,21 @@ def test_cuda_without_cuda_is_named(shapes_cls, tmp_path):
     assert '--device cuda:1 asks for CUDA, but this process sees no CUDA device' in result.stderr
     assert not (tmp_path / 'cache').exists()
     assert check_device('cpu') == torch.device('cpu')
+
+
+def test_the_extraction_benchmark_times_both_readers(shapes_cls, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / 'tools/benchmark.py'), 'extract', str(LINEAR_DEMO),
+                             '--split', 'val', '--num-images', '8', '--batch-size', '2', '--repeats', '1', '--warmup', '0',
+                             '--device', 'cpu', '--cfg-options', *data_options(shapes_cls)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=900,
+                            env=dict(tool_env(), PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / 'work_dirs/benchmarks/extract.json').read_text())
+    assert [row['workers'] for row in report['rows']] == [0, 2] and report['num_images'] == 8
+    for row in report['rows']:
+        assert row['images_per_s'] == pytest.approx(8 / row['seconds'])
+        assert f"| {row['workers']} | {row['images_per_s']:.1f} | {row['seconds']:.2f} |" in result.stdout
+    # read in the main process, every sample is waited for; the fraction is a part of the run
+    assert 0 < report['rows'][0]['data_wait_fraction'] < 1
+    assert report['workers_speedup'] == pytest.approx(report['rows'][1]['images_per_s']
+                                                      / report['rows'][0]['images_per_s'])
