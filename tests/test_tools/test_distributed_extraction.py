@@ -157,8 +157,8 @@ def test_cuda_without_cuda_is_named(shapes_cls, tmp_path):
 
 def test_the_extraction_benchmark_times_both_readers(shapes_cls, tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / 'tools/benchmark.py'), 'extract', str(LINEAR_DEMO),
-                             '--split', 'val', '--num-images', '8', '--batch-size', '2', '--repeats', '1', '--warmup', '0',
-                             '--device', 'cpu', '--cfg-options', *data_options(shapes_cls)],
+                             '--split', 'val', '--num-images', '8', '--batch-size', '2', '--repeats', '1',
+                             '--warmup', '0', '--device', 'cpu', '--cfg-options', *data_options(shapes_cls)],
                             capture_output=True, text=True, cwd=tmp_path, timeout=900,
                             env=dict(tool_env(), PYTHONPATH=str(ROOT)))
     assert result.returncode == 0, result.stderr[-3000:]
