@@ -24,8 +24,9 @@ def test_backbone_benchmark_reports_every_setting():
     report = json.loads((ROOT / 'work_dirs' / 'benchmarks' / 'backbone_adm-tiny_cpu.json').read_text())
     settings = [row['setting'] for row in report['rows']]
     assert settings == ['fp32 full forward', 'bf16 full forward', 'fp32 backbone (truncated)', 'bf16 backbone',
-                        'bf16 backbone, channels_last', 'bf16 backbone, channels_last, 3 timesteps',
-                        'bf16 backbone, channels_last, taps end at up_blocks[2]']
+                        'bf16 backbone, channels_last', 'bf16 weights, channels_last',
+                        'bf16 weights, channels_last, 3 timesteps',
+                        'bf16 weights, channels_last, taps end at up_blocks[2]']
     rows = {row['setting']: row for row in report['rows']}
     for row in report['rows']:  # the derived rates are the batch over the measured time, the row is printed
         assert math.isclose(row['images_per_s'] * row['seconds_per_batch'], 2, rel_tol=1e-9)
@@ -33,9 +34,14 @@ def test_backbone_benchmark_reports_every_setting():
         assert row['setting'] in result.stdout
     # the truncated pass does less work than the full forward; three timesteps three times the work of one
     assert rows['fp32 backbone (truncated)']['flops_per_batch'] < rows['fp32 full forward']['flops_per_batch']
-    three = rows['bf16 backbone, channels_last, 3 timesteps']
-    assert math.isclose(three['flops_per_batch'], 3 * rows['bf16 backbone, channels_last']['flops_per_batch'],
+    three = rows['bf16 weights, channels_last, 3 timesteps']
+    assert math.isclose(three['flops_per_batch'], 3 * rows['bf16 weights, channels_last']['flops_per_batch'],
                         rel_tol=0.01)
+    # bf16 weights do the same work as bf16 autocast in half the weight memory; no profile unless asked
+    assert rows['bf16 weights, channels_last']['flops_per_batch'] == rows['bf16 backbone, channels_last'][
+        'flops_per_batch']
+    assert rows['bf16 weights, channels_last']['weights_gib'] == rows['bf16 backbone']['weights_gib'] / 2
+    assert report['profile'] is None and 'profile of' not in result.stdout
     assert rows['fp32 backbone (truncated)']['relative_error_vs_fp32'] == 0.0
     checks = report['input_checks']
     assert math.isclose(checks['fraction_of_fp32_backbone_batch'] * rows['fp32 backbone (truncated)'][
