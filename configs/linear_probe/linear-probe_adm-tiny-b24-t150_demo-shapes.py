@@ -3,13 +3,11 @@
 _base_ = [
     '../_base_/models/adm-256u-b24-t150_linear-probe.py',
     '../_base_/datasets/shapes-classification_bs16.py',
-    '../_base_/schedules/frozen-probe_30e.py',
+    '../_base_/schedules/frozen-probe_10e.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
 model = dict(
     backbone=dict(arch='adm-tiny', init_cfg=None),
     head=dict(num_classes=4, in_channels=64, topk=(1, )))  # block 24 of the tiny U-Net: 64 channels
-train_cfg = dict(max_epochs=10, val_interval=10)
-param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=10, eta_min=1e-6)]
 default_hooks = dict(logger=dict(interval=10))
 randomness = dict(seed=0)

@@ -15,9 +15,9 @@ model = dict(
     rpn_head=dict(in_channels=width, feat_channels=width, anchor_generator=dict(scales=[4])),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=width),
-        bbox_head=dict(in_channels=width, fc_out_channels=4 * width, num_classes=len(classes)),
+        bbox_head=dict(in_channels=width, fc_out_channels=256, num_classes=4),  # 4 x width; the 4 shapes
         mask_roi_extractor=dict(out_channels=width),
-        mask_head=dict(in_channels=width, conv_out_channels=width, num_classes=len(classes))),
+        mask_head=dict(in_channels=width, conv_out_channels=width, num_classes=4)),
     train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=300), rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=200), rcnn=dict(max_per_img=20)))
 

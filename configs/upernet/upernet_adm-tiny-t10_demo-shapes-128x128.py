@@ -17,13 +17,13 @@ model = dict(
     decode_head=dict(
         in_channels=[32, 32, 64, 64],  # the tiny U-Net at strides 4/8/16/32
         channels=width,
-        num_classes=len(classes),
+        num_classes=4,  # the 4 shapes
         norm_cfg=norm_cfg,
         loss_decode=dict(avg_non_ignore=True)),
     auxiliary_head=dict(
         in_channels=64,
         channels=width,
-        num_classes=len(classes),
+        num_classes=4,  # the 4 shapes
         norm_cfg=norm_cfg,
         loss_decode=dict(avg_non_ignore=True)),
     test_cfg=dict(mode='whole'))

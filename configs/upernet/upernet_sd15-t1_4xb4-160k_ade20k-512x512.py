@@ -5,27 +5,17 @@
 # residual text adapter; its decoder gives strides 8/16/32/64 of the image, stride 4 is the bilinear upsampling of
 # stride 8 ([320, 320, 640, 1280] channels). The U-Net stays frozen; the prompt tokens, the adapter (hidden width 192,
 # a quarter of VPD's) and the heads train. VPD's own segmentor is configs/vpd/fpn_vpd-sd15_8xb2-80k_ade20k-512x512.py.
-_base_ = ['../upernet_diffusion_ade20k.py']
+_base_ = ['../upernet_diffusion_ade20k.py', '../_base_/models/sd15-unet.py']
 
-# a local diffusers pipeline folder of Stable Diffusion 1.5 with unet/, vae/ and scheduler/ (only the VAE's
-# encoder is loaded); the config fails at start-up, naming this path, when it is missing
-model_dir = 'checkpoints/stable-diffusion-v1-5'
 # (150, 768) CLIP text embeddings of one prompt per ADE20K class, e.g. "a photo of a wall", written by
 # tools/make_prompt_embedding.py; they initialise the learnable context
 class_prompts = 'checkpoints/sd15_ade20k-class-prompts.pth'
 model = dict(
     backbone=dict(
-        _delete_=True,
-        type='DiffusionUNetBackbone',
-        arch='sd15',
-        vae='sd',
-        model_dir=model_dir,
+        _base_.sd15_backbone,
         context=dict(type='learnable', path=class_prompts, num_tokens=150, adapter=True, adapter_hidden_channels=192),
-        timesteps=(1, ),
-        noise_mode='none',
         out_strides=(4, 8, 16, 32),
         resample_missing_strides=True,
-        frozen=True,
-        init_cfg=None),
+        frozen=True),
     decode_head=dict(in_channels=[320, 320, 640, 1280]),
     auxiliary_head=dict(in_channels=640))

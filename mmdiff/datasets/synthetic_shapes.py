@@ -24,12 +24,15 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from mmdiff.utils.choices import check_choice
+
 SHAPE_CLASSES = ('circle', 'square', 'triangle', 'star')
 MIN_VISIBLE_FRACTION = 0.3  # instances occluded below this fraction of their area are painted but not annotated
 
 
 def _outline(shape: str, center: Tuple[float, float], radius: float, angle: float) -> np.ndarray:
     """Polygon (K, 2) of a shape inscribed in a circle of ``radius``, rotated by ``angle`` radians."""
+    check_choice('shape', shape, SHAPE_CLASSES)
     if shape == 'circle':
         angles = np.linspace(0, 2 * math.pi, 48, endpoint=False)
         radii = np.full_like(angles, radius)
@@ -39,11 +42,9 @@ def _outline(shape: str, center: Tuple[float, float], radius: float, angle: floa
     elif shape == 'triangle':
         angles = angle + np.arange(3) * 2 * math.pi / 3
         radii = np.full_like(angles, radius)
-    elif shape == 'star':
+    else:  # 'star'
         angles = angle + np.arange(10) * math.pi / 5
         radii = np.where(np.arange(10) % 2 == 0, radius, radius * 0.45)
-    else:
-        raise ValueError(f'unknown shape {shape!r}; choose one of {list(SHAPE_CLASSES)}')
     return np.stack([center[0] + radii * np.cos(angles), center[1] + radii * np.sin(angles)], axis=1)
 
 

@@ -27,6 +27,17 @@ def accepted_arguments(cls: type) -> Optional[Set[str]]:
     return None
 
 
+def constructor_defaults(cls: type) -> dict:
+    """The keyword arguments of ``cls.__init__`` that have defaults, with those defaults.
+
+    For a diffusers model or scheduler this completes a partial config: ``@register_to_config`` records exactly these
+    values in ``self.config`` for the arguments not given, so ``dict(constructor_defaults(cls), **config)`` is the
+    config the built object would report, without building it.
+    """
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not p.empty}
+
+
 def _model_entries(node, path: str, preprocessor: Tuple[str, Optional[dict]] = ('model', None)
                    ) -> Iterator[Tuple[str, dict, Tuple[str, Optional[dict]]]]:
     """Every ``dict(type=...)`` in a model config, with its dotted path and the nearest ``data_preprocessor`` above

@@ -15,7 +15,8 @@ from mmdiff.datasets.cache_writer import batch_by_batch, extract_to_cache
 from mmdiff.datasets.feature_cache import FeatureCache
 from mmdiff.datasets.synthetic_shapes import make_shapes_classification_dataset
 from mmdiff.models.backbones import declared_out_channels
-from mmdiff.utils.feature_extraction import build_model_and_dataset, extract_split
+from mmdiff.utils.feature_extraction import build_model_and_dataset, extract_split, preprocessed_pixels
+from mmdiff.utils.linear_probe_fit import fit_linear_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 LINEAR_DEMO = ROOT / 'configs/linear_probe/linear-probe_adm-tiny-b24-t150_demo-shapes.py'
@@ -240,14 +241,20 @@ def test_sweep_writes_one_cell_per_timestep_and_block(shapes_cls, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = json.loads((tmp_path / 'sweep.json').read_text())
     assert sweep['taps'] == ['mid_block', 'up_blocks.1.attentions.1', 'up_blocks.3']
-    assert np.asarray(sweep['top1']).shape == (3, 2) and 0 <= sweep['pixel_top1'] <= 100
+    assert np.asarray(sweep['top1']).shape == (3, 2)
+    # the raw-pixel baseline is the same probe (3 epochs, seed 0) fitted on the same preprocessed pixels here
+    (train_x, train_y), (val_x, val_y) = (preprocessed_pixels(demo_cfg(LINEAR_DEMO, shapes_cls), split)
+                                          for split in ('train', 'val'))
+    assert sweep['pixel_top1'] == pytest.approx(fit_linear_probe(train_x, train_y, val_x, val_y, epochs=3)[0])
     assert sweep['best']['top1'] == np.asarray(sweep['top1']).max()
     rows = (tmp_path / 'sweep.csv').read_text().splitlines()
     assert rows[0] == 'block,timestep,top1'
     cells = [row.split(',') for row in rows[1:]]
     assert [(block, t) for block, t, _ in cells] == [(b, t) for b in ('19', '24', 'up_blocks.3')
                                                      for t in ('10', '300')]
-    assert all(0 <= float(top1) <= 100 for _, _, top1 in cells)
+    # the CSV is the JSON's table, each cell a top-1 over the 8 held-out images: a multiple of 12.5 %
+    assert [float(top1) for _, _, top1 in cells] == np.asarray(sweep['top1']).ravel().tolist()
+    assert all(float(top1) % 12.5 == 0 for _, _, top1 in cells)
     assert (tmp_path / 'heatmap.png').stat().st_size > 0
     assert '| block \\ t | 10 | 300 |' in (tmp_path / 'sweep.md').read_text()
     assert re.search(r'best cell: block \S+ at t=\d+, top-1 [\d.]+%', result.stdout)

@@ -47,6 +47,9 @@ def test_difformer_head_shapes_and_checks(cross_timestep):
         head(feats[:1])
     with pytest.raises(ValueError, match=r"cross_timestep='sum' is not supported; choose one of \['concat', "):
         DifFormerHead(num_classes=5, in_channels=(8, ), num_timesteps=1, cross_timestep='sum')
+    with pytest.raises(ValueError, match=r"DifFormerHead output 0: norm='batch' is not supported; choose one of "
+                                         r"\['map', 'token'\]"):
+        DifFormerHead(num_classes=5, in_channels=(8, ), num_timesteps=1, norm='batch')
 
 
 def test_difformer_attends_over_exactly_the_configured_cells_from_one_unet_call():

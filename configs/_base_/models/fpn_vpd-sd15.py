@@ -8,12 +8,10 @@
 #   attention maps appended (one channel per class): FPN in_channels [320, 790, 1430, 1280];
 # - the U-Net is fine-tuned (the schedule gives it lr_mult 0.1), the VAE is frozen, the class embeddings are fixed.
 # docs/fidelity.md (VPD) lists every aspect with the reference line and what mmdiff does.
-_base_ = ['mmseg::_base_/models/fpn_r50.py']
+_base_ = ['mmseg::_base_/models/fpn_r50.py', './sd15-unet.py']
 
 custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-# a local diffusers folder of Stable Diffusion 1.5 (unet/, vae/, scheduler/; only the VAE's encoder is loaded)
-model_dir = 'checkpoints/stable-diffusion-v1-5'
 # VPD's segmentation/class_embeddings.pth: (150, 768) CLIP text embeddings of the ADE20K classes, a plain tensor
 class_embeddings = 'checkpoints/vpd_ade20k_class_embeddings.pth'
 model = dict(
@@ -21,24 +19,17 @@ model = dict(
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5], size=(512, 512)),
     pretrained=None,
     backbone=dict(
-        _delete_=True,
-        type='DiffusionUNetBackbone',
-        arch='sd15',
-        vae='sd',
-        model_dir=model_dir,
+        _base_.sd15_backbone,
         vae_latents='unscaled',
         context=dict(type='file', path=class_embeddings, num_tokens=150, adapter=True, adapter_hidden_channels=768,
                      adapter_gamma=1e-4),
-        timesteps=(1, ),
-        noise_mode='none',
         out_strides=None,
         # ldm output_blocks 11, 7, 4, 1 (diffssl numbers 25, 21, 18, 15 of this layout)
         out_blocks=('up_blocks.3.attentions.2', 'up_blocks.2.attentions.1', 'up_blocks.1.attentions.1',
                     'up_blocks.0.resnets.1'),
         attention_maps=(16, 32),
         frozen=False,
-        with_cp=True,  # ldm's use_checkpoint=True (v1-inference.yaml): memory only, the same numbers
-        init_cfg=None),
+        with_cp=True),  # ldm's use_checkpoint=True (v1-inference.yaml): memory only, the same numbers
     neck=dict(type='FPN', in_channels=[320, 790, 1430, 1280], out_channels=256, num_outs=4),
     decode_head=dict(
         type='FPNHead',

@@ -16,10 +16,15 @@ from diffusers.models.attention_processor import Attention
 from torch import Tensor, nn
 
 
+def cross_attention_map_name(prefix: str, block: int) -> str:
+    """The tap name of the cross-attention map of block ``block`` of the transformer ``prefix``."""
+    return f'{prefix}.transformer_blocks.{block}.attn2.map'
+
+
 def cross_attention_map_names(transformer: nn.Module, prefix: str) -> List[str]:
     """The tap names of a ``Transformer2DModel``'s cross-attention maps: ``'{prefix}.transformer_blocks.b.attn2.map'``
     for each block ``b`` with a cross-attention (``attn2``)."""
-    return [f'{prefix}.transformer_blocks.{b}.attn2.map' for b, block in enumerate(transformer.transformer_blocks)
+    return [cross_attention_map_name(prefix, b) for b, block in enumerate(transformer.transformer_blocks)
             if block.attn2 is not None]
 
 

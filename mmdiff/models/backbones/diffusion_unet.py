@@ -12,15 +12,15 @@ from mmdiff.utils.choices import check_choice
 from mmdiff.utils.checkpoint_weights import check_weights_fit, checkpoint_weights
 from mmdiff.utils.safe_checkpoint import load_checkpoint_file
 from .backbone_inputs import (check_class_label, check_image_batch, check_noise_arguments, check_per_image_timesteps,
-                              check_pretrained, check_timesteps, is_integer, per_image_class_labels)
-from .feature_info import FeatureLevel
+                              check_pretrained, check_timesteps, per_image_class_labels)
+from .feature_info import declare_feature_info
 from .fixed_noise import FixedNoise, noised_stack
-from .pyramid import FUSIONS, assemble_level, attention_map_taps, fused_channels, select_levels
+from .pyramid import FUSIONS, assemble_level
 from .speed_options import DTYPES, check_precision, compile_pass, prepare_unet
 from .unet_builder import build_context, build_noise_scheduler, build_unet, build_vae_encoder
 from .unet_configs import UNET_PRESETS
 from .unet_pass import UNetPass
-from .unet_taps import UNetTap, format_taps, list_unet_taps
+from .unet_taps import format_taps, list_unet_taps
 
 
 @register_module(MODELS)
@@ -192,50 +192,21 @@ class DiffusionUNetBackbone(BaseModule):
         context_tokens = None if self.context is None else self.context.num_tokens
         self.taps = list_unet_taps(self.unet, input_stride=latent_stride, context_tokens=context_tokens)
         self.downsample_factor = max(tap.stride for tap in self.taps)
-        self._levels = select_levels(self.taps, out_strides, out_blocks, resample_missing_strides)
+        self.feature_info = declare_feature_info(self.taps, self.timesteps, timestep_fusion, out_strides, out_blocks,
+                                                 resample_missing_strides, attention_maps, context_tokens,
+                                                 projection_channels)
+        by_name = {tap.name: tap for tap in self.taps}
+        self._levels = [(by_name[level.block], level.stride) for level in self.feature_info]
         self.output_taps = tuple(tap for tap, _ in self._levels)
-        self._level_maps = attention_map_taps(self.taps, self._levels, attention_maps)
-        self.projections = self._build_projections(projection_channels)
-        self.feature_info = tuple(
-            FeatureLevel(
-                channels=self._projected_channels(index, tap),
-                stride=stride,
-                block=tap.name,
-                source_stride=tap.stride,
-                timesteps=self.timesteps,
-                fusion=timestep_fusion,
-                attention_maps=self._level_maps[index]) for index, (tap, stride) in enumerate(self._levels))
+        self._level_maps = [level.attention_maps for level in self.feature_info]
+        self.projections = None if projection_channels is None else nn.ModuleList(
+            nn.Conv2d(level.projected_from, level.channels, kernel_size=1) for level in self.feature_info)
 
         # 3. training mode
         self._input_range_checked = False
         self._freeze()
 
     # ------------------------------------------------------------------------------------------------ building
-    def _build_projections(self, projection_channels: Optional[Sequence[int]]) -> Optional[nn.ModuleList]:
-        if projection_channels is None:
-            return None
-        if not isinstance(projection_channels, (list, tuple)) or not all(
-                is_integer(width) and width >= 1 for width in projection_channels):
-            raise ValueError(f'projection_channels must be a sequence of widths >= 1, one per output, got '
-                             f'{projection_channels!r}')
-        if len(projection_channels) != len(self._levels):
-            raise ValueError(f'projection_channels has {len(projection_channels)} widths for '
-                             f'{len(self._levels)} outputs (strides {[stride for _, stride in self._levels]})')
-        return nn.ModuleList(
-            nn.Conv2d(self._fused_channels(index), width, kernel_size=1)
-            for index, width in enumerate(projection_channels))
-
-    def _fused_channels(self, index: int) -> int:
-        """Channels of output ``index`` before its projection: its tap's, plus one per context token when
-        cross-attention maps are appended, times the timesteps for ``'concat'``."""
-        channels = self._levels[index][0].channels + (self.context.num_tokens if self._level_maps[index] else 0)
-        return fused_channels(channels, len(self.timesteps), self.timestep_fusion)
-
-    def _projected_channels(self, index: int, tap: UNetTap) -> int:
-        if self.projections is None:
-            return self._fused_channels(index)
-        return self.projections[index].out_channels
-
     def init_weights(self) -> None:
         """Load ``init_cfg``'s checkpoint strictly: every U-Net weight must be there with its shape.
 

@@ -1,6 +1,11 @@
-"""What a backbone output holds, declared before any forward pass."""
+"""What a backbone output holds, declared before any forward pass, from the U-Net's taps and the pyramid options."""
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Sequence, Tuple, Union
+
+from mmdiff.utils.choices import check_choice
+from .backbone_inputs import is_integer
+from .pyramid import DEFAULT_STRIDES, FUSIONS, attention_map_taps, fused_channels, select_levels
+from .unet_taps import UNetTap
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,8 @@ class FeatureLevel:
             the output is ``(N, T, channels, h, w)``).
         attention_maps (tuple[str, ...]): The cross-attention maps whose mean is appended to the block's channels
             (one channel per context token, VPD's extra channels); empty for none.
+        projected_from (int, optional): Channels before the output's 1x1 projection (the fused tap and maps);
+            None without a projection. Defaults to None.
     """
     channels: int
     stride: int
@@ -25,9 +32,71 @@ class FeatureLevel:
     timesteps: Tuple[int, ...]
     fusion: str
     attention_maps: Tuple[str, ...] = ()
+    projected_from: Optional[int] = None
 
     def __str__(self) -> str:
         resampled = '' if self.source_stride == self.stride else f' (resampled from stride {self.source_stride})'
         return (f'stride {self.stride:>3}, {self.channels:>5} channels: {self.block} at t={list(self.timesteps)}, '
                 f'{self.fusion}{resampled}'
-                + (f', + the mean of {len(self.attention_maps)} cross-attention maps' if self.attention_maps else ''))
+                + (f', + the mean of {len(self.attention_maps)} cross-attention maps' if self.attention_maps else '')
+                + ('' if self.projected_from is None else f', projected from {self.projected_from} channels'))
+
+
+def declare_feature_info(taps: Sequence[UNetTap],
+                         timesteps: Tuple[int, ...],
+                         timestep_fusion: str = 'concat',
+                         out_strides: Optional[Sequence[int]] = DEFAULT_STRIDES,
+                         out_blocks: Optional[Sequence[Union[str, int]]] = None,
+                         resample_missing_strides: bool = False,
+                         attention_maps: Optional[Sequence[int]] = None,
+                         context_tokens: Optional[int] = None,
+                         projection_channels: Optional[Sequence[int]] = None) -> Tuple[FeatureLevel, ...]:
+    """The outputs of a :class:`DiffusionUNetBackbone` with these options, from its U-Net's taps alone.
+
+    The levels are :func:`select_levels`'s (sorted by stride, ties in forward order), each with the
+    cross-attention maps :func:`attention_map_taps` appends to it. A level's channels are its tap's, plus one per
+    context token when maps are appended, times ``len(timesteps)`` for ``'concat'``, or its projection's width.
+
+    Args:
+        taps (Sequence[UNetTap]): The U-Net's taps (:func:`list_config_taps` of its config, with the VAE's latent
+            stride and the context's tokens).
+        timesteps (tuple[int, ...]): The noise steps fused into every output.
+        timestep_fusion (str): One of :data:`FUSIONS`. Defaults to ``'concat'``.
+        out_strides (Sequence[int], optional): Strides of the pyramid. Defaults to (4, 8, 16, 32).
+        out_blocks (Sequence[str | int], optional): Taps by name or diffssl number, instead. Defaults to None.
+        resample_missing_strides (bool): Resample the nearest decoder stride for a stride the decoder lacks.
+            Defaults to False.
+        attention_maps (Sequence[int], optional): Output strides that get the cross-attention maps appended.
+            Defaults to None.
+        context_tokens (int, optional): Tokens of the context: the channels the maps add. Defaults to None.
+        projection_channels (Sequence[int], optional): Per output, the width of its 1x1 projection. Defaults to
+            None.
+
+    Returns:
+        tuple[FeatureLevel, ...]: One record per output, in output order.
+    """
+    check_choice('timestep_fusion', timestep_fusion, FUSIONS)
+    levels = select_levels(taps, out_strides, out_blocks, resample_missing_strides)
+    level_maps = attention_map_taps(taps, levels, attention_maps)
+    if projection_channels is not None:
+        if not isinstance(projection_channels, (list, tuple)) or not all(
+                is_integer(width) and width >= 1 for width in projection_channels):
+            raise ValueError(f'projection_channels must be a sequence of widths >= 1, one per output, got '
+                             f'{projection_channels!r}')
+        if len(projection_channels) != len(levels):
+            raise ValueError(f'projection_channels has {len(projection_channels)} widths for '
+                             f'{len(levels)} outputs (strides {[stride for _, stride in levels]})')
+    feature_info = []
+    for index, ((tap, stride), maps) in enumerate(zip(levels, level_maps)):
+        fused = fused_channels(tap.channels + (context_tokens if maps else 0), len(timesteps), timestep_fusion)
+        feature_info.append(
+            FeatureLevel(
+                channels=fused if projection_channels is None else projection_channels[index],
+                stride=stride,
+                block=tap.name,
+                source_stride=tap.stride,
+                timesteps=tuple(timesteps),
+                fusion=timestep_fusion,
+                attention_maps=maps,
+                projected_from=None if projection_channels is None else fused))
+    return tuple(feature_info)

@@ -5,7 +5,10 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from mmdiff.utils.choices import check_choice
+
 CONTEXT_TYPES = ('zero', 'file', 'learnable')
+DEFAULT_NUM_TOKENS = 77  # a CLIP text encoder's sequence length, SD 1.x's context
 
 
 def load_context_tensor(path: str) -> Tensor:
@@ -54,8 +57,7 @@ class LatentContext(nn.Module):
                  adapter: bool = False, adapter_hidden_channels: Optional[int] = None,
                  adapter_gamma: float = 1e-4) -> None:
         super().__init__()
-        if type not in CONTEXT_TYPES:
-            raise ValueError(f'context type {type!r} is not supported; choose one of {list(CONTEXT_TYPES)}')
+        check_choice('context type', type, CONTEXT_TYPES)
         if type == 'file' and path is None:
             raise ValueError("context type 'file' needs path, a torch.save-d (tokens, dim) tensor")
         if type == 'zero' and path is not None:
@@ -70,7 +72,7 @@ class LatentContext(nn.Module):
                                                     or adapter_hidden_channels < 1):
             raise ValueError(f'adapter_hidden_channels must be an integer >= 1, got {adapter_hidden_channels!r}')
         if path is None:
-            tokens = torch.zeros(77 if num_tokens is None else num_tokens, dim)
+            tokens = torch.zeros(DEFAULT_NUM_TOKENS if num_tokens is None else num_tokens, dim)
         else:
             tokens = load_context_tensor(path)
             if num_tokens is not None and tokens.shape[0] != num_tokens:

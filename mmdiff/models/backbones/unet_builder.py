@@ -148,9 +148,7 @@ def build_noise_scheduler(config: Optional[dict], model_dir: Optional[str] = Non
         config = DEFAULT_SCHEDULER
     config = dict(config)
     scheduler_type = config.pop('type', None)
-    if scheduler_type not in SCHEDULERS:
-        raise ValueError(f'noise_scheduler type {scheduler_type!r} is not supported; choose one of '
-                         f'{list(SCHEDULERS)}')
+    check_choice('noise_scheduler type', scheduler_type, SCHEDULERS)
     return SCHEDULERS[scheduler_type](**config)
 
 

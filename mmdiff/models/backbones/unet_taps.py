@@ -1,7 +1,9 @@
 """The tappable outputs of a diffusers U-Net, and the three ways of choosing them.
 
-A *tap* is the output of one named submodule of the U-Net. :func:`list_unet_taps` enumerates them from the module
-tree alone (no forward pass, no weights needed) in forward order, each with its channels and stride:
+A *tap* is the output of one named submodule of the U-Net. :func:`list_config_taps` enumerates them from the U-Net's
+config alone (``block_out_channels``, ``layers_per_block``, the down, mid and up block types, ...; no module, no
+weights) in forward order, each with its channels and stride; :func:`list_unet_taps` does the same for a built
+U-Net, from its ``config``:
 
 - ``conv_in``;
 - per encoder level ``j``: ``down_blocks.j.resnets.k``, ``down_blocks.j.attentions.k``,
@@ -25,12 +27,24 @@ ADM ImageNet-256 layout E = 18: block 19 is the middle, block 24 ``up_blocks.1.a
 """
 import dataclasses
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
-from diffusers.models.attention_processor import Attention
 from torch import nn
 
-from .cross_attention_maps import cross_attention_map_names
+from mmdiff.utils.choices import check_choice
+from mmdiff.utils.model_check import constructor_defaults
+from .cross_attention_maps import cross_attention_map_name
+from .unet_builder import UNET_TYPES
+
+# what a block holds beside its resnets, one per layer: None, 'attention' (a diffusers Attention: self- or simple
+# cross-attention, no maps) or 'transformer' (a Transformer2DModel, whose cross-attentions give maps)
+DOWN_BLOCKS = {'DownBlock2D': None, 'ResnetDownsampleBlock2D': None, 'AttnDownBlock2D': 'attention',
+               'SimpleCrossAttnDownBlock2D': 'attention', 'CrossAttnDownBlock2D': 'transformer'}
+UP_BLOCKS = {'UpBlock2D': None, 'ResnetUpsampleBlock2D': None, 'AttnUpBlock2D': 'attention',
+             'SimpleCrossAttnUpBlock2D': 'attention', 'CrossAttnUpBlock2D': 'transformer'}
+# the resnets of a UNet2DConditionModel's middle block (a UNet2DModel's always has two); only the
+# UNetMidBlock2DCrossAttn's attention is a transformer
+MID_BLOCK_RESNETS = {'UNetMidBlock2D': 1, 'UNetMidBlock2DSimpleCrossAttn': 2, 'UNetMidBlock2DCrossAttn': 2}
 
 
 @dataclass(frozen=True)
@@ -59,38 +73,64 @@ class UNetTap:
     diffssl_index: Optional[int] = None
 
 
-def _map_taps(attention: nn.Module, name: str, context_tokens: Optional[int], stride: int, stage: str,
+def _per_level(value, num_levels: int) -> list:
+    """A per-level U-Net setting (``layers_per_block``, ``transformer_layers_per_block``) as one entry per level."""
+    return list(value) if isinstance(value, (list, tuple)) else [value] * num_levels
+
+
+def _per_layer(value, layer: int) -> int:
+    """Layer ``layer``'s entry of a level's ``transformer_layers_per_block`` (an int for all layers, or a list)."""
+    return value[layer] if isinstance(value, (list, tuple)) else value
+
+
+def _map_taps(name: str, num_transformer_blocks: int, context_tokens: Optional[int], stride: int, stage: str,
               depth: int) -> List[UNetTap]:
-    """The cross-attention map taps of a transformer (none for a plain attention or without a context)."""
-    if context_tokens is None or isinstance(attention, Attention):
+    """The cross-attention map taps of the transformer ``name`` (none without a context)."""
+    if context_tokens is None:
         return []
-    return [UNetTap(map_name, context_tokens, stride, stage, 'attention_map', depth)
-            for map_name in cross_attention_map_names(attention, name)]
+    return [UNetTap(cross_attention_map_name(name, b), context_tokens, stride, stage, 'attention_map', depth)
+            for b in range(num_transformer_blocks)]
 
 
-def _layer_taps(block: nn.Module, prefix: str, stride: int, stage: str, depth: int, first_index: int,
+def _layer_taps(prefix: str, channels: int, num_layers: int, attention: Optional[str], transformer_layers,
+                stride: int, stage: str, depth: int, first_index: int,
                 context_tokens: Optional[int]) -> List[UNetTap]:
     """Taps of each (resnet, attention) layer of a down or up block; the layer output gets a diffssl number."""
     taps = []
-    attentions = getattr(block, 'attentions', None)
-    for k, resnet in enumerate(block.resnets):
-        channels = resnet.out_channels
-        attention = attentions[k] if attentions is not None and k < len(attentions) else None
+    for k in range(num_layers):
         taps.append(UNetTap(f'{prefix}.resnets.{k}.conv2', channels, stride, stage, 'residual', depth))
         taps.append(UNetTap(f'{prefix}.resnets.{k}', channels, stride, stage, 'layer', depth,
                             None if attention is not None else first_index + k))
         if attention is not None:
-            taps += _map_taps(attention, f'{prefix}.attentions.{k}', context_tokens, stride, stage, depth)
+            if attention == 'transformer':
+                taps += _map_taps(f'{prefix}.attentions.{k}', _per_layer(transformer_layers, k), context_tokens,
+                                  stride, stage, depth)
             taps.append(UNetTap(f'{prefix}.attentions.{k}', channels, stride, stage, 'layer', depth,
                                 first_index + k))
     return taps
 
 
-def list_unet_taps(unet: nn.Module, input_stride: int = 1, context_tokens: Optional[int] = None) -> List[UNetTap]:
-    """Enumerate the tappable outputs of a diffusers ``UNet2DModel``-style U-Net in forward order.
+def _mid_block_layout(config: Mapping, unet_type: str, transformer_layers) -> Optional[Tuple[int, int]]:
+    """The middle block as (resnets, transformer blocks of its cross-attention, 0 for none); None without one."""
+    mid_type = config['mid_block_type']
+    if mid_type is None:
+        return None
+    if unet_type == 'UNet2DModel':  # builds a UNetMidBlock2D for any mid_block_type but None
+        return 2, 0
+    check_choice('mid_block_type', mid_type, MID_BLOCK_RESNETS)
+    blocks = _per_layer(transformer_layers, 0) if mid_type == 'UNetMidBlock2DCrossAttn' else 0
+    return MID_BLOCK_RESNETS[mid_type], blocks
+
+
+def list_config_taps(config: Mapping, unet_type: str = 'UNet2DModel', input_stride: int = 1,
+                     context_tokens: Optional[int] = None) -> List[UNetTap]:
+    """Enumerate the tappable outputs of a diffusers U-Net from its config, in forward order, building nothing.
 
     Args:
-        unet (nn.Module): A U-Net with ``conv_in``, ``down_blocks``, ``mid_block`` and ``up_blocks``.
+        config (Mapping): ``UNet2DModel`` / ``UNet2DConditionModel`` keyword arguments (a preset of
+            :data:`UNET_PRESETS` without its ``type``, a ``config.json``, a built U-Net's ``config``); the
+            constructor's defaults fill in what it leaves out.
+        unet_type (str): ``'UNet2DModel'`` or ``'UNet2DConditionModel'``. Defaults to ``'UNet2DModel'``.
         input_stride (int): Stride of the U-Net's input relative to the image, e.g. 8 for a latent U-Net behind
             a VAE. Defaults to 1.
         context_tokens (int, optional): Tokens a text-conditioned U-Net cross-attends to: the channels of its
@@ -99,47 +139,81 @@ def list_unet_taps(unet: nn.Module, input_stride: int = 1, context_tokens: Optio
     Returns:
         list[UNetTap]: One record per tap, in the order the forward pass produces them.
     """
+    check_choice('unet_type', unet_type, UNET_TYPES)
+    config = dict(constructor_defaults(UNET_TYPES[unet_type]), **config)
+    widths = list(config['block_out_channels'])
+    num_levels = len(widths)
+    down_types, up_types = list(config['down_block_types']), list(config['up_block_types'])
+    if len(down_types) != num_levels or len(up_types) != num_levels:
+        raise ValueError(f'the U-Net has {num_levels} block_out_channels {tuple(widths)} but '
+                         f'{len(down_types)} down_block_types and {len(up_types)} up_block_types; give one per level')
+    if config.get('dual_cross_attention'):
+        raise ValueError('dual_cross_attention=True (DualTransformer2DModel) is not supported; use a U-Net with '
+                         'one Transformer2DModel per attention layer')
+    if config.get('cross_attention_dim') is None:
+        context_tokens = None  # no cross-attention, no maps
+    layers = _per_level(config['layers_per_block'], num_levels)
+    transformer_layers = _per_level(config.get('transformer_layers_per_block', 1), num_levels)
+    up_transformer_layers = config.get('reverse_transformer_layers_per_block') or transformer_layers[::-1]
     stride = input_stride
     depth = 0
-    taps = [UNetTap('conv_in', unet.conv_in.out_channels, stride, 'encoder', 'stem', depth, 1)]
+    taps = [UNetTap('conv_in', widths[0], stride, 'encoder', 'stem', depth, 1)]
     index = 2
-    for j, block in enumerate(unet.down_blocks):
+    for j, block_type in enumerate(down_types):
+        check_choice(f'down_block_types[{j}]', block_type, DOWN_BLOCKS)
         depth += 1
-        layers = _layer_taps(block, f'down_blocks.{j}', stride, 'encoder', depth, index, context_tokens)
-        taps += layers
-        index += len(block.resnets)
-        if block.downsamplers is not None:
+        taps += _layer_taps(f'down_blocks.{j}', widths[j], layers[j], DOWN_BLOCKS[block_type], transformer_layers[j],
+                            stride, 'encoder', depth, index, context_tokens)
+        index += layers[j]
+        if j < num_levels - 1:
             stride *= 2
-            taps.append(UNetTap(f'down_blocks.{j}.downsamplers.0', block.downsamplers[0].out_channels, stride,
-                                'encoder', 'resample', depth, index))
+            taps.append(UNetTap(f'down_blocks.{j}.downsamplers.0', widths[j], stride, 'encoder', 'resample', depth,
+                                index))
             index += 1
-        taps.append(UNetTap(f'down_blocks.{j}', taps[-1].channels, stride, 'encoder', 'block', depth))
-    if unet.mid_block is not None:
+        taps.append(UNetTap(f'down_blocks.{j}', widths[j], stride, 'encoder', 'block', depth))
+    mid_block = _mid_block_layout(config, unet_type, transformer_layers[-1])
+    if mid_block is not None:
         depth += 1
-        attentions = list(getattr(unet.mid_block, 'attentions', None) or ())
-        for k, resnet in enumerate(unet.mid_block.resnets):  # resnets.0, then (attention, resnet) pairs
-            if k > 0 and attentions[k - 1] is not None:
-                taps += _map_taps(attentions[k - 1], f'mid_block.attentions.{k - 1}', context_tokens, stride,
+        num_resnets, transformer_blocks = mid_block
+        for k in range(num_resnets):  # resnets.0, then (attention, resnet) pairs
+            if k > 0 and transformer_blocks:
+                taps += _map_taps(f'mid_block.attentions.{k - 1}', transformer_blocks, context_tokens, stride,
                                   'middle', depth)
-            taps.append(UNetTap(f'mid_block.resnets.{k}.conv2', resnet.out_channels, stride, 'middle', 'residual',
-                                depth))
-        taps.append(UNetTap('mid_block', unet.mid_block.resnets[-1].out_channels, stride, 'middle', 'middle', depth,
-                            index))
+            taps.append(UNetTap(f'mid_block.resnets.{k}.conv2', widths[-1], stride, 'middle', 'residual', depth))
+        taps.append(UNetTap('mid_block', widths[-1], stride, 'middle', 'middle', depth, index))
         index += 1
-    for j, block in enumerate(unet.up_blocks):
+    for j, block_type in enumerate(up_types):
+        check_choice(f'up_block_types[{j}]', block_type, UP_BLOCKS)
         depth += 1
-        layers = _layer_taps(block, f'up_blocks.{j}', stride, 'decoder', depth, index, context_tokens)
-        index += len(block.resnets)
-        if block.upsamplers is not None:
+        level = num_levels - 1 - j
+        num_layers = layers[level] + 1
+        level_taps = _layer_taps(f'up_blocks.{j}', widths[level], num_layers, UP_BLOCKS[block_type],
+                                 up_transformer_layers[j], stride, 'decoder', depth, index, context_tokens)
+        index += num_layers
+        if j < num_levels - 1:
             # guided-diffusion counts the upsampler into the level's last output block
-            last = layers[-1]
-            layers[-1] = dataclasses.replace(last, diffssl_index=None)
+            level_taps[-1] = dataclasses.replace(level_taps[-1], diffssl_index=None)
             stride //= 2
-            layers.append(UNetTap(f'up_blocks.{j}.upsamplers.0', block.upsamplers[0].out_channels, stride,
-                                  'decoder', 'resample', depth, index - 1))
-        taps += layers
-        taps.append(UNetTap(f'up_blocks.{j}', taps[-1].channels, stride, 'decoder', 'block', depth))
+            level_taps.append(UNetTap(f'up_blocks.{j}.upsamplers.0', widths[level], stride, 'decoder', 'resample',
+                                      depth, index - 1))
+        taps += level_taps
+        taps.append(UNetTap(f'up_blocks.{j}', widths[level], stride, 'decoder', 'block', depth))
     return taps
+
+
+def list_unet_taps(unet: nn.Module, input_stride: int = 1, context_tokens: Optional[int] = None) -> List[UNetTap]:
+    """Enumerate the tappable outputs of a built diffusers U-Net in forward order: :func:`list_config_taps` of its
+    ``config``.
+
+    Args:
+        unet (nn.Module): A ``UNet2DModel`` or ``UNet2DConditionModel``.
+        input_stride (int): Stride of the U-Net's input relative to the image. Defaults to 1.
+        context_tokens (int, optional): Channels of its cross-attention map taps. Defaults to None (none).
+
+    Returns:
+        list[UNetTap]: One record per tap, in the order the forward pass produces them.
+    """
+    return list_config_taps(unet.config, type(unet).__name__, input_stride, context_tokens)
 
 
 def format_taps(taps: Sequence[UNetTap]) -> str:

@@ -1,12 +1,12 @@
 """The encoding half of a diffusers ``AutoencoderKL``: images to the latents a latent-diffusion U-Net denoises."""
 import os
 
-import torch
 from diffusers import AutoencoderKL
 from diffusers.models.autoencoders.vae import Encoder
 from torch import Tensor, nn
 
 from mmdiff.utils.choices import check_choice
+from mmdiff.utils.model_check import constructor_defaults
 
 VAE_PRESETS = {
     # Stable Diffusion 1.x / 2.x (stabilityai/sd-vae-ft-mse layout): 8x downsampling to 4 latent channels
@@ -31,9 +31,14 @@ VAE_LATENTS = ('scaled', 'unscaled')
 
 
 def full_vae_config(config: dict) -> dict:
-    """``AutoencoderKL``'s configuration for these arguments, defaults included (built on ``meta``, no weights)."""
-    with torch.device('meta'):
-        return dict(AutoencoderKL(**config).config)
+    """``AutoencoderKL``'s configuration for these arguments, defaults included (nothing is built)."""
+    return dict(constructor_defaults(AutoencoderKL), **config)
+
+
+def vae_latent_stride(config: dict) -> int:
+    """Image pixels per latent pixel of the ``AutoencoderKL`` with these arguments: one halving per level but the
+    last (8 for Stable Diffusion's VAE)."""
+    return 2**(len(full_vae_config(config)['block_out_channels']) - 1)
 
 
 class VAEEncoder(nn.Module):
@@ -99,7 +104,7 @@ class VAEEncoder(nn.Module):
     @property
     def latent_stride(self) -> int:
         """Image pixels per latent pixel."""
-        return 2**(len(self.config['block_out_channels']) - 1)
+        return vae_latent_stride(self.config)
 
     def forward(self, images: Tensor) -> Tensor:
         """Encode images ``(N, C, H, W)`` in [-1, 1] (H, W multiples of :attr:`latent_stride`).

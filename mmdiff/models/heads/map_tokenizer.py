@@ -2,6 +2,8 @@
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmdiff.utils.choices import check_choice
+
 TOKEN_NORMS = ('map', 'token')
 
 
@@ -23,8 +25,7 @@ class MapTokenizer(nn.Module):
 
     def __init__(self, in_channels: int, embed_dims: int, grid_size: int, norm: str, name: str) -> None:
         super().__init__()
-        if norm not in TOKEN_NORMS:
-            raise ValueError(f'{name}: norm={norm!r} is not supported; choose one of {list(TOKEN_NORMS)}')
+        check_choice(f'{name}: norm', norm, TOKEN_NORMS)
         if isinstance(grid_size, bool) or not isinstance(grid_size, int) or grid_size < 1:
             raise ValueError(f'{name}: pool_size must be a positive integer grid size, got {grid_size!r}')
         self.in_channels = in_channels

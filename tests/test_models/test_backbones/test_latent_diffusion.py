@@ -104,7 +104,8 @@ def test_contexts(tmp_path):
         DiffusionUNetBackbone(**dict(TINY, context=dict(type='file', path=str(tmp_path / 'wrong.pth'))))
     with pytest.raises(ValueError, match=r"give context=dict\(type=...\) with type one of \['zero', 'file', "):
         DiffusionUNetBackbone(**dict(TINY, context=None))
-    with pytest.raises(ValueError, match=r"context type 'text' is not supported"):
+    with pytest.raises(ValueError, match=r"context type='text' is not supported; choose one of \['zero', 'file', "
+                                         r"'learnable'\]"):
         DiffusionUNetBackbone(**dict(TINY, context=dict(type='text')))
     with pytest.raises(ValueError, match='has no cross-attention'):
         DiffusionUNetBackbone(arch='adm-tiny', context=dict(type='zero'))
