@@ -40,21 +40,23 @@ def output_name(args: argparse.Namespace) -> str:
 def benchmark_extract(args: argparse.Namespace) -> Dict:
     """Median time of a whole extraction (a fresh cache each run, the DataLoader's start included) per setting.
 
+    The settings take turns (0 workers, N workers, 0, N, ...), so a machine whose load drifts slows both alike.
     The backbone keeps random weights (``init_cfg=None``): the speed does not depend on them.
     """
     from mmdiff.datasets.cache_writer import extract_to_cache  # only this subcommand needs them
-    from mmdiff.utils.feature_extraction import ClassifierFeatureStream, build_model_and_dataset
+    from mmdiff.utils.feature_extraction import (ClassifierFeatureStream, build_model_and_dataset,
+                                                 loader_collate)
 
     cfg = load_config(args.config, args.cfg_options)
     cfg.model.backbone.init_cfg = None
     device = check_device(args.device or default_device())
     model, dataset, _ = build_model_and_dataset(cfg, args.split, device)
     num_images = min(args.num_images, len(dataset))
-    rows = []
-    for workers in (0, args.workers):
-        stream = ClassifierFeatureStream(model, dataset, workers)
-        runs = []
-        for _ in range(args.warmup + args.repeats):
+    streams = {workers: ClassifierFeatureStream(model, dataset, workers, loader_collate(cfg))
+               for workers in (0, args.workers)}
+    runs: Dict[int, list] = {workers: [] for workers in streams}
+    for _ in range(args.warmup + args.repeats):
+        for workers, stream in streams.items():
             stream.wait_seconds = 0.0
             with tempfile.TemporaryDirectory() as cache_dir:
                 start = time.perf_counter()
@@ -62,13 +64,15 @@ def benchmark_extract(args: argparse.Namespace) -> Dict:
                                  shard_size=args.shard_size, batch_size=args.batch_size, pool_size=args.pool,
                                  dtype=args.dtype, show_progress=False)
                 synchronize(device)
-                runs.append((time.perf_counter() - start, stream.wait_seconds))
-        seconds, wait = sorted(runs[args.warmup:])[args.repeats // 2]
+                runs[workers].append((time.perf_counter() - start, stream.wait_seconds))
+    rows = []
+    for workers, timed in runs.items():
+        seconds, wait = sorted(timed[args.warmup:])[args.repeats // 2]
         rows.append(dict(workers=workers, seconds=seconds, images_per_s=num_images / seconds,
                          data_wait_fraction=wait / seconds))
     return dict(benchmark='extract', config=args.config, split=args.split, num_images=num_images,
                 batch_size=args.batch_size, shard_size=args.shard_size, pool=args.pool, dtype=args.dtype,
-                device=device_name(device), rows=rows,
+                device=device_name(device), repeats=args.repeats, rows=rows,
                 workers_speedup=rows[1]['images_per_s'] / rows[0]['images_per_s'])
 
 

@@ -24,6 +24,10 @@ model = dict(
 max_iters = 78200  # 100 epochs of 100,000 images in batches of 128
 train_dataloader = dict(sampler=dict(type='InfiniteSampler', shuffle=True))
 train_cfg = dict(max_iters=max_iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=500),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=500, end=78200, eta_min=1e-5),
+]
 val_dataloader, val_cfg, val_evaluator = None, None, None
 test_dataloader, test_cfg, test_evaluator = None, None, None
 default_hooks = dict(logger=dict(interval=100), checkpoint=dict(by_epoch=False, interval=7820, max_keep_ckpts=2))

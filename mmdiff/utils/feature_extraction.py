@@ -1,12 +1,13 @@
 """Glue between a classification config and the feature cache, shared by the feature tools."""
 import copy
 import time
-from typing import Iterator, Optional, Sequence, Tuple
+from functools import partial
+from typing import Callable, Iterator, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import DATASETS, MODELS
+from mmengine.registry import DATASETS, FUNCTIONS, MODELS
 from mmengine.runner import set_random_seed
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -51,6 +52,21 @@ def loader_workers(cfg: Config, num_workers: Optional[int]) -> int:
     return num_workers
 
 
+def loader_collate(cfg: Config) -> Callable:
+    """The batch collation of the config's ``test_dataloader``, built as mmengine's Runner builds it: its
+    ``collate_fn`` (a registered function's ``type`` and keyword arguments), else ``pseudo_collate``."""
+    collate_cfg = dict(cfg.test_dataloader.get('collate_fn') or dict(type='pseudo_collate'))
+    collate = collate_cfg.pop('type')
+    if isinstance(collate, str):
+        enter_config_scope(cfg)  # the scope whose registered functions the name may be
+        name, collate = collate, FUNCTIONS.get(collate)
+        if collate is None:
+            raise ValueError(f'test_dataloader.collate_fn.type={name!r} is not a registered function; choose one of '
+                             f'{sorted(FUNCTIONS.module_dict)} or a function registered in FUNCTIONS by a custom '
+                             'import')
+    return partial(collate, **collate_cfg)
+
+
 def build_model_and_dataset(cfg: Config, split: str, device: str = 'cpu') -> Tuple[nn.Module, object, dict]:
     """The config's model (weights initialised, eval mode, on ``device``) and the ``split`` dataset with the test
     pipeline.
@@ -72,12 +88,24 @@ def build_model_and_dataset(cfg: Config, split: str, device: str = 'cpu') -> Tup
     return model, dataset, dataset_cfg
 
 
-def collated_batches(dataset: Sequence, batches: Sequence[Sequence[int]], num_workers: int,
-                     pin_memory: bool) -> DataLoader:
-    """A DataLoader that yields the collated samples of each batch of indices, in order, read by ``num_workers``
-    worker processes (0: in this process)."""
-    return DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, collate_fn=pseudo_collate,
-                      pin_memory=pin_memory)
+def inputs_and_labels(samples: Sequence[dict], collate_fn: Callable = pseudo_collate) -> dict:
+    """A batch collated by ``collate_fn`` and reduced to what extraction uses: ``inputs`` and ``labels`` (one
+    ``(N,)`` tensor, or None without labels).
+
+    Run in the DataLoader's workers, it sends the model's process one label tensor per batch instead of a
+    ``DataSample`` per image, each label a shared-memory tensor (which costs more to receive than most pipelines
+    take to read the image).
+    """
+    data = collate_fn(samples)
+    return dict(inputs=data['inputs'], labels=gt_labels(data['data_samples']))
+
+
+def collated_batches(dataset: Sequence, batches: Sequence[Sequence[int]], num_workers: int, pin_memory: bool,
+                     collate_fn: Callable = pseudo_collate) -> DataLoader:
+    """A DataLoader that yields, in order, the :func:`inputs_and_labels` of each batch of indices, collated by
+    ``collate_fn`` and read by ``num_workers`` worker processes (0: in this process)."""
+    return DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, pin_memory=pin_memory,
+                      collate_fn=partial(inputs_and_labels, collate_fn=collate_fn))
 
 
 class ClassifierFeatureStream:
@@ -87,27 +115,33 @@ class ClassifierFeatureStream:
     Args:
         model (nn.Module): An mmpretrain classifier (``data_preprocessor`` and ``backbone``), on its device.
         dataset (Sequence): The dataset, with a deterministic pipeline.
-        num_workers (int): DataLoader worker processes; 0 reads in this process.
+        num_workers (int): DataLoader worker processes; 0 reads in this process, and so does a call with a single
+            batch (the cache's shape probe), where workers would only add their start-up.
+        collate_fn (callable): Collates a batch's samples (:func:`loader_collate` gives the config's). Defaults to
+            mmengine's ``pseudo_collate``.
 
     Attributes:
         wait_seconds (float): Time the model spent waiting for the next batch of samples, over all calls.
     """
 
-    def __init__(self, model: nn.Module, dataset: Sequence, num_workers: int = 0) -> None:
+    def __init__(self, model: nn.Module, dataset: Sequence, num_workers: int = 0,
+                 collate_fn: Callable = pseudo_collate) -> None:
         self.model = model
         self.dataset = dataset
         self.num_workers = num_workers
+        self.collate_fn = collate_fn
         self.wait_seconds = 0.0
 
     def __call__(self, batches: Sequence[Sequence[int]]) -> Iterator[Tuple[Sequence[Tensor], Tensor]]:
         device = next(self.model.parameters()).device
-        samples = iter(collated_batches(self.dataset, batches, self.num_workers, device.type == 'cuda'))
+        workers = self.num_workers if len(batches) > 1 else 0
+        samples = iter(collated_batches(self.dataset, batches, workers, device.type == 'cuda', self.collate_fn))
         for _ in batches:
             start = time.perf_counter()
             data = next(samples)
             self.wait_seconds += time.perf_counter() - start
-            data = self.model.data_preprocessor(data, False)
-            yield self.model.backbone(data['inputs']), gt_labels(data['data_samples'])
+            inputs = self.model.data_preprocessor(dict(inputs=data['inputs']), False)['inputs']
+            yield self.model.backbone(inputs), data['labels']
 
 
 def preprocessed_pixels(cfg: Config, split: str, batch_size: int = 64,
@@ -123,10 +157,9 @@ def preprocessed_pixels(cfg: Config, split: str, batch_size: int = 64,
     batches = [list(range(start, min(start + batch_size, len(dataset))))
                for start in range(0, len(dataset), batch_size)]
     images, labels = [], []
-    for data in collated_batches(dataset, batches, num_workers, pin_memory=False):
-        data = preprocessor(data, False)
-        images.append(data['inputs'].float())
-        labels.append(gt_labels(data['data_samples']))
+    for data in collated_batches(dataset, batches, num_workers, pin_memory=False, collate_fn=loader_collate(cfg)):
+        images.append(preprocessor(dict(inputs=data['inputs']), False)['inputs'].float())
+        labels.append(data['labels'])
     return torch.cat(images), torch.cat(labels)
 
 
@@ -154,5 +187,6 @@ def extract_split(cfg: Config, split: str, cache_dir: str, device: str = 'cpu', 
         pipeline=dataset_cfg.pipeline)
     paths = [dataset.get_data_info(i).get('img_path') for i in range(len(dataset))]
     sources = paths if all(isinstance(path, str) for path in paths) else None  # None: generated in memory
-    return extract_to_cache(ClassifierFeatureStream(model, dataset, workers), len(dataset), cache_dir, manifest,
+    stream = ClassifierFeatureStream(model, dataset, workers, loader_collate(cfg))
+    return extract_to_cache(stream, len(dataset), cache_dir, manifest,
                             sources=sources, **kwargs)

@@ -14,7 +14,8 @@ from mmengine.dataset import pseudo_collate
 
 from mmdiff.datasets.feature_cache import FeatureCache
 from mmdiff.datasets.synthetic_shapes import make_shapes_classification_dataset
-from mmdiff.utils.feature_extraction import build_model_and_dataset, extract_split
+from mmdiff.utils.feature_extraction import (build_model_and_dataset, build_split_dataset, extract_split,
+                                             loader_collate)
 from mmdiff.utils.runner_config import check_device
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,19 +76,38 @@ def single_process_cache(shapes_cls, tmp_path_factory) -> Path:
     return out
 
 
-def test_dataloader_workers_give_the_features_of_the_serial_path(shapes_cls, tmp_path):
-    """Samples read by 2 worker processes give the features of reading them one by one in this process."""
+@pytest.mark.parametrize('collate', [None, 'default_collate'])
+def test_dataloader_workers_give_the_features_of_the_serial_path(shapes_cls, tmp_path, collate):
+    """Samples read by 2 worker processes, collated as the config's test_dataloader says (mmengine's
+    pseudo_collate when it says nothing), give the features and labels of reading them one by one here."""
     cfg = demo_cfg(shapes_cls)
+    if collate is not None:
+        cfg.test_dataloader.collate_fn = dict(type=collate)
     with_workers = extract_split(cfg, 'val', str(tmp_path / 'workers'), num_workers=2, shard_size=4, batch_size=2,
                                  show_progress=False)
     model, dataset, _ = build_model_and_dataset(cfg, 'val')
-    serial = []
+    serial, labels = [], []
     with torch.no_grad():
         for start in range(0, len(dataset), 2):  # the same batches: two samples, never across a shard
             data = model.data_preprocessor(pseudo_collate([dataset[start], dataset[start + 1]]), False)
             serial.append(model.backbone(data['inputs'])[-1])
+            labels += [sample.gt_label.item() for sample in data['data_samples']]
     assert len(with_workers) == len(dataset) == 8
     assert torch.equal(torch.from_numpy(np.asarray(with_workers.level(-1))), torch.cat(serial))
+    assert np.asarray(with_workers.labels).tolist() == labels and len(set(labels)) == 4
+
+
+def test_the_test_dataloaders_collate_function_is_built_as_the_runner_builds_it(shapes_cls):
+    cfg = demo_cfg(shapes_cls)
+    dataset, _ = build_split_dataset(cfg, 'val')
+    samples = [dataset[0], dataset[1]]
+    assert isinstance(loader_collate(cfg)(samples)['inputs'], list)  # pseudo_collate: one tensor per image
+    cfg.test_dataloader.collate_fn = dict(type='default_collate')
+    assert loader_collate(cfg)(samples)['inputs'].shape == (2, 3, 32, 32)  # stacked
+    cfg.test_dataloader.collate_fn = dict(type='no_such_collate')
+    with pytest.raises(ValueError, match=r"type='no_such_collate' is not a registered function; choose one of "
+                                         r"\['default_collate', 'pseudo_collate'\]"):
+        loader_collate(cfg)
 
 
 def test_two_processes_write_the_cache_of_one(shapes_cls, single_process_cache, tmp_path):
