@@ -188,5 +188,4 @@ def extract_split(cfg: Config, split: str, cache_dir: str, device: str = 'cpu', 
     paths = [dataset.get_data_info(i).get('img_path') for i in range(len(dataset))]
     sources = paths if all(isinstance(path, str) for path in paths) else None  # None: generated in memory
     stream = ClassifierFeatureStream(model, dataset, workers, loader_collate(cfg))
-    return extract_to_cache(stream, len(dataset), cache_dir, manifest,
-                            sources=sources, **kwargs)
+    return extract_to_cache(stream, len(dataset), cache_dir, manifest, sources=sources, **kwargs)
