@@ -1,7 +1,6 @@
 """Mask R-CNN with the diffusion backbone: the shipped configs, the training tools and the demo, end to end."""
 import json
 import math
-import os
 import re
 from pathlib import Path
 
@@ -11,9 +10,10 @@ from mmengine.config import Config
 
 from mmdiff.datasets.synthetic_shapes import SHAPE_CLASSES, make_shapes_dataset
 from mmdiff.models.backbones import declared_out_channels
-from tests.test_utils.detection_demo import DEMO_CONFIG, demo_options, make_demo_shapes, run
+from tests.test_utils.detection_demo import DEMO_CONFIG, demo_options
+from tests.test_utils.tool_runs import ROOT, run_in_process
 
-ROOT = Path(__file__).resolve().parents[2]
+TRAIN, TEST = ROOT / 'tools/train.py', ROOT / 'tools/test.py'
 MAIN_CONFIG = ROOT / 'configs' / 'mask_rcnn_diffusion_coco.py'
 MMDET_TRAIN = Path(__import__('mmdet').__file__).parent / '.mim' / 'tools' / 'train.py'
 DETECTION_CONFIGS = sorted((ROOT / 'configs').glob('mask_rcnn*.py')) + sorted(
@@ -82,39 +82,32 @@ def test_main_config_with_the_tiny_unet_runs_a_loss_and_a_predict_step(backbone_
 
 
 def test_main_config_refuses_a_missing_checkpoint(tmp_path):
-    result = run(['tools/train.py', MAIN_CONFIG, '--work-dir', tmp_path / 'work'])
+    result = run_in_process(TRAIN, [MAIN_CONFIG, '--work-dir', tmp_path / 'work'])
     assert result.returncode != 0
     assert ("backbone checkpoint 'checkpoints/adm-256u_imagenet-uncond.pth' (init_cfg) does not exist"
             in result.stderr)
 
 
 def test_train_refuses_missing_data_with_the_expected_layout(tmp_path):
-    result = run(['tools/train.py', MAIN_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
-                  'model.backbone.init_cfg=None'])
+    result = run_in_process(TRAIN, [MAIN_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
+                                    'model.backbone.init_cfg=None'])
     assert result.returncode != 0
     assert ("train_dataloader: data_root 'data/coco/' does not exist (set MMDIFF_COCO_ROOT to the folder that "
             "holds the dataset); expected layout:\n"
             '  data/coco/annotations/instances_train2017.json\n  data/coco/train2017/  (img)') in result.stderr
 
 
-def test_one_environment_variable_moves_every_dataloader_and_evaluator(tmp_path):
+def test_one_environment_variable_moves_every_dataloader_and_evaluator(tmp_path, monkeypatch):
     """MMDIFF_COCO_ROOT, read by mmengine when it parses the config: any tool sees the moved paths."""
     coco = f'{tmp_path}/coco/'
-    result = run(['-c', f'from mmengine.config import Config; cfg = Config.fromfile({str(MAIN_CONFIG)!r}); print('
-                  '[cfg[f"{split}_dataloader"].dataset.data_root for split in ("train", "val", "test")], '
-                  'cfg.val_evaluator.ann_file, cfg.test_evaluator.ann_file)'], env=dict(os.environ, MMDIFF_COCO_ROOT=coco))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == (
-        f"{[coco] * 3} {coco}annotations/instances_val2017.json {coco}annotations/instances_val2017.json")
-    missing = run(['tools/train.py', MAIN_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
-                   'model.backbone.init_cfg=None'], env=dict(os.environ, MMDIFF_COCO_ROOT=coco))
+    monkeypatch.setenv('MMDIFF_COCO_ROOT', coco)
+    cfg = Config.fromfile(str(MAIN_CONFIG))
+    assert [cfg[f'{split}_dataloader'].dataset.data_root for split in ('train', 'val', 'test')] == [coco] * 3
+    assert cfg.val_evaluator.ann_file == cfg.test_evaluator.ann_file == f'{coco}annotations/instances_val2017.json'
+    missing = run_in_process(TRAIN, [MAIN_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
+                                     'model.backbone.init_cfg=None'])
     assert (f"train_dataloader: data_root '{coco}' does not exist (set MMDIFF_COCO_ROOT to the folder that holds "
             "the dataset)") in missing.stderr
-
-
-@pytest.fixture(scope='module')
-def shapes_root(tmp_path_factory) -> Path:
-    return make_demo_shapes(tmp_path_factory.mktemp('shapes'))
 
 
 def metrics(log: str, prefix: str = 'coco') -> dict:
@@ -123,15 +116,15 @@ def metrics(log: str, prefix: str = 'coco') -> dict:
 
 
 @pytest.mark.slow
-def test_demo_trains_then_tests_with_coco_metrics(shapes_root, tmp_path):
-    work = tmp_path / 'work'
-    trained = run(['tools/train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options', *demo_options(shapes_root)])
-    assert trained.returncode == 0, trained.stderr[-3000:]
+def test_demo_trains_then_tests_with_coco_metrics(demo_run, detection_shapes, tmp_path):
+    status, _ = (demo_run / 'train.log').read_text().split('\n', 1)
+    assert status == '0', (demo_run / 'train.log').read_text()[-3000:]
+    work = demo_run / 'work'
     checkpoint = work / 'iter_2.pth'
     assert checkpoint.is_file()
     assert (work / 'last_checkpoint').read_text().strip().endswith('iter_2.pth')
-    tested = run(['tools/test.py', DEMO_CONFIG, checkpoint, '--work-dir', work, '--show-dir', tmp_path / 'overlays',
-                  '--cfg-options', *demo_options(shapes_root)])
+    tested = run_in_process(TEST, [DEMO_CONFIG, checkpoint, '--work-dir', tmp_path / 'work', '--show-dir',
+                                   tmp_path / 'overlays', '--cfg-options', *demo_options(detection_shapes)])
     assert tested.returncode == 0, tested.stderr[-3000:]
     assert '2/2, ' in tested.stdout  # EvalProgressBarHook's bar over 2 batches of 2 val images
     found = metrics(tested.stdout + tested.stderr)
@@ -141,28 +134,29 @@ def test_demo_trains_then_tests_with_coco_metrics(shapes_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_mmdet_own_train_tool_trains_the_demo_config(shapes_root, tmp_path):
-    result = run([MMDET_TRAIN, DEMO_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
-                  *demo_options(shapes_root)])
+def test_mmdet_own_train_tool_trains_the_demo_config(detection_shapes, tmp_path):
+    result = run_in_process(MMDET_TRAIN, [DEMO_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
+                                          *demo_options(detection_shapes)])
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / 'work' / 'iter_2.pth').is_file()
     assert 'coco/bbox_mAP_50' in result.stdout + result.stderr
 
 
-def test_train_refuses_classes_that_are_not_in_the_annotations(shapes_root, tmp_path):
-    result = run(['tools/train.py', DEMO_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
-                  *demo_options(shapes_root), "metainfo.classes=['circle','hexagon']",
-                  "train_dataloader.dataset.metainfo.classes=['circle','hexagon']"])
+def test_train_refuses_classes_that_are_not_in_the_annotations(detection_shapes, tmp_path):
+    result = run_in_process(TRAIN, [DEMO_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
+                                    *demo_options(detection_shapes), "metainfo.classes=['circle','hexagon']",
+                                    "train_dataloader.dataset.metainfo.classes=['circle','hexagon']"])
     assert result.returncode != 0
     assert (f"train_dataloader: classes ['hexagon'] of the config are not categories of "
-            f"'{shapes_root}/annotations/instances_train.json', which has {list(SHAPE_CLASSES)}") in result.stderr
+            f"'{detection_shapes}/annotations/instances_train.json', which has {list(SHAPE_CLASSES)}") in result.stderr
 
 
-def test_train_refuses_a_wrong_annotation_file(shapes_root, tmp_path):
-    result = run(['tools/train.py', DEMO_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
-                  *demo_options(shapes_root), 'train_dataloader.dataset.ann_file=annotations/train.json'])
+def test_train_refuses_a_wrong_annotation_file(detection_shapes, tmp_path):
+    result = run_in_process(TRAIN, [DEMO_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
+                                    *demo_options(detection_shapes),
+                                    'train_dataloader.dataset.ann_file=annotations/train.json'])
     assert result.returncode != 0
-    assert f"train_dataloader: annotation file '{shapes_root}/annotations/train.json' does not exist" in result.stderr
+    assert f"train_dataloader: annotation file '{detection_shapes}/annotations/train.json' does not exist" in result.stderr
 
 
 def test_shapes_dataset_is_deterministic_and_consistent(tmp_path):

@@ -1,6 +1,10 @@
 """Bad input, end to end: each defect makes the tools fail fast with a message that names it, and leaves no
 checkpoint or metric behind that could pass for a result. (A NaN-producing learning rate is covered by
-test_reliability.py, a backbone checkpoint of another arch by the backbone tests.)"""
+test_reliability.py, a backbone checkpoint of another arch by the backbone tests.)
+
+The tools run in this process; one refusal per tool (a missing config for ``tools/train.py``, a checkpoint of
+another model for ``tools/test.py``) runs in a fresh interpreter, which shows the message reaching the terminal and
+the exit status."""
 import json
 import shutil
 from pathlib import Path
@@ -11,18 +15,17 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmdiff.models.backbones import declared_out_channels
-from tests.test_utils.detection_demo import DEMO_CONFIG, demo_options, make_demo_shapes, run
+from tests.test_utils.detection_demo import DEMO_CONFIG, demo_options
+from tests.test_utils.tool_runs import ROOT, run, run_in_process
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
 
 
-@pytest.fixture(scope='module')
-def clean_shapes(tmp_path_factory) -> Path:
-    return make_demo_shapes(tmp_path_factory.mktemp('shapes'))
+TRAIN, TEST = ROOT / 'tools/train.py', ROOT / 'tools/test.py'
 
 
-def shapes_copy(clean_shapes: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(clean_shapes, tmp_path / 'shapes'))
+def shapes_copy(detection_shapes: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(detection_shapes, tmp_path / 'shapes'))
 
 
 def corrupt_image(root: Path) -> str:
@@ -53,7 +56,7 @@ def assert_fails_cleanly(result, message: str, work_dir: Path) -> None:
 
 
 def test_a_missing_config(tmp_path):
-    result = run(['tools/train.py', 'configs/mask_rcnn/no_such_config.py', '--work-dir', tmp_path / 'work'])
+    result = run([TRAIN, 'configs/mask_rcnn/no_such_config.py', '--work-dir', tmp_path / 'work'])
     assert_fails_cleanly(result, "config file 'configs/mask_rcnn/no_such_config.py' does not exist",
                          tmp_path / 'work')
     assert not (tmp_path / 'work').exists()
@@ -65,23 +68,23 @@ def test_a_missing_config(tmp_path):
      "are: arch, attention,"),
     ('model.backbone.timesteps=(1000,)', "timestep 1000 is outside the scheduler's range [0, 1000)"),
 ], ids=['typo-backbone-key', 'timestep-out-of-range'])
-def test_a_bad_backbone_setting(clean_shapes, tmp_path, option, message):
+def test_a_bad_backbone_setting(detection_shapes, tmp_path, option, message):
     work = tmp_path / 'work'
-    result = run(['tools/train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options', *demo_options(clean_shapes),
-                  option])
+    result = run_in_process(TRAIN, [DEMO_CONFIG, '--work-dir', work, '--cfg-options',
+                                    *demo_options(detection_shapes), option])
     assert_fails_cleanly(result, message, work)
 
 
 @pytest.mark.parametrize('damage', [corrupt_image, empty_annotations, imageless_annotations])
-def test_damaged_data(clean_shapes, tmp_path, damage):
-    root = shapes_copy(clean_shapes, tmp_path)
+def test_damaged_data(detection_shapes, tmp_path, damage):
+    root = shapes_copy(detection_shapes, tmp_path)
     message = damage(root)
     work = tmp_path / 'work'
-    result = run(['tools/train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options', *demo_options(root)])
+    result = run_in_process(TRAIN, [DEMO_CONFIG, '--work-dir', work, '--cfg-options', *demo_options(root)])
     assert_fails_cleanly(result, message, work)
 
 
-def test_a_checkpoint_of_another_architecture(clean_shapes, tmp_path):
+def test_a_checkpoint_of_another_architecture(detection_shapes, tmp_path):
     """mmengine would load it non-strictly and evaluate the untouched random weights."""
     cfg = Config.fromfile(str(DEMO_CONFIG))
     cfg.merge_from_dict({'model.backbone.arch': 'adm-digits', 'model.backbone.out_strides': (1, 2, 4, 8)})
@@ -92,7 +95,6 @@ def test_a_checkpoint_of_another_architecture(clean_shapes, tmp_path):
     checkpoint = tmp_path / 'adm-digits_mask-rcnn.pth'
     torch.save(dict(state_dict=other.state_dict(), meta=dict()), checkpoint)
     work = tmp_path / 'work'
-    result = run(['tools/test.py', DEMO_CONFIG, checkpoint, '--work-dir', work, '--cfg-options',
-                  *demo_options(clean_shapes)])
+    result = run([TEST, DEMO_CONFIG, checkpoint, '--work-dir', work, '--cfg-options', *demo_options(detection_shapes)])
     assert_fails_cleanly(result, f"checkpoint '{checkpoint}' does not fit the model of {DEMO_CONFIG}: ", work)
     assert 'shape mismatches' in result.stderr and 'was it saved for another arch?' in result.stderr

@@ -1,20 +1,19 @@
 """The README's downstream configs, copied out verbatim and run from a folder outside the repository.
 
 Each ``<!-- downstream-config: PACKAGE -->`` block is written to a file, read by mmengine (its ``mmdet::`` /
-``mmseg::`` / ``mmpretrain::`` bases resolved), and its model built under that package's registry in a fresh
-interpreter, as the package's own tools build it, its weights initialised (the snippets' ``checkpoints/adm-256u.pth``
+``mmseg::`` / ``mmpretrain::`` bases resolved), and its model built under that package's registry by a script run
+from that folder (in this process), as the package's own tools build it, its weights initialised (the snippets' ``checkpoints/adm-256u.pth``
 is a random ADM-256 backbone saved by the test), then run forward once on random images: a wrong neck or head
 width, a leftover base argument, a checkpoint that does not fit or a wrong preprocessor fails here.
 """
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from mmdiff.models.backbones import DiffusionUNetBackbone
+from tests.test_utils.tool_runs import run_in_process
 
 pytestmark = pytest.mark.slow  # builds the full-size ADM-256 U-Net three times
 
@@ -81,8 +80,7 @@ def test_a_readme_config_builds_and_runs_verbatim_outside_the_repository(checkpo
     config.write_text(readme_snippets()[package])
     script = tmp_path / 'build_and_run.py'
     script.write_text(BUILD_AND_RUN)
-    result = subprocess.run([sys.executable, str(script), str(config)], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=900)
+    result = run_in_process(script, [config], cwd=tmp_path, runner=False)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert f'backbone DiffusionUNetBackbone {channels}' in lines

@@ -1,6 +1,11 @@
 """Reliability of training runs: nothing from the network, identical seeded runs, a stop at a non-finite loss,
-a killed run resumed to the same result."""
+a killed run resumed to the same result.
+
+The runs are ``tools/train.py`` and ``tools/test.py`` in this process; what needs a process of its own runs in a
+fresh interpreter: the import of every module under the network guard, and the run that is killed.
+"""
 import os
+import pkgutil
 import re
 import signal
 import subprocess
@@ -11,25 +16,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_utils.detection_demo import DEMO_CONFIG, ROOT, demo_options, make_demo_shapes, run
+import mmdiff
+from tests.test_utils.detection_demo import DEMO_CONFIG, demo_options
+from tests.test_utils.network_guard import NETWORK_GUARD, network_refused
+from tests.test_utils.tool_runs import ROOT, run, run_in_process
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
 
-# Installed before the tool runs: any connection or name lookup raises, naming what was attempted.
-NETWORK_GUARD = '''
-import runpy, socket, sys
-def refuse(*args, **kwargs):
-    raise RuntimeError(f'network access attempted: {args[1:] or args}')
-socket.socket.connect = socket.socket.connect_ex = refuse
-socket.create_connection = socket.getaddrinfo = refuse
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name='__main__')
-'''
-
-
-@pytest.fixture(scope='module')
-def shapes_root(tmp_path_factory) -> Path:
-    return make_demo_shapes(tmp_path_factory.mktemp('shapes'))
+TRAIN, TEST = ROOT / 'tools/train.py', ROOT / 'tools/test.py'
+# the import statements of a tool run: mmdiff and every module of it, and the task packages' model registries
+IMPORT_EVERYTHING = ''.join(f'import {name}\n' for name in sorted(
+    [module.name for module in pkgutil.walk_packages(mmdiff.__path__, 'mmdiff.')] +
+    ['mmdiff', 'mmdet.models', 'mmseg.models', 'mmpretrain.models']))
 
 
 def offline_env() -> dict:
@@ -45,37 +43,51 @@ def test_the_guard_refuses_network_access(tmp_path):
     probe.write_text('import urllib.request\nurllib.request.urlopen("http://example.com", timeout=5)\n')
     result = run(['-c', NETWORK_GUARD, probe], env=offline_env())
     assert result.returncode != 0 and 'network access attempted' in result.stderr
+    with network_refused():
+        guarded = run_in_process(probe, runner=False)
+    assert guarded.returncode != 0 and 'network access attempted' in guarded.stderr
 
 
-def test_demo_trains_and_tests_without_the_network(shapes_root, tmp_path):
-    work = tmp_path / 'work'
-    trained = run(['-c', NETWORK_GUARD, 'tools/train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options',
-                   *demo_options(shapes_root)], env=offline_env())
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    tested = run(['-c', NETWORK_GUARD, 'tools/test.py', DEMO_CONFIG, work / 'iter_2.pth', '--work-dir', work,
-                  '--cfg-options', *demo_options(shapes_root)], env=offline_env())
+def test_every_module_imports_without_the_network(tmp_path):
+    """What a tool imports, in a fresh interpreter under the guard: an import that reached out would fail here."""
+    imports = tmp_path / 'imports.py'
+    imports.write_text(IMPORT_EVERYTHING)
+    result = run(['-c', NETWORK_GUARD, imports], env=offline_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'import mmdiff.models.backbones.diffusion_unet' in IMPORT_EVERYTHING
+
+
+def test_demo_trains_and_tests_without_the_network(demo_run, detection_shapes, tmp_path, monkeypatch):
+    """The session's demo run trained with every connection refused (tests/conftest.py); its checkpoint tests so."""
+    status, trained = (demo_run / 'train.log').read_text().split('\n', 1)
+    assert status == '0', trained[-3000:]
+    for variable, value in offline_env().items():
+        monkeypatch.setenv(variable, value)
+    with network_refused():
+        tested = run_in_process(TEST, [DEMO_CONFIG, demo_run / 'work' / 'iter_2.pth', '--work-dir', tmp_path / 'work',
+                                       '--cfg-options', *demo_options(detection_shapes)])
     assert tested.returncode == 0, tested.stderr[-3000:]
-    assert 'network access attempted' not in trained.stderr + tested.stderr
+    assert 'network access attempted' not in trained + tested.stderr
     assert 'coco/bbox_mAP' in tested.stdout + tested.stderr
 
 
-def test_two_seeded_runs_log_identical_losses(shapes_root, tmp_path):
-    options = [*demo_options(shapes_root, iters=3), 'default_hooks.logger.interval=1', 'randomness.seed=7',
+def test_two_seeded_runs_log_identical_losses(detection_shapes, tmp_path):
+    options = [*demo_options(detection_shapes, iters=3), 'default_hooks.logger.interval=1', 'randomness.seed=7',
                'randomness.deterministic=True']
     logs = []
     for name in ('first', 'second'):
-        result = run(['tools/train.py', DEMO_CONFIG, '--work-dir', tmp_path / name, '--cfg-options', *options])
+        result = run_in_process(TRAIN, [DEMO_CONFIG, '--work-dir', tmp_path / name, '--cfg-options', *options])
         assert result.returncode == 0, result.stderr[-3000:]
         logs.append(iteration_losses(result.stdout + result.stderr))
     assert [iteration for iteration, _ in logs[0]] == ['1', '2', '3']
     assert logs[0] == logs[1]
 
 
-def test_a_non_finite_loss_stops_training_before_a_checkpoint(shapes_root, tmp_path):
+def test_a_non_finite_loss_stops_training_before_a_checkpoint(detection_shapes, tmp_path):
     work = tmp_path / 'work'
-    result = run(['tools/train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options',
-                  *demo_options(shapes_root, iters=4), 'default_hooks.checkpoint.interval=1',
-                  'optim_wrapper.optimizer.lr=1e38', 'optim_wrapper.clip_grad=None'])
+    result = run_in_process(TRAIN, [DEMO_CONFIG, '--work-dir', work, '--cfg-options',
+                                    *demo_options(detection_shapes, iters=4), 'default_hooks.checkpoint.interval=1',
+                                    'optim_wrapper.optimizer.lr=1e38', 'optim_wrapper.clip_grad=None'])
     assert result.returncode != 0
     stopped = re.search(r'training stopped at iteration (\d+): the loss is (nan|inf)', result.stderr)
     assert stopped, result.stderr[-3000:]
@@ -85,24 +97,23 @@ def test_a_non_finite_loss_stops_training_before_a_checkpoint(shapes_root, tmp_p
     assert 'no checkpoint was written from this state' in result.stderr
 
 
-def test_a_killed_run_resumes_to_the_weights_and_metrics_of_an_uninterrupted_one(shapes_root, tmp_path):
-    """SIGKILL (no clean stop) after a checkpoint, then ``--resume``: the end is bitwise the uninterrupted run's."""
-    options = [*demo_options(shapes_root, iters=6), 'default_hooks.checkpoint.interval=1', 'train_cfg.val_interval=3',
+def test_a_killed_run_resumes_to_the_weights_and_metrics_of_an_uninterrupted_one(detection_shapes, tmp_path):
+    """SIGKILL (no clean stop) after a checkpoint, then ``--resume``: the end is bitwise the uninterrupted run's.
+    The uninterrupted and the resumed runs are in this process, the killed one in a process of its own."""
+    options = [*demo_options(detection_shapes, iters=6), 'default_hooks.checkpoint.interval=1', 'train_cfg.val_interval=3',
                'train_dataloader.num_workers=1', 'train_dataloader.persistent_workers=True', 'randomness.seed=3',
                'randomness.deterministic=True']
 
     def train(work_dir: Path, *extra: str) -> list:
-        return [sys.executable, 'tools/train.py', str(DEMO_CONFIG), '--work-dir', str(work_dir), *extra,
-                '--cfg-options', *options]
+        return [str(DEMO_CONFIG), '--work-dir', str(work_dir), *extra, '--cfg-options', *options]
 
-    uninterrupted = subprocess.run(train(tmp_path / 'uninterrupted'), capture_output=True, text=True, cwd=ROOT,
-                                   timeout=900)
+    uninterrupted = run_in_process(TRAIN, train(tmp_path / 'uninterrupted'))
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
 
     work = tmp_path / 'killed'
     # its own process group, so that the kill takes the dataloader worker too, as when a node dies
-    process = subprocess.Popen(train(work), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-                               start_new_session=True)
+    process = subprocess.Popen([sys.executable, str(TRAIN), *train(work)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
     last_checkpoint = work / 'last_checkpoint'
     try:
         while process.poll() is None and not (last_checkpoint.is_file() and 'iter_' in last_checkpoint.read_text()):
@@ -115,7 +126,7 @@ def test_a_killed_run_resumes_to_the_weights_and_metrics_of_an_uninterrupted_one
     killed_at = int(re.search(r'iter_(\d+)\.pth', last_checkpoint.read_text()).group(1))
     assert killed_at < 6
 
-    resumed = subprocess.run(train(work, '--resume'), capture_output=True, text=True, cwd=ROOT, timeout=900)
+    resumed = run_in_process(TRAIN, train(work, '--resume'))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f'resumed epoch: 0, iter: {killed_at}' in resumed.stdout + resumed.stderr
 

@@ -2,14 +2,15 @@
 
 For each config: mmdet's, mmseg's or mmpretrain's ``tools/train.py`` (``site-packages/<pkg>/.mim/tools/``) trains a
 downstream config that inherits it and changes only its sizes (tests/test_utils/tiny_variants.py: the tiny twin of
-its U-Net, two iterations, batches of two), from a working directory outside the repository, with mmdiff found only
-through the config's ``custom_imports`` and the data found only through the ``MMDIFF_*_ROOT`` variables (tiny
-generated datasets in each format); then the same package's ``tools/test.py`` evaluates the checkpoint it wrote.
+its U-Net, two iterations, batches of two), from a working directory outside the repository, with the data found
+only through the ``MMDIFF_*_ROOT`` variables (tiny generated datasets in each format); then the same package's
+``tools/test.py`` evaluates the checkpoint it wrote. Every config runs the tools in this process (what the check
+is about is the model and the config); one config per codebase and backbone family, :data:`FRESH_INTERPRETER`,
+runs them in a fresh interpreter without the repository on its path, so that mmdiff is found only through the
+config's ``custom_imports``.
 """
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import mmdet
@@ -18,11 +19,9 @@ import mmseg
 import pytest
 from mmengine.config import Config
 
-from mmdiff.datasets.synthetic_shapes import (make_shapes_classification_dataset, make_shapes_dataset,
-                                              make_shapes_segmentation_dataset)
-from tests.test_utils.detection_demo import ROOT
-from tests.test_utils.tiny_datasets import TINY_DATASETS
+from tests.test_utils.tiny_datasets import DEMO_DATASETS, TINY_DATASETS
 from tests.test_utils.tiny_variants import tiny_variant_text
+from tests.test_utils.tool_runs import ROOT, run, run_in_process
 
 pytestmark = pytest.mark.slow  # two tool runs per config: `make test` runs them, `make test-quick` does not
 
@@ -33,28 +32,19 @@ METRICS = {'mmdet': 'coco/bbox_mAP', 'mmseg': 'mIoU', 'mmpretrain': 'accuracy/to
 NO_DETECTIONS = 'The testing results of the whole dataset is empty.'
 CACHED_PROBE = ROOT / 'configs/linear_probe/linear-probe_adm-tiny-b24-t150_cached_demo-shapes.py'
 LIVE_PROBE = ROOT / 'configs/linear_probe/linear-probe_adm-tiny-b24-t150_demo-shapes.py'
-
-
-DEMO_DATASETS = {
-    'MMDIFF_DEMO_SHAPES_ROOT': lambda root: make_shapes_dataset(str(root), num_train=4, num_val=2, image_size=64),
-    'MMDIFF_DEMO_SHAPES_SEG_ROOT': lambda root: make_shapes_segmentation_dataset(str(root), num_train=4, num_val=2,
-                                                                                image_size=64),
-    'MMDIFF_DEMO_SHAPES_CLS_ROOT': lambda root: make_shapes_classification_dataset(
-        str(root), num_train_per_class=2, num_val_per_class=1, image_size=32),
+# one config per codebase and backbone (or model) family, run by the installed tools in a fresh interpreter
+FRESH_INTERPRETER = {
+    'mmdet, ADM U-Net': 'mask_rcnn_diffusion_coco.py',
+    'mmdet, distilled ResNet-18': 'mask_rcnn/mask-rcnn_r18-repfusion_fpn_1x_coco.py',
+    'mmseg, ADM U-Net': 'upernet_diffusion_ade20k.py',
+    'mmseg, Stable Diffusion latent U-Net (VPD)': 'vpd/fpn_vpd-sd15_8xb2-80k_ade20k-512x512.py',
+    'mmpretrain, ADM U-Net': 'linear_probe/linear-probe_adm-256u-b24-t150_4xb32-28e_in1k.py',
+    'mmpretrain, DifFeed': 'classification_heads/diffeed-attention-head_adm-256u-b24-t150_4xb4-28e_in1k.py',
+    'mmpretrain, cached features': 'linear_probe/linear-probe_adm-tiny-b24-t150_cached_demo-shapes.py',
+    'mmpretrain, RepFusion distiller': 'repfusion/repfusion_ddpm-cifar10-mid-policy_resnet18-cifar_1xb128-200e_cifar10.py',
+    'mmpretrain, CIFAR ResNet-18 student': 'repfusion/resnet18-cifar_1xb64-200e_cifar10_finetune-repfusion.py',
+    'mmpretrain, diffusion pre-training': 'diffusion_pretraining/ddpm_adm-digits_2k_digits-16px.py',
 }
-
-
-@pytest.fixture(scope='module')
-def data_env(tmp_path_factory) -> dict:
-    """The environment of a user whose datasets are elsewhere: every ``MMDIFF_*_ROOT`` at a tiny generated set."""
-    data = tmp_path_factory.mktemp('datasets')
-    env = {key: value for key, value in os.environ.items() if key != 'PYTHONPATH'}
-    for variable, make in TINY_DATASETS.items():
-        env[variable] = make(data / variable.lower())
-    for variable, make in DEMO_DATASETS.items():
-        make(data / variable.lower())
-        env[variable] = f'{data / variable.lower()}/'
-    return env
 
 
 def test_every_data_root_variable_of_the_configs_gets_a_tiny_dataset():
@@ -64,9 +54,9 @@ def test_every_data_root_variable_of_the_configs_gets_a_tiny_dataset():
     assert read == set(TINY_DATASETS) | set(DEMO_DATASETS)
 
 
-def run_tool(args: list, cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=1200)
+def test_every_representative_is_a_shipped_config_and_every_codebase_has_one():
+    assert {ROOT / 'configs' / name for name in FRESH_INTERPRETER.values()} <= set(CONFIGS)
+    assert {label.split(',')[0] for label in FRESH_INTERPRETER} == set(TOOLS)
 
 
 def generated_cifar(cfg: Config) -> dict:
@@ -82,38 +72,51 @@ def generated_cifar(cfg: Config) -> dict:
                                              allow_failed_imports=False))
 
 
-def write_feature_cache(cwd: Path, env: dict) -> None:
-    """The cached probe reads features the live probe's backbone wrote: extract them as its header says."""
-    cache = 'work_dirs/feature_cache/linear-probe_adm-tiny-b24-t150_demo-shapes'
-    for split in ('train', 'val'):
-        result = run_tool([ROOT / 'tools/extract_features.py', LIVE_PROBE, '--split', split, '--out',
-                           f'{cache}/{split}'], cwd, env)
-        assert result.returncode == 0, result.stderr[-3000:]
-
-
-@pytest.mark.parametrize('config', CONFIGS, ids=lambda path: str(path.relative_to(ROOT / 'configs')))
-def test_a_config_trains_and_tests_under_its_codebases_own_tools(config, data_env, tmp_path):
+def train_and_test(config: Path, data_env: dict, tmp_path: Path, fresh_interpreter: bool) -> None:
+    """Train the tiny twin of ``config`` with its codebase's installed train tool, from a folder outside the
+    repository, then evaluate the checkpoint it wrote with the installed test tool."""
     cfg = Config.fromfile(str(config))
     cwd = tmp_path / 'project'  # outside the repository
     cwd.mkdir()
-    if config == CACHED_PROBE:
-        write_feature_cache(cwd, data_env)
     cifar = generated_cifar(cfg)
-    env = dict(data_env, PYTHONPATH=str(ROOT)) if cifar else data_env  # TinyCIFAR10 lives in the tests
+    if fresh_interpreter:
+        env = {key: value for key, value in os.environ.items() if key != 'PYTHONPATH'}
+        env.update(data_env, **({'PYTHONPATH': str(ROOT)} if cifar else {}))  # TinyCIFAR10 lives in the tests
+
+        def tool(script: Path, *args) -> object:
+            return run([script, *args], cwd=cwd, env=env, timeout=1200)
+    else:
+        def tool(script: Path, *args) -> object:
+            return run_in_process(script, args, cwd=cwd, env=data_env)
+    if config == CACHED_PROBE:  # the cached probe reads features the live probe's backbone wrote, as its header says
+        cache = 'work_dirs/feature_cache/linear-probe_adm-tiny-b24-t150_demo-shapes'
+        for split in ('train', 'val'):
+            extracted = run_in_process(ROOT / 'tools/extract_features.py', [
+                LIVE_PROBE, '--split', split, '--out', f'{cache}/{split}'], cwd=cwd, env=data_env, runner=False)
+            assert extracted.returncode == 0, extracted.stderr[-3000:]
     tiny = cwd / f'tiny_{config.name}'
     tiny.write_text(tiny_variant_text(config, cfg, cifar))
     work = tmp_path / 'work'
-    train = run_tool([TOOLS[cfg.default_scope] / 'train.py', tiny, '--work-dir', work], cwd, env)
+    train = tool(TOOLS[cfg.default_scope] / 'train.py', tiny, '--work-dir', work)
     assert train.returncode == 0, train.stderr[-4000:]
     assert re.search(r'Epoch\(train\)|Iter\(train\)', train.stdout + train.stderr)
     checkpoint = (work / 'last_checkpoint').read_text().strip()
     assert Path(checkpoint).is_file()
     if cfg.get('test_dataloader') is None:
         return  # a distillation or a pre-training: nothing to evaluate (its student or U-Net is, elsewhere)
-    test = run_tool([TOOLS[cfg.default_scope] / 'test.py', tiny, checkpoint, '--work-dir', tmp_path / 'test'], cwd,
-                    env)
+    test = tool(TOOLS[cfg.default_scope] / 'test.py', tiny, checkpoint, '--work-dir', tmp_path / 'test')
     assert test.returncode == 0, test.stderr[-4000:]
     log = test.stdout + test.stderr
     assert re.search(r'(Epoch|Iter)\(test\) \[(\d+)/\2\]', log)  # the last test batch
     # a detector trained for two iterations may detect nothing, and mmdet then reports no COCO metric, saying so
     assert METRICS[cfg.default_scope] in log or (cfg.default_scope == 'mmdet' and NO_DETECTIONS in log)
+
+
+@pytest.mark.parametrize('config', CONFIGS, ids=lambda path: str(path.relative_to(ROOT / 'configs')))
+def test_a_config_trains_and_tests_under_its_codebases_own_tools(config, data_root_env, tmp_path):
+    train_and_test(config, data_root_env, tmp_path, fresh_interpreter=False)
+
+
+@pytest.mark.parametrize('config', FRESH_INTERPRETER.values(), ids=FRESH_INTERPRETER.keys())
+def test_the_installed_tools_find_mmdiff_through_custom_imports_alone(config, data_root_env, tmp_path):
+    train_and_test(ROOT / 'configs' / config, data_root_env, tmp_path, fresh_interpreter=True)

@@ -1,18 +1,9 @@
-"""The Mask R-CNN demo on a few generated shapes, shared by the detection and the reliability tests."""
-import subprocess
-import sys
+"""The Mask R-CNN demo config and the options that point it at a few generated shapes (the ``detection_shapes``
+fixture of tests/conftest.py) with a short, single-process schedule."""
 from pathlib import Path
-
-from mmdiff.datasets.synthetic_shapes import make_shapes_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / 'configs' / 'mask_rcnn' / 'mask-rcnn_adm-tiny-t10_fpn_demo-shapes.py'
-
-
-def make_demo_shapes(root: Path) -> Path:
-    """Write 8 train and 4 val scenes of 64 px under ``root``."""
-    make_shapes_dataset(str(root), num_train=8, num_val=4, image_size=64, max_objects=3, seed=3)
-    return root
 
 
 def demo_options(root: Path, iters: int = 2) -> list:
@@ -26,9 +17,3 @@ def demo_options(root: Path, iters: int = 2) -> list:
         options += [f'{loader}.dataset.data_root={root}/', f'{loader}.batch_size=2', f'{loader}.num_workers=0',
                     f'{loader}.persistent_workers=False']
     return options
-
-
-def run(args, cwd=ROOT, timeout=900, env=None) -> subprocess.CompletedProcess:
-    """Run a Python script (or ``-c`` code) of the project in a fresh interpreter, capturing its output."""
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout, env=env)

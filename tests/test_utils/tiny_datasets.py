@@ -28,7 +28,8 @@ from mmdet.datasets import CocoDataset
 from mmpretrain.datasets import CIFAR10
 from mmpretrain.datasets.categories import CUB_CATEGORIES, FGVCAIRCRAFT_CATEGORIES, OxfordIIITPet_CATEGORIES
 
-from mmdiff.datasets.synthetic_shapes import make_shapes_segmentation_dataset
+from mmdiff.datasets.synthetic_shapes import (make_shapes_classification_dataset, make_shapes_dataset,
+                                              make_shapes_segmentation_dataset)
 from mmdiff.registry import DATASETS, register_module
 
 PathLike = Union[str, Path]
@@ -339,4 +340,12 @@ TINY_DATASETS: Dict[str, Callable[..., str]] = {
     'MMDIFF_TINY_IMAGENET_ROOT': make_tiny_imagenet,
     'MMDIFF_COCO_ROOT': make_coco,
     'MMDIFF_ADE20K_ROOT': make_ade20k,
+}
+# the demo configs' own data roots: a few shapes in each demo's layout
+DEMO_DATASETS: Dict[str, Callable[[Path], object]] = {
+    'MMDIFF_DEMO_SHAPES_ROOT': lambda root: make_shapes_dataset(str(root), num_train=4, num_val=2, image_size=64),
+    'MMDIFF_DEMO_SHAPES_SEG_ROOT': lambda root: make_shapes_segmentation_dataset(str(root), num_train=4, num_val=2,
+                                                                                image_size=64),
+    'MMDIFF_DEMO_SHAPES_CLS_ROOT': lambda root: make_shapes_classification_dataset(
+        str(root), num_train_per_class=2, num_val_per_class=1, image_size=32),
 }

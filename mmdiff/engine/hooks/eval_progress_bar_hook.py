@@ -1,4 +1,5 @@
 """A progress bar over the batches of every validation and test run."""
+import sys
 from typing import Optional
 
 from mmengine.hooks import Hook
@@ -20,7 +21,8 @@ class EvalProgressBarHook(Hook):
         self._bar: Optional[ProgressBar] = None
 
     def _start(self, runner, dataloader) -> None:
-        self._bar = ProgressBar(len(dataloader)) if runner.rank == 0 else None
+        # the standard output of now (ProgressBar's default is the one of its import), so a redirection holds
+        self._bar = ProgressBar(len(dataloader), file=sys.stdout) if runner.rank == 0 else None
 
     def _advance(self) -> None:
         if self._bar is not None:

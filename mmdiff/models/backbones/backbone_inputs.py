@@ -125,7 +125,8 @@ def check_image_batch(inputs: Tensor, channels: int, first_batch: bool) -> None:
     """A batch of ``(N, channels, H, W)`` images with pixels, finite, and (checked on the first batch) in [-1, 1].
 
     Values are checked on every batch on the CPU, and on an accelerator only on the first one, so that no batch
-    after it waits for a host synchronisation; a traced or compiled graph checks shapes only.
+    after it waits for a host synchronisation; a traced or compiled graph, and a meta tensor (shapes without
+    values), are checked for their shapes only.
 
     Args:
         inputs (Tensor): The batch.
@@ -140,7 +141,8 @@ def check_image_batch(inputs: Tensor, channels: int, first_batch: bool) -> None:
     if inputs.numel() == 0:
         raise ValueError(f'the batch of shape {tuple(inputs.shape)} holds no pixels; give at least one image of at '
                          f'least 1x1 pixels')
-    if torch.jit.is_tracing() or torch.compiler.is_compiling() or not (first_batch or inputs.device.type == 'cpu'):
+    if (torch.jit.is_tracing() or torch.compiler.is_compiling() or inputs.device.type == 'meta'
+            or not (first_batch or inputs.device.type == 'cpu')):
         return
     bad = int((~torch.isfinite(inputs)).sum())
     if bad:

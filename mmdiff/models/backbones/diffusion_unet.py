@@ -1,4 +1,5 @@
 """DiffusionUNetBackbone: noised multi-scale features from a diffusers U-Net."""
+import contextlib
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -352,10 +353,11 @@ class DiffusionUNetBackbone(BaseModule):
         context = None if self.context is None else self.context(sample.shape[0])
         if labels is not None:  # every draw and timestep of an image has its label
             labels = labels.repeat(sample.shape[0] // labels.shape[0])
-        # 4. run the U-Net to the last output and no further
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.unet_needs_grad), \
-                torch.autocast(inputs.device.type, dtype=self.autocast_dtype,
-                               enabled=self.autocast_dtype != torch.float32):
+        # 4. run the U-Net to the last output and no further (in float32 without an autocast region, which a
+        # meta tensor's device, used to check shapes without values, does not have)
+        autocast = (contextlib.nullcontext() if self.autocast_dtype == torch.float32 else
+                    torch.autocast(inputs.device.type, dtype=self.autocast_dtype))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.unet_needs_grad), autocast:
             features = self._unet_pass(sample, timesteps, context, labels)
         # 5. assemble the pyramid (VPD's cross-attention maps appended where asked)
         return tuple(
