@@ -22,7 +22,7 @@ REPFUSION_FIXED := $(REPFUSION)/repfusion_adm-digits-b18-t100_resnet18-cifar_dig
 REPFUSION_PUBLISHED := $(REPFUSION)/repfusion_adm-digits-mid-policy_resnet18-cifar_published-recipe_digits-16px.py
 REPFUSION_WORK := work_dirs/repfusion_digits
 
-.PHONY: install demo demo-seg evidence-digits evidence-repfusion test test-quick
+.PHONY: install demo demo-seg evidence-digits evidence-repfusion test test-quick test-coverage
 
 install:
 	MMDIFF_VENV=$(VENV) bash tools/install.sh
@@ -97,10 +97,17 @@ evidence-repfusion: install
 	$(PYTHON) tools/summarize_runs.py $(REPFUSION_WORK)/finetune_* $(REPFUSION_WORK)/probe_* \
 		$(REPFUSION_WORK)/few-labels* --metric accuracy/top1 --out $(REPFUSION_WORK)/summary.md
 
-# The whole suite, which CI runs (.ci/run), on TEST_WORKERS processes (pytest-xdist).
+# The whole suite, which CI runs (.ci/run), on TEST_WORKERS processes (pytest-xdist), each with one math thread
+# (TEST_WORKERS workers share the cores; more threads per worker only contend); a worker that runs out of tests
+# takes some of the other's (worksteal); the 25 slowest tests are printed at the end (tests/README.md).
+PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist worksteal
 test: install
-	$(PYTHON) -m pytest -n $(TEST_WORKERS) --doctest-modules mmdiff tests
+	$(PYTEST) --durations=25 --doctest-modules mmdiff tests
 
 # Everything but the end-to-end runs of the tools (tests marked slow): a few minutes, for iterating.
 test-quick: install
-	$(PYTHON) -m pytest -n $(TEST_WORKERS) -m "not slow" --doctest-modules mmdiff tests
+	$(PYTEST) -m "not slow" --doctest-modules mmdiff tests
+
+# The suite with the line coverage of mmdiff/ (pytest-cov; code run in subprocesses is not counted).
+test-coverage: install
+	$(PYTEST) --cov=mmdiff --cov-report=term --doctest-modules mmdiff tests

@@ -80,13 +80,14 @@ def data_root_env(tmp_path_factory) -> Dict[str, str]:
 @pytest.fixture(scope='session')
 def demo_run(detection_shapes, tmp_path_factory) -> Path:
     """The Mask R-CNN demo trained for two iterations on :func:`detection_shapes` by ``tools/train.py`` with every
-    network connection refused: its work dir (``iter_2.pth``, ``last_checkpoint``) and the run's output in
-    ``train.log`` (exit status on the first line)."""
+    network connection refused, a log line per iteration: its work dir (``iter_2.pth``, ``last_checkpoint``,
+    ``<timestamp>/vis_data/scalars.json``) and the run's output in ``train.log`` (exit status on the first line)."""
 
     def make(folder: Path) -> None:
         with network_refused():
             trained = run_in_process(ROOT / 'tools/train.py', [DEMO_CONFIG, '--work-dir', folder / 'work',
-                                                               '--cfg-options', *demo_options(detection_shapes)])
+                                                               '--cfg-options', *demo_options(detection_shapes),
+                                                               'default_hooks.logger.interval=1'])
         (folder / 'train.log').write_text(f'{trained.returncode}\n{trained.stdout}{trained.stderr}')
 
     return made_once(tmp_path_factory, 'demo_run', make)

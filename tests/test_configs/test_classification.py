@@ -2,8 +2,6 @@
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,24 +11,16 @@ from mmengine.config import Config
 
 from mmdiff.datasets.cache_writer import batch_by_batch, extract_to_cache
 from mmdiff.datasets.feature_cache import FeatureCache
-from mmdiff.datasets.synthetic_shapes import make_shapes_classification_dataset
 from mmdiff.models.backbones import declared_out_channels
 from mmdiff.utils.feature_extraction import build_model_and_dataset, extract_split, preprocessed_pixels
 from mmdiff.utils.linear_probe_fit import fit_linear_probe
+from tests.test_utils.tool_runs import ROOT, run_in_process
 
-ROOT = Path(__file__).resolve().parents[2]
 LINEAR_DEMO = ROOT / 'configs/linear_probe/linear-probe_adm-tiny-b24-t150_demo-shapes.py'
 CACHED_DEMO = ROOT / 'configs/linear_probe/linear-probe_adm-tiny-b24-t150_cached_demo-shapes.py'
 HEAD_DEMOS = [LINEAR_DEMO] + sorted((ROOT / 'configs/classification_heads').glob('*demo-shapes.py'))
 REAL_CONFIGS = sorted(p for p in (ROOT / 'configs/linear_probe').glob('*.py') if 'adm-256u' in p.name) + sorted(
     p for p in (ROOT / 'configs/classification_heads').glob('*.py') if 'adm-256u' in p.name)
-
-
-@pytest.fixture(scope='module')
-def shapes_cls(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp('shapes_cls')
-    make_shapes_classification_dataset(str(root), num_train_per_class=4, num_val_per_class=2, image_size=32, seed=1)
-    return root
 
 
 def demo_cfg(config: Path, root: Path) -> Config:
@@ -49,8 +39,9 @@ def demo_options(root: Path) -> list:
     ] + ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'param_scheduler.0.end=1']
 
 
-def run(args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+def run(tool: str, args: list):
+    """``tools/<tool>`` with ``args``, in this process."""
+    return run_in_process(ROOT / 'tools' / tool, args)
 
 
 def top1(output: str) -> float:
@@ -89,8 +80,8 @@ def test_head_errors():
 
 @pytest.mark.parametrize('config', HEAD_DEMOS, ids=lambda path: path.name.split('_')[0])
 @pytest.mark.slow
-def test_each_head_trains_and_evaluates_through_the_train_tool(config, shapes_cls, tmp_path):
-    result = run(['tools/train.py', config, '--work-dir', tmp_path, '--cfg-options', *demo_options(shapes_cls)])
+def test_each_head_trains_and_evaluates_through_the_train_tool(config, classification_shapes, tmp_path):
+    result = run('train.py', [config, '--work-dir', tmp_path, '--cfg-options', *demo_options(classification_shapes)])
     assert result.returncode == 0, result.stderr[-3000:]
     assert_scored_every_val_image(result.stdout)
     assert (tmp_path / 'epoch_1.pth').is_file()
@@ -136,10 +127,10 @@ def test_real_configs_run_a_train_step_with_the_tiny_unet(config):
     assert all(p.grad is None for name, p in model.backbone.named_parameters() if not name.startswith('adapters.'))
 
 
-def test_cache_round_trips_the_live_features_exactly(shapes_cls, tmp_path):
+def test_cache_round_trips_the_live_features_exactly(classification_shapes, tmp_path):
     from mmdiff.models.backbones import DiffusionUNetBackbone
 
-    cfg = demo_cfg(LINEAR_DEMO, shapes_cls)
+    cfg = demo_cfg(LINEAR_DEMO, classification_shapes)
     # the U-Net's weights come from a checkpoint, so the extraction and the live model below share them
     backbone_cfg = {key: value for key, value in cfg.model.backbone.items() if key not in ('type', 'init_cfg')}
     torch.save({'state_dict': DiffusionUNetBackbone(**backbone_cfg).state_dict()}, tmp_path / 'unet.pth')
@@ -170,9 +161,9 @@ def test_cache_round_trips_the_live_features_exactly(shapes_cls, tmp_path):
         cache.level(3)
 
 
-def test_random_weight_extraction_is_the_same_model_for_every_split_and_call(shapes_cls, tmp_path):
+def test_random_weight_extraction_is_the_same_model_for_every_split_and_call(classification_shapes, tmp_path):
     # a random-weight baseline is only meaningful when train and val features come from one model
-    cfg = demo_cfg(LINEAR_DEMO, shapes_cls)
+    cfg = demo_cfg(LINEAR_DEMO, classification_shapes)
     first = extract_split(cfg, 'val', str(tmp_path / 'first'), show_progress=False)
     torch.rand(1000)  # whatever the process drew before
     second = extract_split(cfg, 'val', str(tmp_path / 'second'), show_progress=False)
@@ -213,37 +204,37 @@ def test_interrupted_extraction_resumes_without_recomputing(tmp_path):
 
 
 @pytest.mark.slow
-def test_cached_config_trains_and_refuses_a_stale_cache(shapes_cls, tmp_path):
-    cfg = demo_cfg(LINEAR_DEMO, shapes_cls)
+def test_cached_config_trains_and_refuses_a_stale_cache(classification_shapes, tmp_path):
+    cfg = demo_cfg(LINEAR_DEMO, classification_shapes)
     for split in ('train', 'val'):
         extract_split(cfg, split, str(tmp_path / split), show_progress=False)
     options = [f'{loader}.dataset.cache_dir={tmp_path / split}' for loader, split in (
         ('train_dataloader', 'train'), ('val_dataloader', 'val'), ('test_dataloader', 'val'))]
-    options += [f'{loader}.dataset.expected_dataset.data_root={shapes_cls}'
+    options += [f'{loader}.dataset.expected_dataset.data_root={classification_shapes}'
                 for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
     options += ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'param_scheduler.0.end=1']
-    result = run(['tools/train.py', CACHED_DEMO, '--work-dir', tmp_path / 'work', '--cfg-options', *options])
+    result = run('train.py', [CACHED_DEMO, '--work-dir', tmp_path / 'work', '--cfg-options', *options])
     assert result.returncode == 0, result.stderr[-3000:]
     assert_scored_every_val_image(result.stdout)
     # the same cache for a backbone at another timestep is stale
-    stale = run(['tools/train.py', CACHED_DEMO, '--work-dir', tmp_path / 'stale', '--cfg-options', *options,
-                 'train_dataloader.dataset.expected_backbone.timesteps=[90]'])
+    stale = run('train.py', [CACHED_DEMO, '--work-dir', tmp_path / 'stale', '--cfg-options', *options,
+                             'train_dataloader.dataset.expected_backbone.timesteps=[90]'])
     assert stale.returncode != 0
     assert re.search(r"the feature cache '.*train' is stale: \(cache, config\) differ in \{'backbone': ",
                      stale.stderr)
 
 
 @pytest.mark.slow
-def test_sweep_writes_one_cell_per_timestep_and_block(shapes_cls, tmp_path):
-    result = run(['tools/sweep_timesteps_blocks.py', LINEAR_DEMO, '--timesteps', 10, 300, '--blocks', 19, 24,
-                  'up_blocks.3', '--work-dir', tmp_path, '--epochs', 3, '--pixel-baseline', '--cfg-options',
-                  *demo_options(shapes_cls)])
+def test_sweep_writes_one_cell_per_timestep_and_block(classification_shapes, tmp_path):
+    result = run('sweep_timesteps_blocks.py', [
+        LINEAR_DEMO, '--timesteps', 10, 300, '--blocks', 19, 24, 'up_blocks.3', '--work-dir', tmp_path, '--epochs', 3,
+        '--pixel-baseline', '--cfg-options', *demo_options(classification_shapes)])
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = json.loads((tmp_path / 'sweep.json').read_text())
     assert sweep['taps'] == ['mid_block', 'up_blocks.1.attentions.1', 'up_blocks.3']
     assert np.asarray(sweep['top1']).shape == (3, 2)
     # the raw-pixel baseline is the same probe (3 epochs, seed 0) fitted on the same preprocessed pixels here
-    (train_x, train_y), (val_x, val_y) = (preprocessed_pixels(demo_cfg(LINEAR_DEMO, shapes_cls), split)
+    (train_x, train_y), (val_x, val_y) = (preprocessed_pixels(demo_cfg(LINEAR_DEMO, classification_shapes), split)
                                           for split in ('train', 'val'))
     assert sweep['pixel_top1'] == pytest.approx(fit_linear_probe(train_x, train_y, val_x, val_y, epochs=3)[0])
     assert sweep['best']['top1'] == np.asarray(sweep['top1']).max()
@@ -260,25 +251,25 @@ def test_sweep_writes_one_cell_per_timestep_and_block(shapes_cls, tmp_path):
     assert re.search(r'best cell: block \S+ at t=\d+, top-1 [\d.]+%', result.stdout)
     assert 'raw pixels (same probe, unpooled): ' in (tmp_path / 'sweep.md').read_text()
     # two sweeps of the same grid compare; the summary names each run's best cell and the pixel baseline
-    summary = run(['tools/compare_sweeps.py', tmp_path, tmp_path, '--names', 'a', 'b', '--out', tmp_path / 's.md'])
+    summary = run('compare_sweeps.py', [tmp_path, tmp_path, '--names', 'a', 'b', '--out', tmp_path / 's.md'])
     assert summary.returncode == 0, summary.stderr[-3000:]
     best = sweep['best']
     assert f"| b | block {best['block']}, t={best['timestep']} | {best['top1']:.2f} | +0.00 |" in summary.stdout
     assert f"| raw pixels | - | {sweep['pixel_top1']:.2f} |" in (tmp_path / 's.md').read_text()
     # a grid naming a block the U-Net does not have fails before any extraction
-    unknown = run(['tools/sweep_timesteps_blocks.py', LINEAR_DEMO, '--timesteps', 10, '--blocks', 40, '--work-dir',
-                   tmp_path / 'unknown', '--cfg-options', *demo_options(shapes_cls)])
+    unknown = run('sweep_timesteps_blocks.py', [LINEAR_DEMO, '--timesteps', 10, '--blocks', 40, '--work-dir',
+                                                tmp_path / 'unknown', '--cfg-options', *demo_options(classification_shapes)])
     assert unknown.returncode != 0
     assert 'diffssl block 40 does not exist in this U-Net; valid blocks are 1..37' in unknown.stderr
     assert not (tmp_path / 'unknown' / 'cache').exists()
 
 
-def test_visualiser_writes_one_image_per_input_with_a_panel_per_tap(shapes_cls, tmp_path):
+def test_visualiser_writes_one_image_per_input_with_a_panel_per_tap(classification_shapes, tmp_path):
     import cv2
 
-    images = sorted((shapes_cls / 'val' / 'circle').glob('*.png'))
-    result = run(['tools/visualize_features.py', LINEAR_DEMO, *images, '--out', tmp_path, '--size', 64,
-                  '--cfg-options', 'model.backbone.out_blocks=[5,19,24]', 'model.backbone.timesteps=[10,150]'])
+    images = sorted((classification_shapes / 'val' / 'circle').glob('*.png'))
+    result = run('visualize_features.py', [LINEAR_DEMO, *images, '--out', tmp_path, '--size', 64, '--cfg-options',
+                                           'model.backbone.out_blocks=[5,19,24]', 'model.backbone.timesteps=[10,150]'])
     assert result.returncode == 0, result.stderr[-3000:]
     written = sorted(tmp_path.glob('*.png'))
     assert [path.name for path in written] == [path.name for path in images]

@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from tests.test_utils.detection_demo import ROOT, run
+from tests.test_utils.tool_runs import ROOT, run_in_process
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
 
@@ -23,7 +23,7 @@ SHORT = ['train_cfg.max_iters=4', 'default_hooks.logger.interval=2', 'default_ho
 @pytest.fixture(scope='module')
 def distilled(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp('distill')
-    result = run(['tools/train.py', POLICY_DEMO, '--work-dir', work, '--cfg-options', *SHORT])
+    result = run_in_process(ROOT / 'tools/train.py', [POLICY_DEMO, '--work-dir', work, '--cfg-options', *SHORT])
     assert result.returncode == 0, result.stderr[-3000:]
     losses = re.findall(r'Iter\(train\) \[4/4\].*?loss_distill: ([\d.]+).*?loss_policy: (-?[\d.]+).*?'
                         r'policy_entropy: ([\d.]+).*?timestep_mean: ([\d.]+)', result.stdout + result.stderr)
@@ -32,7 +32,7 @@ def distilled(tmp_path_factory) -> Path:
 
 
 def test_the_fixed_timestep_ablation_trains(tmp_path):
-    result = run(['tools/train.py', FIXED_DEMO, '--work-dir', tmp_path, '--cfg-options', *SHORT])
+    result = run_in_process(ROOT / 'tools/train.py', [FIXED_DEMO, '--work-dir', tmp_path, '--cfg-options', *SHORT])
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert 'loss_distill' in log and 'loss_policy' not in log
@@ -40,14 +40,14 @@ def test_the_fixed_timestep_ablation_trains(tmp_path):
 
 def test_the_exported_student_loads_into_an_mmpretrain_resnet18(distilled, tmp_path):
     student = tmp_path / 'student.pth'
-    result = run(['tools/export_student.py', distilled, '--out', student])
+    result = run_in_process(ROOT / 'tools/export_student.py', [distilled, '--out', student])
     assert result.returncode == 0, result.stderr[-3000:]
     exported = torch.load(student, map_location='cpu', weights_only=True)['state_dict']
     assert exported and all(key.startswith('backbone.') for key in exported)
     written = student.read_bytes()  # a second export replaces it only when asked
-    again = run(['tools/export_student.py', distilled, '--out', student, '--weights', 'raw'])
+    again = run_in_process(ROOT / 'tools/export_student.py', [distilled, '--out', student, '--weights', 'raw'])
     assert again.returncode != 0 and 'already exists' in again.stderr and student.read_bytes() == written
-    assert run(['tools/export_student.py', distilled, '--out', student, '--overwrite']).returncode == 0
+    assert run_in_process(ROOT / 'tools/export_student.py', [distilled, '--out', student, '--overwrite']).returncode == 0
 
     init_default_scope('mmpretrain')
     from mmpretrain.registry import MODELS
@@ -65,8 +65,8 @@ def test_the_exported_student_loads_into_an_mmpretrain_resnet18(distilled, tmp_p
 
 def test_the_distilled_student_fine_tunes(distilled, tmp_path):
     student = tmp_path / 'student.pth'
-    assert run(['tools/export_student.py', distilled, '--out', student]).returncode == 0
-    result = run(['tools/train.py', FINETUNE_DEMO, '--work-dir', tmp_path / 'work', '--cfg-options',
+    assert run_in_process(ROOT / 'tools/export_student.py', [distilled, '--out', student]).returncode == 0
+    result = run_in_process(ROOT / 'tools/train.py', [FINETUNE_DEMO, '--work-dir', tmp_path / 'work', '--cfg-options',
                   f'model.backbone.init_cfg.checkpoint={student}', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
                   'param_scheduler.0.end=1'])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -79,7 +79,7 @@ def test_export_refuses_a_checkpoint_that_is_not_a_distillation(tmp_path):
     checkpoint = tmp_path / 'classifier.pth'
     torch.save(dict(state_dict={'backbone.conv1.weight': torch.zeros(1), 'head.fc.weight': torch.zeros(1)}),
                checkpoint)
-    result = run(['tools/export_student.py', checkpoint, '--out', tmp_path / 'student.pth'])
+    result = run_in_process(ROOT / 'tools/export_student.py', [checkpoint, '--out', tmp_path / 'student.pth'])
     assert result.returncode != 0
     assert "is not a RepFusionDistiller checkpoint (no teacher. weights; its top-level modules are ['backbone.', " \
            "'head.'])" in result.stderr

@@ -1,8 +1,6 @@
 """UperNet semantic segmentation with the diffusion backbone: configs, tools and the demo, end to end."""
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +9,9 @@ from mmengine.config import Config
 
 from mmdiff.datasets.synthetic_shapes import make_shapes_segmentation_dataset
 from mmdiff.models.backbones import declared_out_channels
+from tests.test_utils.tool_runs import ROOT, run_in_process
 
-ROOT = Path(__file__).resolve().parents[2]
+TRAIN, TEST = ROOT / 'tools/train.py', ROOT / 'tools/test.py'
 MAIN_CONFIG = ROOT / 'configs' / 'upernet_diffusion_ade20k.py'
 DEMO_CONFIG = ROOT / 'configs' / 'upernet' / 'upernet_adm-tiny-t10_demo-shapes-128x128.py'
 MMSEG_TRAIN = Path(__import__('mmseg').__file__).parent / '.mim' / 'tools' / 'train.py'
@@ -83,10 +82,6 @@ def test_full_configs_with_the_tiny_unet_run_a_loss_and_a_predict_step(config):
         assert prediction.pred_sem_seg.data.shape == (1, *sample.ori_shape)
 
 
-def run(args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=900)
-
-
 MISSING_WEIGHTS = {
     MAIN_CONFIG: "backbone checkpoint 'checkpoints/adm-256u_imagenet-uncond.pth' (init_cfg) does not exist",
     LATENT_CONFIG: "model_dir 'checkpoints/stable-diffusion-v1-5' does not exist",
@@ -95,16 +90,9 @@ MISSING_WEIGHTS = {
 
 @pytest.mark.parametrize('config', MISSING_WEIGHTS, ids=lambda path: path.name)
 def test_full_configs_refuse_missing_weights(config, tmp_path):
-    result = run(['tools/train.py', config, '--work-dir', tmp_path / 'work'])
+    result = run_in_process(TRAIN, [config, '--work-dir', tmp_path / 'work'])
     assert result.returncode != 0
     assert MISSING_WEIGHTS[config] in result.stderr
-
-
-@pytest.fixture(scope='module')
-def shapes_seg(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp('shapes_seg')
-    make_shapes_segmentation_dataset(str(root), num_train=6, num_val=3, image_size=64, max_objects=3, seed=4)
-    return root
 
 
 def demo_options(root: Path, iters: int = 2) -> list:
@@ -122,16 +110,17 @@ def seg_metrics(output: str) -> dict:
 
 
 @pytest.mark.slow
-def test_demo_trains_then_tests_in_whole_and_slide_mode(shapes_seg, tmp_path):
+def test_demo_trains_then_tests_in_whole_and_slide_mode(segmentation_shapes, tmp_path):
     work = tmp_path / 'work'
-    trained = run(['tools/train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options', *demo_options(shapes_seg)])
+    trained = run_in_process(TRAIN, [DEMO_CONFIG, '--work-dir', work, '--cfg-options',
+                                     *demo_options(segmentation_shapes)])
     assert trained.returncode == 0, trained.stderr[-3000:]
     checkpoint = work / 'iter_2.pth'
     assert checkpoint.is_file()
     for mode in (['model.test_cfg.mode=whole'],
                  ['model.test_cfg.mode=slide', 'model.test_cfg.crop_size=[40,40]', 'model.test_cfg.stride=[24,24]']):
-        tested = run(['tools/test.py', DEMO_CONFIG, checkpoint, '--work-dir', work, '--cfg-options',
-                      *demo_options(shapes_seg), *mode])
+        tested = run_in_process(TEST, [DEMO_CONFIG, checkpoint, '--work-dir', work, '--cfg-options',
+                                       *demo_options(segmentation_shapes), *mode])
         assert tested.returncode == 0, tested.stderr[-3000:]
         found = seg_metrics(tested.stdout + tested.stderr)
         assert {'aAcc', 'mIoU'} <= set(found), mode
@@ -139,9 +128,9 @@ def test_demo_trains_then_tests_in_whole_and_slide_mode(shapes_seg, tmp_path):
 
 
 @pytest.mark.slow
-def test_mmseg_own_train_tool_trains_the_demo_config(shapes_seg, tmp_path):
-    result = run([MMSEG_TRAIN, DEMO_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
-                  *demo_options(shapes_seg)])
+def test_mmseg_own_train_tool_trains_the_demo_config(segmentation_shapes, tmp_path):
+    result = run_in_process(MMSEG_TRAIN, [DEMO_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
+                                          *demo_options(segmentation_shapes)])
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / 'work' / 'iter_2.pth').is_file()
     assert 'mIoU' in seg_metrics(result.stdout + result.stderr)

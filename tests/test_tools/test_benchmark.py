@@ -1,20 +1,17 @@
 """tools/benchmark.py runs end to end on CPU and reports every field (it measures time; this test never does)."""
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.test_utils.tool_runs import ROOT, ToolRun, run_in_process
+
 pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, 'tools/benchmark.py', *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=600)
+def run(*args) -> ToolRun:
+    return run_in_process(ROOT / 'tools/benchmark.py', args)
 
 
 def test_backbone_benchmark_reports_every_setting():

@@ -1,7 +1,5 @@
 """tools/convert_adm_checkpoint.py end to end: what it writes loads into the backbone and the shipped configs."""
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,15 +8,14 @@ from mmengine.config import Config
 
 from mmdiff.models.backbones import DiffusionUNetBackbone, declared_out_channels
 from tests.test_utils.adm_reference import AdmUNet
+from tests.test_utils.tool_runs import ROOT, ToolRun, run_in_process
 
-ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / 'tools' / 'convert_adm_checkpoint.py'
 FLAGS = ['--image-size', '64', '--num-head-channels', '32']
 
 
-def convert(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+def convert(*args) -> ToolRun:
+    return run_in_process(TOOL, args)
 
 
 @pytest.fixture(scope='module')

@@ -1,4 +1,5 @@
-"""Distributed training on CPU: torchrun + gloo through tools/dist_train.sh, compared with one process."""
+"""Distributed training on CPU: torchrun + gloo through tools/dist_train.sh, compared with one process (the
+single-process runs of ``tools/train.py`` in this process)."""
 import os
 import re
 import subprocess
@@ -12,8 +13,8 @@ from mmengine.config import Config
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import init_default_scope
 
-from mmdiff.datasets.synthetic_shapes import make_shapes_classification_dataset
-from tests.test_utils.detection_demo import DEMO_CONFIG, ROOT, demo_options, make_demo_shapes, run
+from tests.test_utils.detection_demo import DEMO_CONFIG, demo_options
+from tests.test_utils.tool_runs import ROOT, run_in_process
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
 
@@ -38,13 +39,6 @@ def rank_losses(work_dir: Path, rank: int) -> list:
     logs = list(work_dir.glob(f'*/*_rank{rank}.log'))
     assert len(logs) == 1, f'expected one log of rank {rank} under {work_dir}, found {logs}'
     return logged_losses(logs[0].read_text())
-
-
-@pytest.fixture(scope='module')
-def shapes_cls(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp('shapes_cls')  # 16 training images: two iterations of 8 per epoch
-    make_shapes_classification_dataset(str(root), num_train_per_class=4, num_val_per_class=2, image_size=32, seed=1)
-    return root
 
 
 def classification_options(root: Path, batch_size: int) -> list:
@@ -73,12 +67,13 @@ def test_ddp_allocates_gradient_buckets_for_the_head_only(tmp_path):
         p.numel() for p in model.head.parameters())
 
 
-def test_two_processes_train_as_one_with_the_same_total_batch(shapes_cls, tmp_path):
-    """2 x 4 images under DDP against 1 x 8: the same samples per step, so the same mean loss and weights."""
-    single = run(['tools/train.py', LINEAR_DEMO, '--work-dir', tmp_path / 'single', '--cfg-options',
-                  *classification_options(shapes_cls, batch_size=8)])
+def test_two_processes_train_as_one_with_the_same_total_batch(classification_shapes, tmp_path):
+    """2 x 4 images under DDP against 1 x 8: the same samples per step, so the same mean loss and weights (16
+    training images: two iterations of 8 per epoch)."""
+    single = run_in_process(ROOT / 'tools/train.py', [LINEAR_DEMO, '--work-dir', tmp_path / 'single', '--cfg-options',
+                                                      *classification_options(classification_shapes, batch_size=8)])
     assert single.returncode == 0, single.stderr[-3000:]
-    dist = dist_train(LINEAR_DEMO, tmp_path / 'dist', classification_options(shapes_cls, batch_size=4))
+    dist = dist_train(LINEAR_DEMO, tmp_path / 'dist', classification_options(classification_shapes, batch_size=4))
     assert dist.returncode == 0, dist.stderr[-3000:]
 
     one = logged_losses(single.stdout + single.stderr)
@@ -97,16 +92,15 @@ def test_two_processes_train_as_one_with_the_same_total_batch(shapes_cls, tmp_pa
     assert accuracy[0] == accuracy[1]
 
 
-def test_mask_rcnn_demo_trains_and_evaluates_on_two_processes(tmp_path):
+def test_mask_rcnn_demo_trains_and_evaluates_on_two_processes(detection_shapes, tmp_path):
     """The fine-tuned U-Net detector under DDP: no unused-parameter error, evaluation gathered over the ranks.
 
     Its losses follow a single process with the same total batch closely but not exactly: mmdet normalises the
     RPN and RoI losses per rank and draws its anchor and RoI samples from each rank's random stream.
     """
-    root = make_demo_shapes(tmp_path / 'shapes')
-    options = [*demo_options(root, iters=3), 'default_hooks.logger.interval=1', 'randomness.seed=0']
-    single = run(['tools/train.py', DEMO_CONFIG, '--work-dir', tmp_path / 'single', '--cfg-options', *options,
-                  'train_dataloader.batch_size=4'])
+    options = [*demo_options(detection_shapes, iters=3), 'default_hooks.logger.interval=1', 'randomness.seed=0']
+    single = run_in_process(ROOT / 'tools/train.py', [DEMO_CONFIG, '--work-dir', tmp_path / 'single', '--cfg-options',
+                                                      *options, 'train_dataloader.batch_size=4'])
     assert single.returncode == 0, single.stderr[-3000:]
     dist = dist_train(DEMO_CONFIG, tmp_path / 'dist', [*options, PER_RANK_LOGS])
     assert dist.returncode == 0, dist.stderr[-3000:]

@@ -1,4 +1,5 @@
-"""Feature extraction at scale, on CPU: DataLoader workers, processes sharing one cache, restarts, the device."""
+"""Feature extraction at scale, on CPU: DataLoader workers, processes sharing one cache, restarts, the device.
+A one-process run of a tool runs in this process, with one thread as the distributed runs have."""
 import json
 import os
 import shutil
@@ -17,8 +18,8 @@ from mmdiff.datasets.synthetic_shapes import make_shapes_classification_dataset
 from mmdiff.utils.feature_extraction import (build_model_and_dataset, build_split_dataset, extract_split,
                                              loader_collate)
 from mmdiff.utils.runner_config import check_device
+from tests.test_utils.tool_runs import ROOT, run_in_process
 
-ROOT = Path(__file__).resolve().parents[2]
 LINEAR_DEMO = ROOT / 'configs/linear_probe/linear-probe_adm-tiny-b24-t150_demo-shapes.py'
 # one thread per process in every run compared, so that only the split of the work differs
 ONE_THREAD = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
@@ -47,13 +48,15 @@ def tool_env() -> dict:
                 PATH=f'{Path(sys.executable).parent}{os.pathsep}{os.environ["PATH"]}')
 
 
-def extract(out: Path, root: Path, processes: int = 1, *extra) -> subprocess.CompletedProcess:
-    """tools/extract_features.py on the demo's val split (shards of 2, batches of 1), on 1 or more processes."""
+def extract(out: Path, root: Path, processes: int = 1, *extra):
+    """tools/extract_features.py on the demo's val split (shards of 2, batches of 1): in this process, or on
+    ``processes`` processes of tools/dist_extract.sh."""
     arguments = [LINEAR_DEMO, '--split', 'val', '--out', out, '--shard-size', 2, '--batch-size', 1, '--device', 'cpu',
                  '--num-workers', 0, *extra, '--cfg-options', *data_options(root)]
-    command = ['bash', 'tools/dist_extract.sh', arguments[0], str(processes), *arguments[1:]] if processes > 1 \
-        else [sys.executable, 'tools/extract_features.py', *arguments]
-    return subprocess.run([str(part) for part in command], capture_output=True, text=True, cwd=ROOT, timeout=900,
+    if processes == 1:
+        return run_in_process(ROOT / 'tools/extract_features.py', arguments, env=ONE_THREAD)
+    return subprocess.run(['bash', 'tools/dist_extract.sh', str(arguments[0]), str(processes),
+                           *map(str, arguments[1:])], capture_output=True, text=True, cwd=ROOT, timeout=900,
                           env=tool_env())
 
 
@@ -148,9 +151,8 @@ def test_a_killed_process_shards_are_redone_and_finished_ones_kept(shapes_cls, s
 def test_two_process_sweep_fits_the_probes_of_one_process(shapes_cls, tmp_path):
     grid = ['--timesteps', '10', '150', '--blocks', '19', '24', '--epochs', '3', '--device', 'cpu', '--num-workers',
             '0', '--cfg-options', *data_options(shapes_cls)]
-    single = subprocess.run([sys.executable, 'tools/sweep_timesteps_blocks.py', str(LINEAR_DEMO), '--work-dir',
-                             str(tmp_path / 'single'), *grid], capture_output=True, text=True, cwd=ROOT,
-                            timeout=900, env=tool_env())
+    single = run_in_process(ROOT / 'tools/sweep_timesteps_blocks.py', [LINEAR_DEMO, '--work-dir', tmp_path / 'single',
+                                                                       *grid], env=ONE_THREAD)
     assert single.returncode == 0, single.stderr[-3000:]
     shared = subprocess.run(['bash', 'tools/torchrun.sh', 'sweep_timesteps_blocks.py', '2', str(LINEAR_DEMO),
                              '--work-dir', str(tmp_path / 'shared'), *grid], capture_output=True, text=True, cwd=ROOT,
@@ -176,11 +178,9 @@ def test_cuda_without_cuda_is_named(shapes_cls, tmp_path):
 
 
 def test_the_extraction_benchmark_times_both_readers(shapes_cls, tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / 'tools/benchmark.py'), 'extract', str(LINEAR_DEMO),
-                             '--split', 'val', '--num-images', '8', '--batch-size', '2', '--repeats', '1',
-                             '--warmup', '0', '--device', 'cpu', '--cfg-options', *data_options(shapes_cls)],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=900,
-                            env=dict(tool_env(), PYTHONPATH=str(ROOT)))
+    result = run_in_process(ROOT / 'tools/benchmark.py', [
+        'extract', LINEAR_DEMO, '--split', 'val', '--num-images', '8', '--batch-size', '2', '--repeats', '1', '--warmup',
+        '0', '--device', 'cpu', '--cfg-options', *data_options(shapes_cls)], cwd=tmp_path, env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / 'work_dirs/benchmarks/extract.json').read_text())
     assert [row['workers'] for row in report['rows']] == [0, 2] and report['num_images'] == 8

@@ -1,19 +1,16 @@
 """tools/make_prompt_embedding.py is the one place that may need transformers; without it, it says so."""
 import importlib.util
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.test_utils.tool_runs import ROOT, run_in_process
 
 
 @pytest.mark.skipif(importlib.util.find_spec('transformers') is not None,
                     reason='transformers is installed here (the project environment keeps it out)')
 def test_without_transformers_the_script_says_what_it_needs(tmp_path):
-    result = subprocess.run([sys.executable, 'tools/make_prompt_embedding.py', str(tmp_path), str(tmp_path / 'x.pth')],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = run_in_process(ROOT / 'tools/make_prompt_embedding.py', [tmp_path, tmp_path / 'x.pth'])
     assert result.returncode != 0
     assert 'this script needs transformers' in result.stderr
     assert not (tmp_path / 'x.pth').exists()

@@ -80,7 +80,7 @@ def test_a_readme_config_builds_and_runs_verbatim_outside_the_repository(checkpo
     config.write_text(readme_snippets()[package])
     script = tmp_path / 'build_and_run.py'
     script.write_text(BUILD_AND_RUN)
-    result = run_in_process(script, [config], cwd=tmp_path, runner=False)
+    result = run_in_process(script, [config], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert f'backbone DiffusionUNetBackbone {channels}' in lines

@@ -1,15 +1,11 @@
 """Nothing a user made is replaced unless asked, and a run never silently trains from the wrong weights."""
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from mmdiff.utils.checkpoint_weights import check_checkpoint_fits
 from mmdiff.utils.output_paths import check_output_free, check_work_dir
+from tests.test_utils.tool_runs import ROOT, run_in_process
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIG = 'configs/repfusion/resnet18-cifar_digits-16px_scratch.py'
 
 
@@ -56,12 +52,10 @@ def test_checkpoints_are_checked_against_the_model_before_loading(tmp_path):
 def test_train_refuses_to_replace_an_earlier_run(tmp_path):
     earlier = tmp_path / 'epoch_12.pth'
     earlier.write_bytes(b'weights of an earlier run')
-    result = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(tmp_path)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=600)
+    result = run_in_process(ROOT / 'tools/train.py', [CONFIG, '--work-dir', tmp_path])
     assert result.returncode != 0 and 'holds an earlier run' in result.stderr, result.stderr[-2000:]
     assert earlier.read_bytes() == b'weights of an earlier run'
-    resumed = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(tmp_path / 'empty'), '--resume'],
-                             capture_output=True, text=True, cwd=ROOT, timeout=600)
+    resumed = run_in_process(ROOT / 'tools/train.py', [CONFIG, '--work-dir', tmp_path / 'empty', '--resume'])
     assert resumed.returncode != 0 and 'nothing to resume' in resumed.stderr, resumed.stderr[-2000:]
 
 

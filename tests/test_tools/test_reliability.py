@@ -44,7 +44,7 @@ def test_the_guard_refuses_network_access(tmp_path):
     result = run(['-c', NETWORK_GUARD, probe], env=offline_env())
     assert result.returncode != 0 and 'network access attempted' in result.stderr
     with network_refused():
-        guarded = run_in_process(probe, runner=False)
+        guarded = run_in_process(probe)
     assert guarded.returncode != 0 and 'network access attempted' in guarded.stderr
 
 

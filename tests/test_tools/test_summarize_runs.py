@@ -1,9 +1,9 @@
 """tools/summarize_runs.py reads the last logged value of each metric from each run's newest scalars.json."""
 import json
-import subprocess
-import sys
 
-from tests.test_utils.detection_demo import ROOT
+from tests.test_utils.tool_runs import ROOT, run_in_process
+
+TOOL = ROOT / 'tools/summarize_runs.py'
 
 
 def write_run(work_dir, timestamp, records):
@@ -18,9 +18,8 @@ def test_the_table_holds_the_last_value_of_each_metric_from_the_newest_run(tmp_p
                                                        {'loss': 1.0, 'step': 10}, {'accuracy/top1': 96.25, 'step': 2}])
     write_run(tmp_path / 'distill', '20260102_000000', [{'loss': 0.5, 'step': 1000}])
     out = tmp_path / 'summary.md'
-    result = subprocess.run([sys.executable, 'tools/summarize_runs.py', tmp_path / 'scratch', tmp_path / 'distill',
-                             '--metric', 'accuracy/top1', '--metric', 'loss', '--out', out], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = run_in_process(TOOL, [tmp_path / 'scratch', tmp_path / 'distill', '--metric', 'accuracy/top1',
+                                   '--metric', 'loss', '--out', out])
     assert result.returncode == 0, result.stderr
     assert out.read_text() == result.stdout == ('| run | accuracy/top1 | loss |\n|---|---|---|\n'
                                                 '| scratch | 96.25 (step 2) | 1 (step 10) |\n'
@@ -28,7 +27,6 @@ def test_the_table_holds_the_last_value_of_each_metric_from_the_newest_run(tmp_p
 
 
 def test_a_dir_without_logs_is_named(tmp_path):
-    result = subprocess.run([sys.executable, 'tools/summarize_runs.py', tmp_path, '--metric', 'loss'], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = run_in_process(TOOL, [tmp_path, '--metric', 'loss'])
     assert result.returncode != 0
     assert f"{str(tmp_path)!r} holds no <timestamp>/vis_data/scalars.json" in result.stderr

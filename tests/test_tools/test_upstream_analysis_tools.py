@@ -1,7 +1,7 @@
 """mmdet's and mmseg's own analysis tools, as installed, run on the demo configs from a folder outside the
-repository: mmdiff comes in only through the configs' ``custom_imports``."""
+repository, in this process (tests/test_tools/test_upstream_tools.py shows each package's installed tools finding
+mmdiff through a config's ``custom_imports`` alone, in a fresh interpreter)."""
 import math
-import os
 import re
 from pathlib import Path
 from typing import Tuple
@@ -20,7 +20,8 @@ from mmseg.structures import SegDataSample
 from torch import nn
 
 from mmdiff.datasets.synthetic_shapes import make_shapes_segmentation_dataset
-from tests.test_utils.detection_demo import DEMO_CONFIG, ROOT, demo_options, make_demo_shapes, run
+from tests.test_utils.detection_demo import DEMO_CONFIG, demo_options
+from tests.test_utils.tool_runs import ROOT, run_in_process
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
 
@@ -34,11 +35,6 @@ UNITS = {'': 1, 'K': 1e3, 'M': 1e6, 'G': 1e9, 'T': 1e12, 'P': 1e15}
 MMSEG_FLOPS_BUG = ('        input_shape,\n        inputs=data', '        None,\n        inputs=data')
 
 
-@pytest.fixture(scope='module')
-def shapes_root(tmp_path_factory) -> Path:
-    return make_demo_shapes(tmp_path_factory.mktemp('shapes'))
-
-
 @pytest.fixture()
 def outside_repo(tmp_path) -> Path:
     """An empty working directory outside the repository."""
@@ -46,13 +42,6 @@ def outside_repo(tmp_path) -> Path:
     folder.mkdir()
     assert ROOT not in folder.parents
     return folder
-
-
-def tool_env() -> dict:
-    """The environment without PYTHONPATH, so that mmdiff is found only as the installed package."""
-    env = dict(os.environ)
-    env.pop('PYTHONPATH', None)
-    return env
 
 
 def printed_sizes(output: str) -> dict:
@@ -104,12 +93,13 @@ def assert_counted(sizes: dict, parameters: int, macs: int):
     assert macs <= sizes['Flops'] <= 1.15 * macs, (sizes['Flops'], macs)
 
 
-def test_mmdet_browse_dataset_draws_every_training_sample(shapes_root, outside_repo, tmp_path):
+def test_mmdet_browse_dataset_draws_every_training_sample(detection_shapes, outside_repo, tmp_path):
     output_dir = tmp_path / 'browse'
-    result = run([MMDET_TOOLS / 'browse_dataset.py', DEMO_CONFIG, '--not-show', '--output-dir', output_dir,
-                  '--cfg-options', *demo_options(shapes_root)], cwd=outside_repo, timeout=300, env=tool_env())
+    result = run_in_process(MMDET_TOOLS / 'browse_dataset.py', [
+        DEMO_CONFIG, '--not-show', '--output-dir', output_dir, '--cfg-options', *demo_options(detection_shapes)],
+                            cwd=outside_repo)
     assert result.returncode == 0, result.stderr
-    train_images = sorted(path.name for path in (shapes_root / 'images' / 'train').iterdir())
+    train_images = sorted(path.name for path in (detection_shapes / 'images' / 'train').iterdir())
     assert len(train_images) == 8
     assert sorted(path.name for path in output_dir.iterdir()) == train_images
     for name in train_images:  # each drawn as the training pipeline gives it: resized from 64 to 128 px
@@ -118,10 +108,11 @@ def test_mmdet_browse_dataset_draws_every_training_sample(shapes_root, outside_r
     assert not any(outside_repo.iterdir())
 
 
-def test_mmdet_get_flops_counts_the_demo_detector(shapes_root, outside_repo):
-    options = [*demo_options(shapes_root), 'val_dataloader.batch_size=1']  # one image per count, as the tool means
-    result = run([MMDET_TOOLS / 'get_flops.py', DEMO_CONFIG, '--num-images', '2', '--cfg-options', *options],
-                 cwd=outside_repo, timeout=300, env=tool_env())
+def test_mmdet_get_flops_counts_the_demo_detector(detection_shapes, outside_repo):
+    """mmdet's tool traces the Mask R-CNN demo with the backbone's default (fixed) noise."""
+    options = [*demo_options(detection_shapes), 'val_dataloader.batch_size=1']  # one image per count, as the tool means
+    result = run_in_process(MMDET_TOOLS / 'get_flops.py', [DEMO_CONFIG, '--num-images', '2', '--cfg-options',
+                                                            *options], cwd=outside_repo)
     assert result.returncode == 0, result.stderr
     sizes = printed_sizes(result.stdout)
     assert sizes['Input shape'] == (DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE)
@@ -142,8 +133,8 @@ def test_mmseg_get_flops_counts_the_demo_segmentor(outside_repo, tmp_path):
     make_shapes_segmentation_dataset(str(data_root), num_train=2, num_val=1, image_size=64, max_objects=2, seed=4)
     options = [f'{loader}.dataset.data_root={data_root}/'
                for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-    result = run([patched, SEG_DEMO_CONFIG, '--shape', DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE, '--cfg-options', *options],
-                 cwd=outside_repo, timeout=300, env=tool_env())
+    result = run_in_process(patched, [SEG_DEMO_CONFIG, '--shape', DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE, '--cfg-options',
+                                      *options], cwd=outside_repo)
     assert result.returncode == 0, result.stderr
     sizes = printed_sizes(result.stdout)
     assert sizes['Input shape'] == (DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE)
@@ -155,14 +146,9 @@ def test_mmseg_get_flops_counts_the_demo_segmentor(outside_repo, tmp_path):
 
 
 @pytest.fixture(scope='module')
-def demo_scalars(shapes_root, tmp_path_factory) -> Path:
-    """The scalars log (vis_data/scalars.json) of a two-iteration demo run by mmdet's own train tool."""
-    work = tmp_path_factory.mktemp('demo_run')
-    train = run([MMDET_TOOLS.parent / 'train.py', DEMO_CONFIG, '--work-dir', work, '--cfg-options',
-                 *demo_options(shapes_root), 'default_hooks.logger.interval=1'],  # a loss line per iteration
-                cwd=tmp_path_factory.mktemp('cwd'), env=tool_env())
-    assert train.returncode == 0, train.stderr[-3000:]
-    scalars = list(work.glob('*/vis_data/scalars.json'))
+def demo_scalars(demo_run) -> Path:
+    """The scalars log (vis_data/scalars.json, a loss line per iteration) of the session's two-iteration demo run."""
+    scalars = list((demo_run / 'work').glob('*/vis_data/scalars.json'))
     assert len(scalars) == 1
     return scalars[0]
 
@@ -173,8 +159,8 @@ def test_analyze_logs_plots_a_demo_runs_loss_curve(package, demo_scalars, outsid
     curve = tmp_path / 'loss.png'
     tools = Path(package.__file__).parent / '.mim' / 'tools' / 'analysis_tools'
     task = [] if package is mmseg else ['plot_curve']  # mmseg's tool only plots, without a task argument
-    result = run([tools / 'analyze_logs.py', *task, demo_scalars, '--keys', 'loss', '--out', curve],
-                 cwd=outside_repo, env=dict(tool_env(), MPLBACKEND='Agg'), timeout=300)
+    result = run_in_process(tools / 'analyze_logs.py', [*task, demo_scalars, '--keys', 'loss', '--out', curve],
+                            cwd=outside_repo, env=dict(MPLBACKEND='Agg'))
     assert result.returncode == 0, result.stderr
     drawn = cv2.imread(str(curve))
     assert drawn is not None and drawn.shape[0] > 100 and drawn.shape[1] > 100

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+# the tools that build an mmengine Runner (or its visualizer) from a config and take --cfg-options
+RUNNER_TOOLS = ('train.py', 'test.py', 'browse_dataset.py')
 
 
 @dataclass
@@ -89,26 +91,27 @@ def with_own_instances(args: Sequence) -> list:
     return [*args[:at], *options, *args[at:]]
 
 
-def run_in_process(script: Path, args: Sequence = (), cwd: Path = ROOT, env: Optional[Mapping[str, str]] = None,
-                   runner: bool = True) -> ToolRun:
+def run_in_process(script: Path, args: Sequence = (), cwd: Path = ROOT, env: Optional[Mapping[str, str]] = None
+                   ) -> ToolRun:
     """Run ``script`` as ``python script args`` would, in this process.
 
     Args:
         script (Path): The tool, e.g. ``ROOT / 'tools/train.py'`` or a package's installed ``tools/test.py``.
         args (Sequence): Its command-line arguments.
         cwd (Path): The working directory during the run. Defaults to the repository.
-        env (Mapping, optional): Variables set (added to this process's) during the run.
-        runner (bool): Whether the tool builds an mmengine Runner from a config with a visualizer and takes
-            ``--cfg-options``: the run then gets mmengine instances of its own. Defaults to True.
+        env (Mapping, optional): Variables set (added to this process's) during the run. ``OMP_NUM_THREADS``
+            also sets torch's thread count for the run, as it would at a fresh interpreter's start.
 
     Returns:
         ToolRun: The exit status and what the run printed.
     """
-    args = with_own_instances(args) if runner else [str(arg) for arg in args]
+    args = with_own_instances(args) if Path(script).name in RUNNER_TOOLS else [str(arg) for arg in args]
     stdout, stderr = io.StringIO(), io.StringIO()
     returncode = 0
     with process_state_restored(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         os.environ.update(env or {})
+        if env and 'OMP_NUM_THREADS' in env:
+            torch.set_num_threads(int(env['OMP_NUM_THREADS']))
         os.chdir(cwd)
         sys.argv[:] = [str(script), *args]
         sys.path.insert(0, str(Path(script).parent))  # as the interpreter does for a script: its siblings import

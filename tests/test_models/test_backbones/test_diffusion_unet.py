@@ -482,24 +482,35 @@ def test_describe_taps_lists_every_block():
     assert len(table.splitlines()) == 1 + len(list_unet_taps(UNet2DModel(**UNET_PRESETS[TINY])))
 
 
-@pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'mmpretrain'])
-def test_builds_by_plain_name_after_custom_imports(scope):
-    code = f"""
+# each task package's default scope in turn, in one fresh interpreter that imports mmdiff only through the first
+# config's custom_imports: a line per scope
+BUILT_BY_PLAIN_NAME = """
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.utils import import_modules_from_strings
-cfg = Config(dict(default_scope='{scope}', custom_imports=dict(imports=['mmdiff'], allow_failed_imports=False),
-                  model=dict(type='DiffusionUNetBackbone', arch='adm-tiny', timesteps=(90, 150))))
-import_modules_from_strings(**cfg.custom_imports)
-init_default_scope(cfg.default_scope)
-plain = MODELS.build(cfg.model)
-scoped = MODELS.build(dict(cfg.model, type='mmdiff.DiffusionUNetBackbone'))
-print(type(plain).__module__, plain.out_channels, type(scoped).__name__)
+for scope in ('mmdet', 'mmseg', 'mmpretrain'):
+    cfg = Config(dict(default_scope=scope, custom_imports=dict(imports=['mmdiff'], allow_failed_imports=False),
+                      model=dict(type='DiffusionUNetBackbone', arch='adm-tiny', timesteps=(90, 150))))
+    import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.default_scope)
+    plain = MODELS.build(cfg.model)
+    scoped = MODELS.build(dict(cfg.model, type='mmdiff.DiffusionUNetBackbone'))
+    print(scope, type(plain).__module__, plain.out_channels, type(scoped).__name__)
 """
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+@pytest.fixture(scope='module')
+def built_by_plain_name() -> list:
+    result = subprocess.run([sys.executable, '-c', BUILT_BY_PLAIN_NAME], capture_output=True, text=True, cwd=ROOT,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split('\n')[-2] == ('mmdiff.models.backbones.diffusion_unet (64, 64, 128, 128) '
-                                             'DiffusionUNetBackbone')
+    return result.stdout.splitlines()
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'mmpretrain'])
+def test_builds_by_plain_name_after_custom_imports(built_by_plain_name, scope):
+    assert (f'{scope} mmdiff.models.backbones.diffusion_unet (64, 64, 128, 128) DiffusionUNetBackbone'
+            in built_by_plain_name)
 
 
 def test_backbone_works_with_the_task_packages_blocked():

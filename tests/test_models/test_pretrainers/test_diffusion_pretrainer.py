@@ -1,7 +1,5 @@
 """DiffusionPretrainer: the denoising objective learns, EMA checkpoints feed the backbone, runs resume, samples."""
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,8 +11,8 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from mmdiff.models import DiffusionPretrainer, DiffusionUNetBackbone
 from mmdiff.models.backbones import adm_unet_config
 from mmdiff.utils.diffusion_sampling import sample_images
+from tests.test_utils.tool_runs import ROOT, ToolRun, run_in_process
 
-ROOT = Path(__file__).resolve().parents[3]
 CONFIG = ROOT / 'configs/diffusion_pretraining/ddpm_adm-digits_2k_digits-16px.py'
 # the config's model with a quick schedule: batches of 8, an EMA that moves fast, a 4-image grid every 2 iters
 QUICK = ['train_dataloader.batch_size=8', 'custom_hooks.0.momentum=0.5', 'custom_hooks.1.interval=2',
@@ -25,12 +23,8 @@ TINY = adm_unet_config(image_size=8, model_channels=8, channel_mult=(1, 2), num_
 PREPROCESSOR = dict(type='mmpretrain.ClsDataPreprocessor', mean=[127.5] * 3, std=[127.5] * 3)
 
 
-def run(args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=600)
-
-
-def train(work_dir: Path, max_iters: int, *extra) -> subprocess.CompletedProcess:
-    result = run(['tools/train.py', CONFIG, '--work-dir', work_dir, *extra, '--cfg-options', *QUICK,
+def train(work_dir: Path, max_iters: int, *extra) -> ToolRun:
+    result = run_in_process(ROOT / 'tools/train.py', [CONFIG, '--work-dir', work_dir, *extra, '--cfg-options', *QUICK,
                   f'train_cfg.max_iters={max_iters}', f'param_scheduler.1.end={max_iters}'])
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -134,7 +128,7 @@ def test_resume_continues_the_iteration_count(run_of_4_iters, tmp_path):
 
 def test_sampling_tool_writes_a_grid_of_the_expected_size(run_of_4_iters, tmp_path):
     out = tmp_path / 'grid.png'
-    result = run(['tools/sample_diffusion.py', CONFIG, run_of_4_iters / 'iter_4.pth', '--out', out,
+    result = run_in_process(ROOT / 'tools/sample_diffusion.py', [CONFIG, run_of_4_iters / 'iter_4.pth', '--out', out,
                   '--num-images', 6, '--steps', 3, '--sampler', 'ddpm', '--weights', 'raw'])
     assert result.returncode == 0, result.stderr[-3000:]
     # 6 images of 16x16, 3 per row, 2 rows, 2-pixel borders
@@ -144,7 +138,7 @@ def test_sampling_tool_writes_a_grid_of_the_expected_size(run_of_4_iters, tmp_pa
 
 def test_sampling_tool_refuses_a_config_that_is_not_a_pretraining_one(run_of_4_iters, tmp_path):
     probe = ROOT / 'configs/linear_probe/linear-probe_adm-digits-b18-t150_digits-16px.py'
-    result = run(['tools/sample_diffusion.py', probe, run_of_4_iters / 'iter_4.pth', '--out', tmp_path / 'g.png',
+    result = run_in_process(ROOT / 'tools/sample_diffusion.py', [probe, run_of_4_iters / 'iter_4.pth', '--out', tmp_path / 'g.png',
                   '--cfg-options', 'model.backbone.init_cfg=None'])
     assert result.returncode != 0
     assert 'builds a ImageClassifier; give a pre-training config whose model is a DiffusionPretrainer' in result.stderr
