@@ -70,6 +70,45 @@ def test_vpd_backbone_is_vpds_extract_feat(tmp_path):
     assert [len(level.attention_maps) for level in backbone.feature_info] == [0, 5, 5, 0]  # 2 encoder + 3 decoder
 
 
+def map_trained_gradients(backbone: DiffusionUNetBackbone, images: torch.Tensor, loss_of) -> dict:
+    """The gradient ``loss_of(outputs)`` gives each parameter that makes the maps: the context adapter and the
+    cross-attention's query and key projections (zeros where none arrives)."""
+    backbone.zero_grad()
+    loss_of(backbone(images)).backward()
+    return {name: torch.zeros_like(p) if p.grad is None else p.grad.clone() for name, p in backbone.named_parameters()
+            if name.startswith('context.') or '.attn2.to_q.' in name or '.attn2.to_k.' in name}
+
+
+def test_vpds_attention_maps_carry_no_gradient_and_its_features_theirs(tmp_path):
+    """VPD's checkpointed blocks store the maps from a forward under no_grad: a loss on the map channels trains
+    nothing, a loss on the features trains as with maps that carry gradient (mmdiff's attention_maps_grad=True)."""
+    published = tiny_vpd_backbone(tmp_path)
+    assert published.attention_maps_grad is False  # the config's setting
+    cfg = dict(tiny_vpd_cfg(tmp_path), attention_maps_grad=True)
+    cfg.pop('type')
+    differentiable = DiffusionUNetBackbone(**cfg)
+    differentiable.load_state_dict(published.state_dict())
+    images = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    channels = (16, 32, 64, 64)  # each output's own features; what follows them are maps
+
+    def map_loss(outputs):
+        return sum(out[:, width:].square().sum() for out, width in zip(outputs, channels))
+
+    def feature_loss(outputs):
+        return sum(out[:, :width].square().mean() for out, width in zip(outputs, channels))
+
+    on_maps = map_trained_gradients(published, images, map_loss)
+    assert len(on_maps) > 2 and all(not grad.any() for grad in on_maps.values())
+    assert any(grad.any() for grad in map_trained_gradients(differentiable, images, map_loss).values())
+    on_features = map_trained_gradients(published, images, feature_loss)
+    assert any(grad.any() for grad in on_features.values())
+    for name, grad in map_trained_gradients(differentiable, images, feature_loss).items():
+        torch.testing.assert_close(on_features[name], grad, msg=name)
+    with pytest.raises(ValueError, match='attention_maps_grad=False detaches the cross-attention maps, but '
+                       'attention_maps is None'):
+        DiffusionUNetBackbone(arch='sd-tiny', attention_maps_grad=False)
+
+
 def test_the_scaled_latents_would_differ(tmp_path):
     """VPD skips the 0.18215 scale factor: mmdiff's default ('scaled') feeds other latents."""
     backbone = tiny_vpd_backbone(tmp_path)

@@ -5,7 +5,9 @@
 #   embeddings through VPD's TextAdapter (c + gamma * MLP(c), Linear-GELU-Linear 768-768-768, gamma starting at 1e-4);
 # - the outputs of ldm output_blocks 1, 4, 7 and 11 (strides 64, 32, 16, 8 of the image), the stride-16 and stride-32
 #   ones with the mean over heads and over the encoder and decoder cross-attention layers at that stride of their
-#   attention maps appended (one channel per class): FPN in_channels [320, 790, 1430, 1280];
+#   attention maps appended (one channel per class): FPN in_channels [320, 790, 1430, 1280]; the maps carry no
+#   gradient (ldm's checkpoint function runs each BasicTransformerBlock's forward under no_grad, so the maps its
+#   attention controller stores are constants; the blocks' outputs are recomputed with gradient in backward);
 # - the U-Net is fine-tuned (the schedule gives it lr_mult 0.1), the VAE is frozen, the class embeddings are fixed.
 # docs/fidelity.md (VPD) lists every aspect with the reference line and what mmdiff does.
 _base_ = ['mmseg::_base_/models/fpn_r50.py', './sd15-unet.py']
@@ -28,6 +30,7 @@ model = dict(
         out_blocks=('up_blocks.3.attentions.2', 'up_blocks.2.attentions.1', 'up_blocks.1.attentions.1',
                     'up_blocks.0.resnets.1'),
         attention_maps=(16, 32),
+        attention_maps_grad=False,  # VPD's maps are constants of its checkpointed forward (see the header)
         frozen=False,
         with_cp=True),  # ldm's use_checkpoint=True (v1-inference.yaml): memory only, the same numbers
     neck=dict(type='FPN', in_channels=[320, 790, 1430, 1280], out_channels=256, num_outs=4),

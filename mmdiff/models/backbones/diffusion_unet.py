@@ -82,6 +82,10 @@ class DiffusionUNetBackbone(BaseModule):
             appended as extra channels: the mean over the encoder's and decoder's cross-attention layers at that
             stride of their softmax(QK^T) averaged over heads, one channel per context token (VPD:
             ``(16, 32)`` with 150 class embeddings). They come from the same U-Net pass. Defaults to None.
+        attention_maps_grad (bool): Whether a loss on the map channels trains what made the maps (the context
+            adapter, the cross-attention projections). False detaches them, as VPD's checkpointed transformer
+            blocks compute them without gradient (its published behaviour); the features still carry theirs.
+            Defaults to True.
         resample_missing_strides (bool): With ``out_strides``, produce a stride the decoder lacks by bilinear
             upsampling (or average pooling) of the nearest one, e.g. stride 4 from a latent U-Net's stride 8.
             Defaults to False (such a stride is an error).
@@ -146,6 +150,7 @@ class DiffusionUNetBackbone(BaseModule):
                  out_strides: Optional[Sequence[int]] = (4, 8, 16, 32),
                  out_blocks: Optional[Sequence[Union[str, int]]] = None,
                  attention_maps: Optional[Sequence[int]] = None,
+                 attention_maps_grad: bool = True,
                  resample_missing_strides: bool = False,
                  projection_channels: Optional[Sequence[int]] = None,
                  timestep_fusion: str = 'concat',
@@ -163,6 +168,9 @@ class DiffusionUNetBackbone(BaseModule):
         check_noise_arguments(noise_mode, num_noise_draws, noise_seed)
         check_choice('timestep_fusion', timestep_fusion, FUSIONS)
         check_precision(dtype, weights_dtype, frozen)
+        if not attention_maps_grad and attention_maps is None:
+            raise ValueError('attention_maps_grad=False detaches the cross-attention maps, but attention_maps is None '
+                             '(no maps are appended); give attention_maps or leave attention_maps_grad=True')
         if with_cp and frozen:
             raise ValueError('with_cp=True checkpoints gradients, but a frozen U-Net has none; set frozen=False '
                              'to fine-tune with gradient checkpointing')
@@ -200,6 +208,7 @@ class DiffusionUNetBackbone(BaseModule):
         self._levels = [(by_name[level.block], level.stride) for level in self.feature_info]
         self.output_taps = tuple(tap for tap, _ in self._levels)
         self._level_maps = [level.attention_maps for level in self.feature_info]
+        self.attention_maps_grad = attention_maps_grad
         self.projections = None if projection_channels is None else nn.ModuleList(
             nn.Conv2d(level.projected_from, level.channels, kernel_size=1) for level in self.feature_info)
 
@@ -373,4 +382,6 @@ class DiffusionUNetBackbone(BaseModule):
         if not maps:
             return feature
         mean_map = torch.stack([features[name] for name in maps]).mean(0)
+        if not self.attention_maps_grad:
+            mean_map = mean_map.detach()
         return torch.cat([feature, mean_map.to(feature.dtype)], dim=1)
