@@ -24,6 +24,7 @@ LINEAR = ROOT / 'configs/linear_probe/linear-probe_adm-256u-b24-t150_4xb32-28e_i
 ATTENTION = HEADS / 'attention-head_adm-256u-b24-t150_4xb32-28e_in1k.py'
 DIFFORMER = HEADS / 'difformer_adm-256u-b19-24-30-t90-150-300_4xb32-28e_in1k.py'
 DIFFEED = HEADS / 'diffeed-attention-head_adm-256u-b24-t150_4xb4-28e_in1k.py'
+CUB_LINEAR = ROOT / 'configs/linear_probe/linear-probe_adm-256u-b24-t150_4xb32-28e_cub.py'  # a transfer config
 FEEDBACK_BLOCKS = (21, 24, 27, 30, 33, 36)
 # ADM-256 (ssl_diff/const.py): channels and map sizes of the blocks the published heads read
 CHANNELS = {19: 1024, 24: 1024, 30: 512}
@@ -174,6 +175,24 @@ def test_paper_configs_carry_the_published_recipe(config, lr, batch):
     assert train[1] == dict(type='ADMResizeCrop', image_size=256, random_crop=True)
     assert [step['type'] for step in test] == ['LoadImageFromFile', 'ADMResizeCrop', 'PackInputs']
     assert test[1] == dict(type='ADMResizeCrop', image_size=256)
+
+
+@pytest.mark.parametrize('config', [LINEAR, ATTENTION, DIFFORMER, DIFFEED, CUB_LINEAR],
+                         ids=lambda path: path.stem)
+def test_images_are_read_as_guided_diffusions_loader_reads_them(config, tmp_path):
+    """guided-diffusion's ImageDataset (diffssl's data path) reads ``Image.open(path).convert('RGB')``: an EXIF
+    orientation tag is ignored. A 40x24 JPEG tagged 'rotate 90 degrees' stays 40x24, pixel for pixel."""
+    from mmcv.transforms import TRANSFORMS
+    rng = np.random.default_rng(0)
+    photo = tmp_path / 'tagged.jpg'
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the camera was turned; viewers rotate the image by 90 degrees
+    Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(photo, exif=exif, quality=95)
+    reference = np.array(Image.open(photo).convert('RGB'))[..., ::-1]  # mmcv's channel order: BGR
+    cfg = Config.fromfile(str(config))
+    for loader in ('train_dataloader', 'val_dataloader'):
+        load = TRANSFORMS.build(cfg[loader].dataset.pipeline[0])
+        np.testing.assert_array_equal(load(dict(img_path=str(photo)))['img'], reference)
 
 
 def independent_draws(a: torch.Tensor, b: torch.Tensor) -> bool:
