@@ -170,6 +170,8 @@ def test_paper_configs_carry_the_published_recipe(config, lr, batch):
     assert (backbone.arch, backbone.noise_mode, backbone.dtype, backbone.frozen) == ('adm-256u', 'random',
                                                                                      'float16', True)
     assert cfg.model.head.init_cfg is None  # PyTorch's default initialisation, as the reference
+    # diffssl trains in eval mode after its first evaluation; only DifFeed's adapters (BatchNorm) notice it
+    assert (dict(type='EvalModeAfterFirstValHook') in cfg.custom_hooks) == (config == DIFFEED)
     train, test = cfg.train_dataloader.dataset.pipeline, cfg.val_dataloader.dataset.pipeline
     assert [step['type'] for step in train] == ['LoadImageFromFile', 'ADMResizeCrop', 'RandomFlip', 'PackInputs']
     assert train[1] == dict(type='ADMResizeCrop', image_size=256, random_crop=True)

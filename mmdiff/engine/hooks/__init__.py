@@ -1,7 +1,9 @@
 from .diffusion_samples_hook import DiffusionSamplesHook
 from .entropy_decay_hook import EntropyDecayHook
+from .eval_mode_after_val_hook import EvalModeAfterFirstValHook
 from .eval_progress_bar_hook import EvalProgressBarHook
 from .non_finite_loss_hook import NonFiniteLossHook
 from .random_state_hook import RandomStateHook
 
-__all__ = ['DiffusionSamplesHook', 'EntropyDecayHook', 'EvalProgressBarHook', 'NonFiniteLossHook', 'RandomStateHook']
+__all__ = ['DiffusionSamplesHook', 'EntropyDecayHook', 'EvalModeAfterFirstValHook', 'EvalProgressBarHook', 'NonFiniteLossHook',
+           'RandomStateHook']
