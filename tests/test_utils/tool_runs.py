@@ -117,10 +117,12 @@ def run_in_process(script: Path, args: Sequence = (), cwd: Path = ROOT, env: Opt
         sys.path.insert(0, str(Path(script).parent))  # as the interpreter does for a script: its siblings import
         try:
             runpy.run_path(str(script), run_name='__main__')
-        except SystemExit as exit_:
-            returncode = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-            if exit_.code is not None and not isinstance(exit_.code, int):
+        except SystemExit as exit_:  # the interpreter's exit status: None is 0, a message is printed and is 1
+            if exit_.code is None or isinstance(exit_.code, int):
+                returncode = exit_.code or 0
+            else:
                 print(exit_.code, file=sys.stderr)
+                returncode = 1
         except Exception:  # what the interpreter would print before exiting with status 1
             traceback.print_exc()
             returncode = 1
