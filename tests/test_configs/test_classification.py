@@ -257,8 +257,9 @@ def test_sweep_writes_one_cell_per_timestep_and_block(classification_shapes, tmp
     assert f"| b | block {best['block']}, t={best['timestep']} | {best['top1']:.2f} | +0.00 |" in summary.stdout
     assert f"| raw pixels | - | {sweep['pixel_top1']:.2f} |" in (tmp_path / 's.md').read_text()
     # a grid naming a block the U-Net does not have fails before any extraction
-    unknown = run('sweep_timesteps_blocks.py', [LINEAR_DEMO, '--timesteps', 10, '--blocks', 40, '--work-dir',
-                                                tmp_path / 'unknown', '--cfg-options', *demo_options(classification_shapes)])
+    unknown = run('sweep_timesteps_blocks.py', [
+        LINEAR_DEMO, '--timesteps', 10, '--blocks', 40, '--work-dir', tmp_path / 'unknown', '--cfg-options',
+        *demo_options(classification_shapes)])
     assert unknown.returncode != 0
     assert 'diffssl block 40 does not exist in this U-Net; valid blocks are 1..37' in unknown.stderr
     assert not (tmp_path / 'unknown' / 'cache').exists()

@@ -156,7 +156,8 @@ def test_train_refuses_a_wrong_annotation_file(detection_shapes, tmp_path):
                                     *demo_options(detection_shapes),
                                     'train_dataloader.dataset.ann_file=annotations/train.json'])
     assert result.returncode != 0
-    assert f"train_dataloader: annotation file '{detection_shapes}/annotations/train.json' does not exist" in result.stderr
+    missing = f'{detection_shapes}/annotations/train.json'
+    assert f"train_dataloader: annotation file '{missing}' does not exist" in result.stderr
 
 
 def test_shapes_dataset_is_deterministic_and_consistent(tmp_path):

@@ -47,7 +47,8 @@ def test_the_exported_student_loads_into_an_mmpretrain_resnet18(distilled, tmp_p
     written = student.read_bytes()  # a second export replaces it only when asked
     again = run_in_process(ROOT / 'tools/export_student.py', [distilled, '--out', student, '--weights', 'raw'])
     assert again.returncode != 0 and 'already exists' in again.stderr and student.read_bytes() == written
-    assert run_in_process(ROOT / 'tools/export_student.py', [distilled, '--out', student, '--overwrite']).returncode == 0
+    replaced = run_in_process(ROOT / 'tools/export_student.py', [distilled, '--out', student, '--overwrite'])
+    assert replaced.returncode == 0
 
     init_default_scope('mmpretrain')
     from mmpretrain.registry import MODELS
@@ -66,9 +67,10 @@ def test_the_exported_student_loads_into_an_mmpretrain_resnet18(distilled, tmp_p
 def test_the_distilled_student_fine_tunes(distilled, tmp_path):
     student = tmp_path / 'student.pth'
     assert run_in_process(ROOT / 'tools/export_student.py', [distilled, '--out', student]).returncode == 0
-    result = run_in_process(ROOT / 'tools/train.py', [FINETUNE_DEMO, '--work-dir', tmp_path / 'work', '--cfg-options',
-                  f'model.backbone.init_cfg.checkpoint={student}', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-                  'param_scheduler.0.end=1'])
+    result = run_in_process(ROOT / 'tools/train.py', [
+        FINETUNE_DEMO, '--work-dir', tmp_path / 'work', '--cfg-options',
+        f'model.backbone.init_cfg.checkpoint={student}', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+        'param_scheduler.0.end=1'])
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert f'Load checkpoint from {student}' in log or str(student) in log

@@ -179,8 +179,8 @@ def test_cuda_without_cuda_is_named(shapes_cls, tmp_path):
 
 def test_the_extraction_benchmark_times_both_readers(shapes_cls, tmp_path):
     result = run_in_process(ROOT / 'tools/benchmark.py', [
-        'extract', LINEAR_DEMO, '--split', 'val', '--num-images', '8', '--batch-size', '2', '--repeats', '1', '--warmup',
-        '0', '--device', 'cpu', '--cfg-options', *data_options(shapes_cls)], cwd=tmp_path, env=ONE_THREAD)
+        'extract', LINEAR_DEMO, '--split', 'val', '--num-images', '8', '--batch-size', '2', '--repeats', '1',
+        '--warmup', '0', '--device', 'cpu', '--cfg-options', *data_options(shapes_cls)], cwd=tmp_path, env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / 'work_dirs/benchmarks/extract.json').read_text())
     assert [row['workers'] for row in report['rows']] == [0, 2] and report['num_images'] == 8

@@ -2,9 +2,10 @@
 
 Each ``<!-- downstream-config: PACKAGE -->`` block is written to a file, read by mmengine (its ``mmdet::`` /
 ``mmseg::`` / ``mmpretrain::`` bases resolved), and its model built under that package's registry by a script run
-from that folder (in this process), as the package's own tools build it, its weights initialised (the snippets' ``checkpoints/adm-256u.pth``
-is a random ADM-256 backbone saved by the test), then run forward once on random images: a wrong neck or head
-width, a leftover base argument, a checkpoint that does not fit or a wrong preprocessor fails here.
+from that folder (in this process), as the package's own tools build it, its weights initialised (the snippets'
+``checkpoints/adm-256u.pth`` is a random ADM-256 backbone saved by the test), then run forward once on random
+images: a wrong neck or head width, a leftover base argument, a checkpoint that does not fit or a wrong
+preprocessor fails here.
 """
 import re
 from pathlib import Path

@@ -100,9 +100,9 @@ def test_a_non_finite_loss_stops_training_before_a_checkpoint(detection_shapes, 
 def test_a_killed_run_resumes_to_the_weights_and_metrics_of_an_uninterrupted_one(detection_shapes, tmp_path):
     """SIGKILL (no clean stop) after a checkpoint, then ``--resume``: the end is bitwise the uninterrupted run's.
     The uninterrupted and the resumed runs are in this process, the killed one in a process of its own."""
-    options = [*demo_options(detection_shapes, iters=6), 'default_hooks.checkpoint.interval=1', 'train_cfg.val_interval=3',
-               'train_dataloader.num_workers=1', 'train_dataloader.persistent_workers=True', 'randomness.seed=3',
-               'randomness.deterministic=True']
+    options = [*demo_options(detection_shapes, iters=6), 'default_hooks.checkpoint.interval=1',
+               'train_cfg.val_interval=3', 'train_dataloader.num_workers=1', 'train_dataloader.persistent_workers=True',
+               'randomness.seed=3', 'randomness.deterministic=True']
 
     def train(work_dir: Path, *extra: str) -> list:
         return [str(DEMO_CONFIG), '--work-dir', str(work_dir), *extra, '--cfg-options', *options]

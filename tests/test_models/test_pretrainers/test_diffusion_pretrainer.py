@@ -24,8 +24,9 @@ PREPROCESSOR = dict(type='mmpretrain.ClsDataPreprocessor', mean=[127.5] * 3, std
 
 
 def train(work_dir: Path, max_iters: int, *extra) -> ToolRun:
-    result = run_in_process(ROOT / 'tools/train.py', [CONFIG, '--work-dir', work_dir, *extra, '--cfg-options', *QUICK,
-                  f'train_cfg.max_iters={max_iters}', f'param_scheduler.1.end={max_iters}'])
+    result = run_in_process(ROOT / 'tools/train.py', [
+        CONFIG, '--work-dir', work_dir, *extra, '--cfg-options', *QUICK, f'train_cfg.max_iters={max_iters}',
+        f'param_scheduler.1.end={max_iters}'])
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -128,8 +129,9 @@ def test_resume_continues_the_iteration_count(run_of_4_iters, tmp_path):
 
 def test_sampling_tool_writes_a_grid_of_the_expected_size(run_of_4_iters, tmp_path):
     out = tmp_path / 'grid.png'
-    result = run_in_process(ROOT / 'tools/sample_diffusion.py', [CONFIG, run_of_4_iters / 'iter_4.pth', '--out', out,
-                  '--num-images', 6, '--steps', 3, '--sampler', 'ddpm', '--weights', 'raw'])
+    result = run_in_process(ROOT / 'tools/sample_diffusion.py', [
+        CONFIG, run_of_4_iters / 'iter_4.pth', '--out', out, '--num-images', 6, '--steps', 3, '--sampler', 'ddpm',
+        '--weights', 'raw'])
     assert result.returncode == 0, result.stderr[-3000:]
     # 6 images of 16x16, 3 per row, 2 rows, 2-pixel borders
     assert cv2.imread(str(out)).shape == (2 * 18 + 2, 3 * 18 + 2, 3)
@@ -138,8 +140,9 @@ def test_sampling_tool_writes_a_grid_of_the_expected_size(run_of_4_iters, tmp_pa
 
 def test_sampling_tool_refuses_a_config_that_is_not_a_pretraining_one(run_of_4_iters, tmp_path):
     probe = ROOT / 'configs/linear_probe/linear-probe_adm-digits-b18-t150_digits-16px.py'
-    result = run_in_process(ROOT / 'tools/sample_diffusion.py', [probe, run_of_4_iters / 'iter_4.pth', '--out', tmp_path / 'g.png',
-                  '--cfg-options', 'model.backbone.init_cfg=None'])
+    result = run_in_process(ROOT / 'tools/sample_diffusion.py', [
+        probe, run_of_4_iters / 'iter_4.pth', '--out', tmp_path / 'g.png', '--cfg-options',
+        'model.backbone.init_cfg=None'])
     assert result.returncode != 0
     assert 'builds a ImageClassifier; give a pre-training config whose model is a DiffusionPretrainer' in result.stderr
     assert not (tmp_path / 'g.png').exists()
