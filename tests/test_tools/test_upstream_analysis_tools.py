@@ -115,7 +115,7 @@ def test_mmdet_get_flops_counts_the_demo_detector(detection_shapes, outside_repo
                                                             *options], cwd=outside_repo)
     assert result.returncode == 0, result.stderr
     sizes = printed_sizes(result.stdout)
-    assert sizes['Input shape'] == (DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE)
+    assert sizes['Input shape'] == (DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE) and sizes['Flops'] > 1e9
     # with random weights more than the 200 proposals the test config keeps pass the RPN's NMS: the count is the
     # same for any image of the input shape
     assert_counted(sizes, *model_counts(DEMO_CONFIG, 'mmdet', lambda: demo_mm_inputs(
