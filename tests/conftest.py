@@ -5,6 +5,7 @@ worker to ask makes the folder under a file lock in the session's shared tempora
 and read it. Tests read these folders and never change them; a test that damages data copies it first.
 """
 import os
+import shutil
 from pathlib import Path
 from typing import Callable, Dict
 
@@ -34,7 +35,8 @@ def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callabl
     shared = base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base  # xdist: popen-gwN's parent
     folder, done = shared / name, shared / f'{name}.done'
     with FileLock(str(shared / f'{name}.lock')):
-        if not done.is_file():
+        if not done.is_file():  # never made, or an earlier make failed part way: start afresh
+            shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
             make(folder)
             done.touch()
