@@ -14,11 +14,10 @@ import pytest
 import torch
 
 from mmdiff.models.backbones import DiffusionUNetBackbone
-from tests.test_utils.tool_runs import run_in_process
+from tests.test_utils.tool_runs import ROOT, run_in_process
 
 pytestmark = pytest.mark.slow  # builds the full-size ADM-256 U-Net three times
 
-ROOT = Path(__file__).resolve().parents[2]
 SNIPPET = re.compile(r'<!-- downstream-config: (\w+) -->\n```python\n(.*?)```', re.DOTALL)
 
 BUILD_AND_RUN = '''

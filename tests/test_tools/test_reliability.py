@@ -24,10 +24,6 @@ from tests.test_utils.tool_runs import ROOT, run, run_in_process
 pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
 
 TRAIN, TEST = ROOT / 'tools/train.py', ROOT / 'tools/test.py'
-# the import statements of a tool run: mmdiff and every module of it, and the task packages' model registries
-IMPORT_EVERYTHING = ''.join(f'import {name}\n' for name in sorted(
-    [module.name for module in pkgutil.walk_packages(mmdiff.__path__, 'mmdiff.')] +
-    ['mmdiff', 'mmdet.models', 'mmseg.models', 'mmpretrain.models']))
 
 
 def offline_env() -> dict:
@@ -50,11 +46,14 @@ def test_the_guard_refuses_network_access(tmp_path):
 
 def test_every_module_imports_without_the_network(tmp_path):
     """What a tool imports, in a fresh interpreter under the guard: an import that reached out would fail here."""
+    # mmdiff and every module of it, and the task packages' model registries
+    modules = sorted([module.name for module in pkgutil.walk_packages(mmdiff.__path__, 'mmdiff.')] +
+                     ['mmdiff', 'mmdet.models', 'mmseg.models', 'mmpretrain.models'])
+    assert 'mmdiff.models.backbones.diffusion_unet' in modules
     imports = tmp_path / 'imports.py'
-    imports.write_text(IMPORT_EVERYTHING)
+    imports.write_text(''.join(f'import {name}\n' for name in modules))
     result = run(['-c', NETWORK_GUARD, imports], env=offline_env())
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 'import mmdiff.models.backbones.diffusion_unet' in IMPORT_EVERYTHING
 
 
 def test_demo_trains_and_tests_without_the_network(demo_run, detection_shapes, tmp_path, monkeypatch):

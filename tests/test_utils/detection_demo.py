@@ -2,7 +2,8 @@
 fixture of tests/conftest.py) with a short, single-process schedule."""
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.test_utils.tool_runs import ROOT
+
 DEMO_CONFIG = ROOT / 'configs' / 'mask_rcnn' / 'mask-rcnn_adm-tiny-t10_fpn_demo-shapes.py'
 
 

@@ -3,17 +3,17 @@ import contextlib
 import socket
 from typing import Iterator
 
-import pytest
-
-# Run as ``python -c NETWORK_GUARD script args``: the guard is in place before the script imports anything.
+# the functions every connection and name lookup goes through
+GUARDED = ((socket.socket, 'connect'), (socket.socket, 'connect_ex'), (socket, 'create_connection'),
+           (socket, 'getaddrinfo'))
+# Run as ``python -c NETWORK_GUARD script args`` from the repository: the guard is in place before the script
+# imports anything (this module imports nothing but the standard library).
 NETWORK_GUARD = '''
-import runpy, socket, sys
-def refuse(*args, **kwargs):
-    raise RuntimeError(f'network access attempted: {args[1:] or args}')
-socket.socket.connect = socket.socket.connect_ex = refuse
-socket.create_connection = socket.getaddrinfo = refuse
+import runpy, sys
+from tests.test_utils.network_guard import network_refused
 sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name='__main__')
+with network_refused():
+    runpy.run_path(sys.argv[0], run_name='__main__')
 '''
 
 
@@ -24,11 +24,13 @@ def refuse(*args, **kwargs):
 
 @contextlib.contextmanager
 def network_refused() -> Iterator[None]:
-    """Within the block, every connection and name lookup of this process raises ``RuntimeError`` (the same
-    functions :data:`NETWORK_GUARD` replaces); they are put back afterwards."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(socket.socket, 'connect', refuse)
-        monkeypatch.setattr(socket.socket, 'connect_ex', refuse)
-        monkeypatch.setattr(socket, 'create_connection', refuse)
-        monkeypatch.setattr(socket, 'getaddrinfo', refuse)
+    """Within the block, every connection and name lookup of this process (:data:`GUARDED`) raises
+    ``RuntimeError``; the functions are put back afterwards."""
+    originals = [(owner, name, getattr(owner, name)) for owner, name in GUARDED]
+    for owner, name, _ in originals:
+        setattr(owner, name, refuse)
+    try:
         yield
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)

@@ -43,9 +43,9 @@ CANDIDATE_CONFIGS = [
 
 
 @pytest.fixture(scope='module')
-def tiny_roots(tmp_path_factory) -> Dict[str, str]:
-    folder = tmp_path_factory.mktemp('tiny_datasets')
-    return {variable: generate(folder / variable) for variable, generate in TINY_DATASETS.items()}
+def tiny_roots(data_root_env) -> Dict[str, str]:
+    """The session's tiny dataset of each variable (tests/conftest.py)."""
+    return {variable: data_root_env[variable] for variable in TINY_DATASETS}
 
 
 @pytest.fixture(scope='module')

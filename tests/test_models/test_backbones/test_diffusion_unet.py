@@ -1,9 +1,6 @@
 """DiffusionUNetBackbone on tiny random U-Nets, CPU only."""
 import collections
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +8,8 @@ from diffusers import DDPMScheduler, UNet2DModel
 
 from mmdiff.models import DiffusionUNetBackbone
 from mmdiff.models.backbones import UNET_PRESETS, list_unet_taps
+from tests.test_utils.tool_runs import run
 
-ROOT = Path(__file__).resolve().parents[3]
 TINY = 'adm-tiny'
 # a second layout: four levels, conv up/down, one resnet per level, attention only at the bottom
 SMALL_DICT = dict(
@@ -501,8 +498,7 @@ for scope in ('mmdet', 'mmseg', 'mmpretrain'):
 
 @pytest.fixture(scope='module')
 def built_by_plain_name() -> list:
-    result = subprocess.run([sys.executable, '-c', BUILT_BY_PLAIN_NAME], capture_output=True, text=True, cwd=ROOT,
-                            timeout=300)
+    result = run(['-c', BUILT_BY_PLAIN_NAME], timeout=300)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
@@ -526,6 +522,6 @@ from mmdiff.models import DiffusionUNetBackbone
 features = DiffusionUNetBackbone(arch='adm-tiny')(torch.zeros(1, 3, 32, 32))
 print([tuple(f.shape) for f in features])
 """
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    result = run(['-c', code], timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '[(1, 32, 8, 8), (1, 32, 4, 4), (1, 64, 2, 2), (1, 64, 1, 1)]'
