@@ -5,9 +5,10 @@ from typing import Optional, Sequence
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
-from diffusers.utils.torch_utils import randn_tensor
 from mmengine.dist import all_gather_object, get_dist_info
 from torch import Tensor, nn
+
+from mmdiff.diffusers_compat import randn_tensor
 
 from .choices import check_choice
 

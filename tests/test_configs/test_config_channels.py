@@ -1,13 +1,14 @@
 """Every config's literal neck/head ``in_channels`` against its diffusion backbone's real outputs from a forward pass
 of the full-size U-Net on the meta device: every layer and shape of the real model, no weight or pixel values
-(nothing loaded, nothing computed)."""
+(nothing loaded, nothing computed); and the channels the config declares (``declared_out_channels``, which builds
+no module) against the same outputs."""
 from pathlib import Path
 
 import pytest
 import torch
 from mmengine.config import Config
 
-from mmdiff.models.backbones import DiffusionUNetBackbone, DifFeedBackbone
+from mmdiff.models.backbones import DiffusionUNetBackbone, DifFeedBackbone, declared_out_channels
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
@@ -44,19 +45,26 @@ def declared_consumers(model: dict, num_outputs: int) -> dict:
     return declared
 
 
+def no_module_built(*args, **kwargs) -> None:
+    raise AssertionError('declared_out_channels built a module')
+
+
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda path: str(path.relative_to(ROOT / 'configs')))
-def test_declared_in_channels_are_the_backbones_real_output_channels(config):
+def test_declared_in_channels_are_the_backbones_real_output_channels(config, monkeypatch):
     model = Config.fromfile(str(config)).model
     backbone_cfg = model.get('backbone')
     if not isinstance(backbone_cfg, dict) or backbone_cfg.get('type') not in BACKBONES:
         pytest.skip(f'no diffusion backbone feeds a declared neck or head here ({model.get("type")})')
+    with monkeypatch.context() as patch:  # no torch module may be made while the channels are declared
+        patch.setattr(torch.nn.Module, '__init__', no_module_built)
+        declared_channels = declared_out_channels(backbone_cfg.to_dict())
     with torch.device('meta'), torch.no_grad():
         backbone = offline_backbone(backbone_cfg)
         size = max(64, backbone.downsample_factor)
         outputs = backbone(torch.zeros(1, backbone.in_channels, size, size))
     # channels are dim 1 of a map, dim 2 of a timestep-stacked (N, T, C, h, w) output
     real = [out.shape[2] if out.dim() == 5 else out.shape[1] for out in outputs]
-    assert list(backbone.out_channels) == real
+    assert list(backbone.out_channels) == real == declared_channels
     declared = declared_consumers(model, len(real))
     assert declared, f'{config.name} has a diffusion backbone but nothing declares its channels'
     for consumer, channels in declared.items():

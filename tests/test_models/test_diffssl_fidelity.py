@@ -12,8 +12,8 @@ from PIL import Image
 
 from mmdiff.datasets.transforms import ADMResizeCrop
 from mmdiff.models.backbones import DifFeedBackbone, DiffusionUNetBackbone
-from mmdiff.models.backbones.adm_architecture import infer_adm_architecture
-from mmdiff.models.backbones.adm_key_map import convert_adm_to_diffusers
+from mmdiff.models.backbones.unet.adm_architecture import infer_adm_architecture
+from mmdiff.models.backbones.unet.adm_key_map import convert_adm_to_diffusers
 from tests.test_utils.adm_reference import AdmUNet
 from tests.test_utils.diffssl_reference import (ReferenceAttentionFusion, ReferenceLinearHead, c_b_r_adapter,
                                                 feedback_forward, q_sample)

@@ -10,9 +10,9 @@ from diffusers.models.attention_processor import AttnProcessor
 from mmengine.config import Config
 
 from mmdiff.models.backbones import DiffusionUNetBackbone, declared_out_channels
-from mmdiff.models.backbones.cross_attention_maps import check_map_support, transformer_with_maps
-from mmdiff.models.backbones.unet_configs import sd_unet_config
-from mmdiff.models.backbones.vae_encoder import VAE_PRESETS
+from mmdiff.diffusers_compat import check_map_support, transformer_with_maps
+from mmdiff.models.backbones.unet.presets import sd_unet_config
+from mmdiff.models.backbones.core.vae_encoder import VAE_PRESETS
 from tests.test_utils.vpd_reference import text_adapter, unscaled_mode, vpd_unet_features
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,10 +3,10 @@ import pytest
 import torch
 from diffusers import UNet2DModel
 
-from mmdiff.models.backbones.unet_configs import adm_unet_config
-from mmdiff.models.backbones.adm_architecture import (GUIDED_DIFFUSION_MODELS, AdmArchitecture, check_adm_flags,
+from mmdiff.models.backbones.unet.presets import adm_unet_config
+from mmdiff.models.backbones.unet.adm_architecture import (GUIDED_DIFFUSION_MODELS, AdmArchitecture, check_adm_flags,
                                                       infer_adm_architecture)
-from mmdiff.models.backbones.adm_key_map import adm_key_map, convert_adm_to_diffusers, convert_diffusers_to_adm
+from mmdiff.models.backbones.unet.adm_key_map import adm_key_map, convert_adm_to_diffusers, convert_diffusers_to_adm
 from tests.test_utils.adm_reference import AdmUNet
 
 IMAGE_SIZE = 16
@@ -128,7 +128,7 @@ def test_released_models_diffusers_cannot_express_are_refused_with_the_reason():
 
 def test_released_256_model_layout_maps_completely():
     """The papers' model: its flags give the adm-256u preset, and the key map covers every parameter."""
-    from mmdiff.models.backbones.unet_configs import UNET_PRESETS
+    from mmdiff.models.backbones.unet.presets import UNET_PRESETS
     flags = GUIDED_DIFFUSION_MODELS['256x256_diffusion_uncond']
     config = adm_unet_config(image_size=256, model_channels=flags['num_channels'], channel_mult=flags['channel_mult'],
                              num_res_blocks=flags['num_res_blocks'],
@@ -144,7 +144,7 @@ def test_released_256_model_layout_maps_completely():
 
 def test_released_64_model_flags_give_the_adm_64_preset():
     """RepFusion's Tiny-ImageNet teacher: guided-diffusion's class-conditional 64x64 model is the adm-64 preset."""
-    from mmdiff.models.backbones.unet_configs import UNET_PRESETS
+    from mmdiff.models.backbones.unet.presets import UNET_PRESETS
 
     flags = GUIDED_DIFFUSION_MODELS['64x64_diffusion']
     config = adm_unet_config(image_size=64, model_channels=flags['num_channels'], channel_mult=flags['channel_mult'],

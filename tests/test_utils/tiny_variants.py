@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 from mmengine.config import Config
 
 from mmdiff.models.backbones import declared_out_channels
-from mmdiff.models.backbones.unet_configs import UNET_PRESETS, sd_unet_config
+from mmdiff.models.backbones.unet.presets import UNET_PRESETS, sd_unet_config
 
 DIFFUSION_BACKBONES = ('DiffusionUNetBackbone', 'DifFeedBackbone')
 SMALL_ARCHS = ('adm-tiny', 'adm-digits', 'sd-tiny')  # already cheap on a CPU: kept

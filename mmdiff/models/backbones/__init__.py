@@ -1,18 +1,14 @@
+"""Diffusion backbones: the shared core, the U-Net family on it, DifFeed and cached features."""
 from .cached_feature_backbone import CachedFeatureBackbone
-from .cross_attention_maps import transformer_with_maps
+from .core import (VAE_PRESETS, BackboneSpec, DiffusionBackbone, DiffusionFamily, FeatureLevel, LatentContext, Tap,
+                   VAEEncoder, declare_feature_info, declared_feature_info, declared_out_channels, resolve_spec)
 from .dif_feed_backbone import DifFeedBackbone, FeedbackAdapter, GatedFeedbackAdapter
-from .declared_channels import declared_feature_info, declared_out_channels
 from .diffusion_unet import DiffusionUNetBackbone
-from .feature_info import FeatureLevel, declare_feature_info
-from .latent_context import LatentContext
-from .unet_configs import UNET_PRESETS, adm_unet_config, sd_unet_config
-from .unet_pass import UNetPass
-from .unet_taps import UNetTap, list_config_taps, list_unet_taps
-from .vae_encoder import VAE_PRESETS, VAEEncoder
+from .unet import UNET_PRESETS, UNetFamily, UNetPass, adm_unet_config, list_config_taps, list_unet_taps, sd_unet_config
 
 __all__ = [
-    'CachedFeatureBackbone', 'DifFeedBackbone', 'FeedbackAdapter', 'GatedFeedbackAdapter',
-    'DiffusionUNetBackbone', 'declared_feature_info', 'declared_out_channels', 'declare_feature_info',
-    'FeatureLevel', 'LatentContext', 'UNET_PRESETS', 'adm_unet_config', 'sd_unet_config', 'UNetPass', 'UNetTap',
-    'list_config_taps', 'list_unet_taps', 'VAE_PRESETS', 'VAEEncoder', 'transformer_with_maps'
+    'CachedFeatureBackbone', 'DifFeedBackbone', 'FeedbackAdapter', 'GatedFeedbackAdapter', 'DiffusionBackbone',
+    'DiffusionFamily', 'DiffusionUNetBackbone', 'UNetFamily', 'BackboneSpec', 'resolve_spec', 'declared_feature_info',
+    'declared_out_channels', 'declare_feature_info', 'FeatureLevel', 'Tap', 'LatentContext', 'UNET_PRESETS',
+    'adm_unet_config', 'sd_unet_config', 'UNetPass', 'list_config_taps', 'list_unet_taps', 'VAE_PRESETS', 'VAEEncoder'
 ]

@@ -6,8 +6,9 @@ from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
 from mmdiff.utils.choices import check_choice
+from .core.taps import Tap, resolve_taps
 from .diffusion_unet import DiffusionUNetBackbone
-from .unet_taps import UNetTap, mirror_encoder_tap, resolve_taps
+from .unet.taps import mirror_encoder_tap
 
 Block = Union[int, str]
 
@@ -74,7 +75,7 @@ class DifFeedBackbone(DiffusionUNetBackbone):
     Args:
         feedback (Sequence, optional): What is fed back where. Each entry is a decoder layer (diffssl number or
             submodule name), fed back to its mirror encoder block (the skip connection it concatenates, see
-            :func:`~mmdiff.models.backbones.unet_taps.mirror_encoder_tap`), or an explicit ``(decoder, encoder)``
+            :func:`~mmdiff.models.backbones.unet.taps.mirror_encoder_tap`), or an explicit ``(decoder, encoder)``
             pair at the same stride. None feeds every tapped decoder layer back to its mirror: with
             ``out_blocks=(24, )``, block 24 to block 14 (mmdiff's lighter variant). Defaults to None.
         adapter (str): ``'conv1x1-bn-relu'`` (:class:`FeedbackAdapter`, the published ``C_B_R``) or
@@ -105,11 +106,11 @@ class DifFeedBackbone(DiffusionUNetBackbone):
                                       for decoder, encoder in self.feedback_pairs)
 
     @property
-    def unet_needs_grad(self) -> bool:
+    def model_needs_grad(self) -> bool:
         """Always: the adapters learn through the (frozen) U-Net's second pass."""
         return True
 
-    def _resolve_feedback(self, feedback) -> List[Tuple[UNetTap, UNetTap]]:
+    def _resolve_feedback(self, feedback) -> List[Tuple[Tap, Tap]]:
         if feedback is None:
             decoders = [tap for tap in self.output_taps if tap.stage == 'decoder' and tap.kind == 'layer']
             if not decoders:
@@ -124,9 +125,9 @@ class DifFeedBackbone(DiffusionUNetBackbone):
             if isinstance(entry, (tuple, list)):
                 if len(entry) != 2:
                     raise ValueError(f'feedback pair {entry!r} must be (decoder block, encoder block)')
-                decoder, encoder = resolve_taps(self.taps, entry)
+                decoder, encoder = resolve_taps(self.taps, entry, self.family.name)
             else:
-                decoder = resolve_taps(self.taps, [entry])[0]
+                decoder = resolve_taps(self.taps, [entry], self.family.name)[0]
                 encoder = mirror_encoder_tap(self.taps, decoder)
             if decoder.stage != 'decoder':
                 raise ValueError(f'feedback source {decoder.name!r} is in the {decoder.stage}; feed back a decoder '
@@ -143,16 +144,17 @@ class DifFeedBackbone(DiffusionUNetBackbone):
             pairs.append((decoder, encoder))
         return pairs
 
-    def run_unet(self, sample: Tensor, timesteps: Tensor, context: Optional[Tensor],
-                 labels: Optional[Tensor]) -> Dict[str, Tensor]:
+    def run_model(self, sample: Tensor, timesteps: Tensor,
+                  conditions: Dict[str, Optional[Union[Tensor, Dict[str, Tensor]]]]) -> Dict[str, Tensor]:
         """First pass, without gradient, to the last fed-back decoder layer; then the second pass with each adapted
-        decoder output added to its encoder layer's output (:class:`UNetPass`'s ``additions``)."""
+        decoder output added to its encoder layer's output (:class:`~mmdiff.models.backbones.unet.UNetPass`'s
+        ``additions``)."""
         decoders = tuple(dict.fromkeys(decoder.name for decoder, _ in self.feedback_pairs))
         with torch.no_grad():
-            first = self.unet_pass(sample, timesteps, decoders, context=context, labels=labels)
+            first = self.model_pass(sample, timesteps, decoders, **conditions)
         additions: Dict[str, Tensor] = {}
         for (decoder, encoder), adapter in zip(self.feedback_pairs, self.adapters):
             feedback = adapter(first[decoder.name].float())
             additions[encoder.name] = additions[encoder.name] + feedback if encoder.name in additions else feedback
-        return self.unet_pass(sample, timesteps, super().pass_outputs, context=context, labels=labels,
-                              additions=additions, checkpointing=self.with_cp)
+        return self.model_pass(sample, timesteps, super().pass_outputs, additions=additions,
+                               checkpointing=self.with_cp, **conditions)

@@ -10,7 +10,8 @@ from torch import Tensor
 from mmdiff.registry import MODELS, register_module
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.runner_access import gt_labels
-from ..backbones.unet_builder import build_noise_scheduler, build_unet
+from ..backbones.core.sources import resolve_scheduler
+from ..backbones.unet.builder import build_unet
 
 PREDICTION_TYPES = ('epsilon', 'v_prediction')
 
@@ -62,7 +63,7 @@ class DiffusionPretrainer(BaseModel):
                              f'learn_sigma=True); DiffusionPretrainer trains noise or velocity prediction only, so '
                              f'use an arch with out_channels == in_channels (adm_unet_config(..., '
                              f'learn_sigma=False))')
-        self.noise_scheduler = build_noise_scheduler(noise_scheduler, model_dir)
+        self.noise_scheduler = resolve_scheduler(noise_scheduler, model_dir).build()
         check_choice('noise_scheduler prediction_type', self.prediction_type, PREDICTION_TYPES)
 
     @property

@@ -9,7 +9,7 @@ from diffusers import UNet2DConditionModel, UNet2DModel
 
 from mmdiff.models.backbones import (UNET_PRESETS, DiffusionUNetBackbone, UNetPass, declared_feature_info,
                                      declared_out_channels, list_config_taps)
-from mmdiff.models.backbones.vae_encoder import VAE_PRESETS
+from mmdiff.models.backbones.core.vae_encoder import VAE_PRESETS
 from mmdiff.registry import MODELS
 
 SD_TINY = {key: value for key, value in UNET_PRESETS['sd-tiny'].items() if key != 'type'}

@@ -62,7 +62,7 @@ def test_invalid_arguments():
         DiffusionUNetBackbone(arch=TINY, timesteps=(0.5, ))
     # scheduler: a supported diffusers class
     with pytest.raises(ValueError, match=r"noise_scheduler type='EulerScheduler' is not supported; choose one of "
-                                         r"\['DDPMScheduler', 'DDIMScheduler'\]"):
+                                         r"\['DDPMScheduler', 'DDIMScheduler', 'FlowMatchEulerDiscreteScheduler'\]"):
         DiffusionUNetBackbone(arch=TINY, noise_scheduler=dict(type='EulerScheduler'))
     # taps: out_blocks takes over from the default strides, not from strides given; each tap must exist, once
     assert DiffusionUNetBackbone(arch=TINY, out_blocks=(24, )).feature_info[0].block == 'up_blocks.1.attentions.1'

@@ -4,8 +4,8 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
 from mmdiff.models.backbones import DiffusionUNetBackbone, declared_out_channels
-from mmdiff.models.backbones.unet_configs import UNET_PRESETS
-from mmdiff.models.backbones.vae_encoder import VAE_PRESETS, VAEEncoder
+from mmdiff.models.backbones.unet.presets import UNET_PRESETS
+from mmdiff.models.backbones.core.vae_encoder import VAE_PRESETS, VAEEncoder
 
 TINY = dict(arch='sd-tiny', vae='sd-tiny', context=dict(type='zero', num_tokens=5), out_strides=(8, 16, 32, 64))
 UNET_ARGS = {key: value for key, value in UNET_PRESETS['sd-tiny'].items() if key != 'type'}

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mmdiff.models.backbones import DifFeedBackbone, DiffusionUNetBackbone
-from mmdiff.models.backbones.unet_configs import adm_unet_config
+from mmdiff.models.backbones.unet.presets import adm_unet_config
 
 PINNED = os.path.join(os.path.dirname(__file__), 'pinned_backbone_outputs.pt')
 TINY_CLASS_CONDITIONAL = adm_unet_config(image_size=32, model_channels=16, channel_mult=(1, 2), num_res_blocks=1,

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from mmdiff.models.backbones import DifFeedBackbone, DiffusionUNetBackbone
-from mmdiff.models.backbones.fixed_noise import FixedNoise
-from mmdiff.models.backbones.unet_builder import build_unet
-from mmdiff.models.backbones.unet_pass import UNetPass
-from mmdiff.models.backbones.unet_taps import list_unet_taps
+from mmdiff.models.backbones.core.noising import FixedNoise
+from mmdiff.models.backbones.unet.builder import build_unet
+from mmdiff.models.backbones.unet.unet_pass import UNetPass
+from mmdiff.models.backbones.unet.taps import list_unet_taps
 
 PRESETS = {'adm-tiny': 32, 'adm-digits': 16, 'ddpm-cifar10': 32, 'sd-tiny': 32}
 

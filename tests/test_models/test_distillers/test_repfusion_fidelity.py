@@ -11,8 +11,8 @@ from mmengine.registry import init_default_scope
 from mmdiff.engine.hooks import EntropyDecayHook
 from mmdiff.models import TimestepPolicy
 from mmdiff.models.backbones import DiffusionUNetBackbone
-from mmdiff.models.backbones.adm_architecture import infer_adm_architecture
-from mmdiff.models.backbones.adm_key_map import convert_adm_to_diffusers
+from mmdiff.models.backbones.unet.adm_architecture import infer_adm_architecture
+from mmdiff.models.backbones.unet.adm_key_map import convert_adm_to_diffusers
 from tests.test_utils.repfusion_reference import PolicyNetCov, reference_losses, task_head
 from tests.test_utils.test_adm_checkpoint import IMAGE_SIZE, small_adm
 

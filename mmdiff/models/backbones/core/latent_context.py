@@ -1,6 +1,6 @@
 """The cross-attention context of a text-conditioned U-Net, without a text model at run time."""
 import os
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -11,20 +11,44 @@ CONTEXT_TYPES = ('zero', 'file', 'learnable')
 DEFAULT_NUM_TOKENS = 77  # a CLIP text encoder's sequence length, SD 1.x's context
 
 
-def load_context_tensor(path: str) -> Tensor:
-    """A ``(L, D)`` or ``(1, L, D)`` tensor saved with ``torch.save`` (e.g. an empty-prompt text embedding)."""
+def load_conditioning_file(path: str) -> Tuple[Tensor, Optional[Tensor]]:
+    """The prompt embedding ``(tokens, dim)`` and, where the file has one, the pooled embedding ``(pooled_dim,)``.
+
+    The file is ``torch.save``-d (read with ``weights_only=True``): a ``(L, D)`` or ``(1, L, D)`` tensor (e.g. an
+    empty-prompt text embedding), or SDXL's ``dict(prompt_embeds=(1, L, D), pooled_prompt_embeds=(1, P))`` as
+    ``tools/make_prompt_embedding.py`` writes it.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'context file {path!r} does not exist; tools/make_prompt_embedding.py writes one '
                                 f'from a text encoder, or use context=dict(type=\'zero\')')
-    tensor = torch.load(path, map_location='cpu', weights_only=True)
+    saved = torch.load(path, map_location='cpu', weights_only=True)
+    pooled = None
+    if isinstance(saved, dict):
+        if 'prompt_embeds' not in saved:
+            raise ValueError(f'context file {path!r} holds a dict with {sorted(saved)}, not prompt_embeds (and '
+                             f'pooled_prompt_embeds), as tools/make_prompt_embedding.py writes them')
+        saved, pooled = saved['prompt_embeds'], saved.get('pooled_prompt_embeds')
+    return _as_matrix(saved, path, 'prompt embedding', '(tokens, dim)'), None if pooled is None else _as_vector(
+        pooled, path)
+
+
+def _as_matrix(tensor, path: str, what: str, expected: str) -> Tensor:
     if not isinstance(tensor, Tensor):
         raise ValueError(f'context file {path!r} holds a {type(tensor).__name__}, not a tensor')
     if tensor.dim() == 3 and tensor.shape[0] == 1:
         tensor = tensor[0]
     if tensor.dim() != 2:
-        raise ValueError(f'context file {path!r} holds a tensor of shape {tuple(tensor.shape)}; expected '
-                         f'(tokens, dim) or (1, tokens, dim)')
+        raise ValueError(f'context file {path!r} holds a {what} of shape {tuple(tensor.shape)}; expected '
+                         f'{expected} or (1, {expected[1:]}')
     return tensor.float()
+
+
+def _as_vector(tensor, path: str) -> Tensor:
+    if not isinstance(tensor, Tensor) or tensor.dim() not in (1, 2) or tensor.dim() == 2 and tensor.shape[0] != 1:
+        shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+        raise ValueError(f'context file {path!r} holds a pooled_prompt_embeds of shape {shape}; expected '
+                         f'(pooled_dim,) or (1, pooled_dim)')
+    return tensor.reshape(-1).float()
 
 
 class LatentContext(nn.Module):
@@ -46,6 +70,9 @@ class LatentContext(nn.Module):
         adapter_hidden_channels (int, optional): Hidden width of the adapter's MLP. Defaults to None (``dim``,
             VPD's).
         adapter_gamma (float): The starting value of every ``gamma`` channel. Defaults to 1e-4 (VPD's).
+        pooled_dim (int, optional): For SDXL's added conditioning, the width of the pooled text embedding that
+            comes with the tokens: zeros for ``'zero'``, the file's ``pooled_prompt_embeds`` for ``'file'``, and
+            trainable (from the file, else zeros) for ``'learnable'``. Defaults to None (none).
 
     Example:
         >>> context = LatentContext(dim=32, type='learnable', num_tokens=4, adapter=True)
@@ -55,7 +82,7 @@ class LatentContext(nn.Module):
 
     def __init__(self, dim: int, type: str = 'zero', path: Optional[str] = None, num_tokens: Optional[int] = None,
                  adapter: bool = False, adapter_hidden_channels: Optional[int] = None,
-                 adapter_gamma: float = 1e-4) -> None:
+                 adapter_gamma: float = 1e-4, pooled_dim: Optional[int] = None) -> None:
         super().__init__()
         check_choice('context type', type, CONTEXT_TYPES)
         if type == 'file' and path is None:
@@ -71,10 +98,13 @@ class LatentContext(nn.Module):
         if adapter_hidden_channels is not None and (not isinstance(adapter_hidden_channels, int)
                                                     or adapter_hidden_channels < 1):
             raise ValueError(f'adapter_hidden_channels must be an integer >= 1, got {adapter_hidden_channels!r}')
+        pooled = None if pooled_dim is None else torch.zeros(pooled_dim)
         if path is None:
             tokens = torch.zeros(DEFAULT_NUM_TOKENS if num_tokens is None else num_tokens, dim)
         else:
-            tokens = load_context_tensor(path)
+            tokens, saved_pooled = load_conditioning_file(path)
+            if pooled_dim is not None:
+                pooled = _check_pooled(saved_pooled, pooled_dim, tokens, path)
             if num_tokens is not None and tokens.shape[0] != num_tokens:
                 raise ValueError(f'the context {path!r} holds {tokens.shape[0]} tokens, but num_tokens={num_tokens}')
         if tokens.shape[1] != dim:
@@ -83,8 +113,10 @@ class LatentContext(nn.Module):
         self.type = type
         if type == 'learnable':
             self.tokens = nn.Parameter(tokens)
+            self.pooled = None if pooled is None else nn.Parameter(pooled)
         else:
             self.register_buffer('tokens', tokens, persistent=False)  # rebuilt from path or zeros
+            self.register_buffer('pooled', pooled, persistent=False)
         hidden = dim if adapter_hidden_channels is None else adapter_hidden_channels
         self.adapter = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)) if adapter else None
         self.gamma = nn.Parameter(torch.full((dim, ), float(adapter_gamma))) if adapter else None
@@ -100,3 +132,23 @@ class LatentContext(nn.Module):
         if self.adapter is not None:
             tokens = tokens + self.gamma * self.adapter(tokens)
         return tokens.unsqueeze(0).expand(batch_size, -1, -1)
+
+    def pooled_embedding(self, batch_size: int) -> Tensor:
+        """SDXL's pooled text embedding ``(batch_size, pooled_dim)`` (a context built with ``pooled_dim``)."""
+        return self.pooled.unsqueeze(0).expand(batch_size, -1)
+
+
+def _check_pooled(pooled: Optional[Tensor], pooled_dim: int, tokens: Tensor, path: str) -> Tensor:
+    """The file's pooled embedding, which a model with SDXL's added conditioning needs, of width ``pooled_dim``."""
+    expected = (f'dict(prompt_embeds=(1, {tokens.shape[0]}, {tokens.shape[1]}), pooled_prompt_embeds=(1, '
+                f'{pooled_dim}))')
+    how = ('tools/make_prompt_embedding.py PIPELINE_DIR OUT writes it from an SDXL pipeline folder (both text '
+           'encoders and the pooled embedding), or use context=dict(type=\'zero\')')
+    if pooled is None:
+        raise ValueError(f'the U-Net takes SDXL\'s added conditioning, a pooled text embedding of width {pooled_dim} '
+                         f'beside the prompt embedding, but {path!r} holds the prompt embedding alone; expected '
+                         f'{expected}: {how}')
+    if pooled.shape[0] != pooled_dim:
+        raise ValueError(f'{path!r} holds a pooled_prompt_embeds of width {pooled.shape[0]}, but the U-Net\'s added '
+                         f'conditioning takes {pooled_dim}; expected {expected}: {how}')
+    return pooled

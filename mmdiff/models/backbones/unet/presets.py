@@ -1,4 +1,4 @@
-"""diffusers ``UNet2DModel`` configurations for the U-Net layouts mmdiff ships as presets.
+"""diffusers ``UNet2DModel`` / ``UNet2DConditionModel`` configurations for the U-Net layouts mmdiff ships as presets.
 
 The papers use OpenAI's guided-diffusion U-Net ("ADM", Dhariwal & Nichol 2021). :func:`adm_unet_config` writes its
 flags as the keyword arguments of diffusers' ``UNet2DModel``, so diffusers builds the architecture and mmdiff never
@@ -201,4 +201,64 @@ UNET_PRESETS.update({
     'sd-tiny':
     sd_unet_config(block_out_channels=(16, 32, 64, 64), layers_per_block=1, cross_attention_dim=32,
                    attention_head_dim=2, norm_num_groups=8, sample_size=8),
+})
+
+
+def sdxl_unet_config(block_out_channels: Sequence[int], layers_per_block: int,
+                     transformer_layers_per_block: Sequence[int], attention_head_dim: Sequence[int],
+                     cross_attention_dim: int, addition_time_embed_dim: int, pooled_dim: int,
+                     norm_num_groups: int = 32, sample_size: int = 128) -> dict:
+    """An SDXL-style latent ``UNet2DConditionModel``: no attention on the first level, several transformer blocks
+    per attention layer, linear projections, and the added ``text_time`` conditioning (a pooled text embedding and
+    six time ids, each embedded at ``addition_time_embed_dim``).
+
+    Args:
+        block_out_channels (Sequence[int]): Width per level.
+        layers_per_block (int): Residual blocks per encoder level.
+        transformer_layers_per_block (Sequence[int]): Transformer blocks per attention layer, per level (the
+            first level has none, its entry is unused but kept as SDXL's config has it).
+        attention_head_dim (Sequence[int]): Attention heads per level (diffusers' historical name).
+        cross_attention_dim (int): Width of the context tokens (SDXL: both text encoders' 768 + 1280).
+        addition_time_embed_dim (int): Width of each time id's sinusoidal embedding.
+        pooled_dim (int): Width of the pooled text embedding (SDXL: the second text encoder's projection, 1280).
+        norm_num_groups (int): GroupNorm groups. Defaults to 32.
+        sample_size (int): Latent training resolution. Defaults to 128.
+
+    Returns:
+        dict: ``UNet2DConditionModel`` keyword arguments with ``type='UNet2DConditionModel'``.
+    """
+    num_levels = len(block_out_channels)
+    return dict(
+        type='UNet2DConditionModel',
+        sample_size=sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=('DownBlock2D', ) + ('CrossAttnDownBlock2D', ) * (num_levels - 1),
+        up_block_types=('CrossAttnUpBlock2D', ) * (num_levels - 1) + ('UpBlock2D', ),
+        block_out_channels=tuple(block_out_channels),
+        layers_per_block=layers_per_block,
+        transformer_layers_per_block=tuple(transformer_layers_per_block),
+        attention_head_dim=tuple(attention_head_dim),
+        cross_attention_dim=cross_attention_dim,
+        use_linear_projection=True,
+        addition_embed_type='text_time',
+        addition_time_embed_dim=addition_time_embed_dim,
+        projection_class_embeddings_input_dim=pooled_dim + 6 * addition_time_embed_dim,
+        norm_num_groups=norm_num_groups,
+        upcast_attention=None,
+    )
+
+
+UNET_PRESETS.update({
+    # SDXL-base-1.0's U-Net (stabilityai/stable-diffusion-xl-base-1.0 unet/config.json, 2.6 B parameters); pair
+    # with vae='sdxl' and a context file holding the prompt and pooled embeddings (tools/make_prompt_embedding.py)
+    'sdxl-base':
+    sdxl_unet_config(block_out_channels=(320, 640, 1280), layers_per_block=2, transformer_layers_per_block=(1, 2, 10),
+                     attention_head_dim=(5, 10, 20), cross_attention_dim=2048, addition_time_embed_dim=256,
+                     pooled_dim=1280),
+    # the same three-level layout (image strides 8-32 behind the 8x VAE) with a few channels; pair with 'sd-tiny'
+    'sdxl-tiny':
+    sdxl_unet_config(block_out_channels=(16, 32, 64), layers_per_block=2, transformer_layers_per_block=(1, 1, 2),
+                     attention_head_dim=(2, 2, 4), cross_attention_dim=32, addition_time_embed_dim=8, pooled_dim=16,
+                     norm_num_groups=8, sample_size=16),
 })

@@ -1,19 +1,54 @@
-"""The feature pyramid of a DiffusionUNetBackbone: which taps make its levels, and how each level is assembled."""
+"""The feature pyramid of a diffusion backbone: which taps make its levels, and how each level is assembled."""
 import math
+from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .unet_taps import UNetTap, decoder_tap_at_stride, format_taps, resolve_taps
+from .taps import Tap, decoder_tap_at_stride, format_taps, resolve_taps
 
 FUSIONS = ('concat', 'mean', 'stack')
 DEFAULT_STRIDES = (4, 8, 16, 32)
 
-Level = Tuple[UNetTap, int]  # a tap and the stride its level is output at
+Level = Tuple[Tap, int]  # a tap and the stride its level is output at
 
 
-def _tap_for_stride(taps: Sequence[UNetTap], stride: int, resample: bool) -> UNetTap:
+@dataclass(frozen=True)
+class FeatureLevel:
+    """One output of a diffusion backbone, as declared before any forward pass.
+
+    Args:
+        channels (int): Channels of the output (after timestep fusion and projection).
+        stride (int): Input pixels per output pixel: the output is ``ceil(H / stride) x ceil(W / stride)``.
+        block (str): The model's submodule the features are tapped from (a tap name).
+        source_stride (int): Stride of that submodule's output; differs from ``stride`` when the level is resampled.
+        timesteps (tuple[int, ...]): Noise steps fused into this output.
+        fusion (str): How the timesteps are fused: ``'concat'``, ``'mean'`` or ``'stack'`` (an extra T axis:
+            the output is ``(N, T, channels, h, w)``).
+        attention_maps (tuple[str, ...]): The cross-attention maps whose mean is appended to the block's channels
+            (one channel per context token, VPD's extra channels); empty for none.
+        projected_from (int, optional): Channels before the output's 1x1 projection (the fused tap and maps);
+            None without a projection. Defaults to None.
+    """
+    channels: int
+    stride: int
+    block: str
+    source_stride: int
+    timesteps: Tuple[int, ...]
+    fusion: str
+    attention_maps: Tuple[str, ...] = ()
+    projected_from: Optional[int] = None
+
+    def __str__(self) -> str:
+        resampled = '' if self.source_stride == self.stride else f' (resampled from stride {self.source_stride})'
+        return (f'stride {self.stride:>3}, {self.channels:>5} channels: {self.block} at t={list(self.timesteps)}, '
+                f'{self.fusion}{resampled}'
+                + (f', + the mean of {len(self.attention_maps)} cross-attention maps' if self.attention_maps else '')
+                + ('' if self.projected_from is None else f', projected from {self.projected_from} channels'))
+
+
+def _tap_for_stride(taps: Sequence[Tap], stride: int, resample: bool) -> Tap:
     tap = decoder_tap_at_stride(taps, stride)
     if tap is not None:
         return tap
@@ -28,15 +63,16 @@ def _tap_for_stride(taps: Sequence[UNetTap], stride: int, resample: bool) -> UNe
     return decoder_tap_at_stride(taps, nearest)
 
 
-def select_levels(taps: Sequence[UNetTap], out_strides: Optional[Sequence[int]],
-                  out_blocks: Optional[Sequence[Union[str, int]]], resample: bool) -> List[Level]:
+def select_levels(taps: Sequence[Tap], out_strides: Optional[Sequence[int]],
+                  out_blocks: Optional[Sequence[Union[str, int]]], resample: bool, model: str = 'U-Net') -> List[Level]:
     """The pyramid as (tap, output stride) pairs, sorted by stride, ties in forward order.
 
     Args:
-        taps (Sequence[UNetTap]): The U-Net's taps in forward order.
+        taps (Sequence[Tap]): The U-Net's taps in forward order.
         out_strides (Sequence[int], optional): Strides; each level is the decoder's last layer at that stride.
         out_blocks (Sequence[str | int], optional): Taps by name or diffssl number (exactly one of the two).
         resample (bool): Resample the nearest decoder stride when ``out_strides`` names one the decoder lacks.
+        model (str): What the taps belong to, for the messages. Defaults to ``'U-Net'``.
     """
     out_strides, out_blocks = _as_tuple(out_strides), _as_tuple(out_blocks)
     if out_blocks is not None and out_strides == DEFAULT_STRIDES:
@@ -47,7 +83,7 @@ def select_levels(taps: Sequence[UNetTap], out_strides: Optional[Sequence[int]],
     if out_blocks is not None:
         if not out_blocks:
             raise ValueError('out_blocks is empty; name at least one tap:\n' + format_taps(taps))
-        levels = [(tap, tap.stride) for tap in resolve_taps(taps, out_blocks)]
+        levels = [(tap, tap.stride) for tap in resolve_taps(taps, out_blocks, model)]
     else:
         if not out_strides:
             raise ValueError('out_strides is empty; give at least one stride, e.g. (4, 8, 16, 32)')
@@ -73,14 +109,14 @@ def fused_channels(channels: int, num_timesteps: int, fusion: str) -> int:
     return channels * num_timesteps if fusion == 'concat' else channels
 
 
-def attention_map_taps(taps: Sequence[UNetTap], levels: Sequence[Level],
+def attention_map_taps(taps: Sequence[Tap], levels: Sequence[Level],
                        strides: Optional[Sequence[int]]) -> List[Tuple[str, ...]]:
     """Per level, the cross-attention maps VPD appends to it: at each output stride in ``strides``, the maps of
     every encoder and decoder cross-attention at the level's source stride (VPD's ``'up_cross+down_cross'``; the
     middle block's are not used).
 
     Args:
-        taps (Sequence[UNetTap]): The U-Net's taps, with its ``'attention_map'`` taps.
+        taps (Sequence[Tap]): The U-Net's taps, with its ``'attention_map'`` taps.
         levels (Sequence[Level]): The pyramid, from :func:`select_levels`.
         strides (Sequence[int], optional): Output strides that get the maps. None for none.
 
@@ -107,21 +143,24 @@ def attention_map_taps(taps: Sequence[UNetTap], levels: Sequence[Level],
     return per_level
 
 
-def assemble_level(feature: Tensor, source_stride: int, stride: int, size: Tuple[int, int], num_draws: int,
-                   num_timesteps: int, fusion: str, projection: Optional[nn.Module]) -> Tensor:
-    """One pyramid level from a tapped output of the (draws x timesteps x images) U-Net batch.
+def assemble_level(feature: Tensor, level: FeatureLevel, size: Tuple[int, int], num_draws: int,
+                   projection: Optional[nn.Module]) -> Tensor:
+    """One pyramid level from a tapped output of the (draws x timesteps x images) batch of the model.
 
-    The draws are averaged, the map resampled from ``source_stride`` to ``stride`` (average pooling down, bilinear
-    up), cropped to ``ceil(size / stride)``, the timesteps fused and the projection applied.
+    The draws are averaged, the map resampled from the level's ``source_stride`` to its ``stride`` (average pooling
+    down, bilinear up), cropped to ``ceil(size / stride)``, the timesteps fused and the projection applied.
 
     Args:
         feature (Tensor): ``(K * T * N, C, h, w)``, draws outermost.
+        level (FeatureLevel): The level it makes.
         size (tuple[int, int]): The input images' (H, W) before padding.
+        num_draws (int): K, the noise draws averaged.
         projection (nn.Module, optional): A 1x1 convolution after fusion.
 
     Returns:
         Tensor: ``(N, C', ceil(H / stride), ceil(W / stride))``, or ``(N, T, C', h, w)`` for ``fusion='stack'``.
     """
+    source_stride, stride = level.source_stride, level.stride
     feature = feature.float()
     feature = feature.view(num_draws, -1, *feature.shape[1:]).mean(0) if num_draws > 1 else feature
     if source_stride < stride:
@@ -129,13 +168,13 @@ def assemble_level(feature: Tensor, source_stride: int, stride: int, size: Tuple
     elif source_stride > stride:
         feature = F.interpolate(feature, scale_factor=source_stride // stride, mode='bilinear', align_corners=False)
     feature = feature[..., :math.ceil(size[0] / stride), :math.ceil(size[1] / stride)]
-    feature = feature.view(num_timesteps, -1, *feature.shape[1:]).transpose(0, 1)  # (N, T, C, h, w)
-    if fusion == 'concat':
+    feature = feature.view(len(level.timesteps), -1, *feature.shape[1:]).transpose(0, 1)  # (N, T, C, h, w)
+    if level.fusion == 'concat':
         feature = feature.flatten(1, 2)
-    elif fusion == 'mean':
+    elif level.fusion == 'mean':
         feature = feature.mean(1)
     if projection is None:
         return feature
-    if fusion == 'stack':
+    if level.fusion == 'stack':
         return projection(feature.flatten(0, 1)).unflatten(0, feature.shape[:2])
     return projection(feature)

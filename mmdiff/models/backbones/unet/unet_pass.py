@@ -2,7 +2,7 @@
 
 :class:`UNetPass` lays the U-Net out as a flat plan of steps in forward order (``conv_in``, then each resnet,
 attention and resampler of every block, the block outputs, the middle block's layers, ...), each named after the tap
-it produces (:func:`~mmdiff.models.backbones.unet_taps.list_unet_taps`). A pass for a set of wanted taps runs the
+it produces (:func:`~mmdiff.models.backbones.unet.taps.list_unet_taps`). A pass for a set of wanted taps runs the
 plan up to the last wanted step and no further, like timm's ``forward_intermediates(stop_early=True)``: the layers,
 resamplers and blocks behind it are never called. It calls the U-Net's own modules; only a resnet whose residual
 branch is tapped (``....resnets.k.conv2``) is run through its parts, to return that branch before the shortcut is
@@ -14,18 +14,18 @@ the next layer and into the skip connection that layer pushes.
 
 A text-conditioned U-Net's transformers also yield their cross-attention maps (``....transformer_blocks.b.attn2.map``,
 VPD's extra channels): a transformer whose map is wanted runs through its parts
-(:func:`~mmdiff.models.backbones.cross_attention_maps.transformer_with_maps`) and returns maps and output together.
+(:func:`~mmdiff.diffusers_compat.transformer_with_maps`) and returns maps and output together.
 """
 from dataclasses import dataclass
 from typing import Callable, Collection, Dict, List, Mapping, Optional, Tuple
 
 import torch
-from diffusers.models.attention_processor import Attention
-from diffusers.models.resnet import ResnetBlock2D
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .cross_attention_maps import check_map_support, cross_attention_map_names, transformer_with_maps
+from mmdiff.diffusers_compat import (ResnetBlock2D, check_map_support, cross_attention_map_names, embedding_modules,
+                                is_plain_attention, resnet_from_residual, resnet_residual, resnet_residual_modules,
+                                time_embedding, transformer_with_maps)
 
 # what a step does: see UNetPass._apply
 STEP_KINDS = ('conv_in', 'resnet', 'residual', 'attention', 'resample', 'output')
@@ -55,7 +55,7 @@ class PassStep:
 
 def _attention_step(attention: nn.Module, name: str, pushes_skip: bool = False,
                     mid_attention: bool = False) -> PassStep:
-    maps = () if isinstance(attention, Attention) else tuple(cross_attention_map_names(attention, name))
+    maps = tuple(cross_attention_map_names(attention, name))
     return PassStep(name, 'attention', attention, pushes_skip=pushes_skip, mid_attention=mid_attention, maps=maps)
 
 
@@ -90,33 +90,6 @@ def _mid_steps(mid_block: nn.Module) -> List[PassStep]:
     return steps + [PassStep('mid_block', 'output')]
 
 
-def resnet_residual(resnet: ResnetBlock2D, hidden: Tensor, emb: Tensor) -> Tensor:
-    """The residual branch of a diffusers ``ResnetBlock2D`` (its ``conv2`` output, before the shortcut is added),
-    computed with the resnet's own modules in the order of its ``forward``.
-
-    Args:
-        resnet (ResnetBlock2D): A resnet without up- or downsampling.
-        hidden (Tensor): Its input ``(B, C_in, h, w)``.
-        emb (Tensor): The time embedding ``(B, D)``.
-    """
-    h = resnet.conv1(resnet.nonlinearity(resnet.norm1(hidden)))
-    temb = None
-    if resnet.time_emb_proj is not None:
-        temb = resnet.time_emb_proj(emb if resnet.skip_time_act else resnet.nonlinearity(emb))[:, :, None, None]
-    if resnet.time_embedding_norm == 'scale_shift':
-        scale, shift = torch.chunk(temb, 2, dim=1)
-        h = resnet.norm2(h) * (1 + scale) + shift
-    else:
-        h = resnet.norm2(h if temb is None else h + temb)
-    return resnet.conv2(resnet.dropout(resnet.nonlinearity(h)))
-
-
-def resnet_from_residual(resnet: ResnetBlock2D, hidden: Tensor, residual: Tensor) -> Tensor:
-    """The resnet's output given its input and its residual branch: ``(shortcut(hidden) + residual) / scale``."""
-    shortcut = hidden if resnet.conv_shortcut is None else resnet.conv_shortcut(hidden)
-    return (shortcut + residual) / resnet.output_scale_factor
-
-
 class UNetPass:
     """The step plan of a diffusers ``UNet2DModel`` / ``UNet2DConditionModel`` and the pass that runs it.
 
@@ -126,7 +99,7 @@ class UNetPass:
 
     Example:
         >>> import torch
-        >>> from mmdiff.models.backbones.unet_builder import build_unet
+        >>> from mmdiff.models.backbones.unet import build_unet
         >>> unet_pass = UNetPass(build_unet('adm-tiny', None))
         >>> sample, timesteps = torch.rand(2, 3, 32, 32), torch.tensor([10, 10])
         >>> out = unet_pass(sample, timesteps, wanted=('mid_block', 'up_blocks.1.attentions.1'))
@@ -168,29 +141,15 @@ class UNetPass:
 
     def modules_used(self, wanted: Collection[str]) -> List[nn.Module]:
         """The U-Net modules a pass for ``wanted`` calls: only their parameters can get a gradient."""
-        unet = self.unet
-        embeddings = (unet.time_embedding, getattr(unet, 'time_embed_act', None), unet.class_embedding)
-        modules = [module for module in embeddings if module is not None]
+        modules = embedding_modules(self.unet)
         steps = self.plan(wanted)
         completed = {step.name for step in steps if step.kind == 'resnet'}
         for step in steps:
             if step.kind == 'residual' and step.name.rsplit('.', 1)[0] not in completed:
-                resnet = step.module  # only its residual branch runs: not its shortcut
-                modules += [m for m in (resnet.norm1, resnet.conv1, resnet.time_emb_proj, resnet.norm2, resnet.conv2)
-                            if m is not None]
+                modules += resnet_residual_modules(step.module)  # only its residual branch runs: not its shortcut
             elif step.module is not None:
                 modules.append(step.module)
         return modules
-
-    def time_embedding(self, timesteps: Tensor, labels: Optional[Tensor], dtype: torch.dtype) -> Tensor:
-        """The U-Net's time (plus class) embedding ``(B, D)`` of ``timesteps`` ``(B,)``."""
-        unet = self.unet
-        emb = unet.time_embedding(unet.time_proj(timesteps).to(dtype))
-        if getattr(unet, 'time_embed_act', None) is not None:
-            emb = unet.time_embed_act(emb)
-        if unet.class_embedding is not None:
-            emb = emb + unet.class_embedding(labels).to(emb.dtype)
-        return emb
 
     def __call__(self,
                  sample: Tensor,
@@ -198,6 +157,7 @@ class UNetPass:
                  wanted: Collection[str],
                  context: Optional[Tensor] = None,
                  labels: Optional[Tensor] = None,
+                 added_conditions: Optional[Dict[str, Tensor]] = None,
                  additions: Optional[Mapping[str, Tensor]] = None,
                  checkpointing: bool = False) -> Dict[str, Tensor]:
         """Run the U-Net up to the last wanted output.
@@ -208,6 +168,8 @@ class UNetPass:
             wanted (Collection[str]): Names from :attr:`step_names` (the tap names).
             context (Tensor, optional): Cross-attention tokens ``(B, L, D)`` of a ``UNet2DConditionModel``.
             labels (Tensor, optional): Class labels ``(B,)`` of a class-conditional U-Net.
+            added_conditions (dict, optional): SDXL's ``text_embeds`` ``(B, P)`` and ``time_ids`` ``(B, 6)`` for a
+                U-Net with ``addition_embed_type='text_time'``, as diffusers' ``added_cond_kwargs``.
             additions (Mapping[str, Tensor], optional): Tensors added to these outputs before they flow on (the
                 feedback seam); they must be encoder outputs ahead of the last wanted one. Defaults to None.
             checkpointing (bool): Gradient checkpointing of each layer while gradients are enabled.
@@ -223,7 +185,7 @@ class UNetPass:
         if late:
             raise KeyError(f'additions to {late} come after the last wanted output of this pass')
         call = _checkpointed if checkpointing and torch.is_grad_enabled() else _direct
-        emb = self.time_embedding(timesteps, labels, sample.dtype)
+        emb = time_embedding(self.unet, timesteps, labels, sample.dtype, added_conditions)
         hidden, skips, residual = sample, [], None
         outputs: Dict[str, Tensor] = {}
         for step in steps:
@@ -264,7 +226,7 @@ class UNetPass:
                 return resnet_from_residual(module, hidden, residual)
             return call(module, hidden, emb)
         if step.kind == 'attention':
-            if not isinstance(module, Attention):  # a Transformer2DModel: cross-attention to the context
+            if not is_plain_attention(module):  # a Transformer2DModel: cross-attention to the context
                 return call(_cross_attention, module, hidden, context)
             return call(_mid_attention, module, hidden, emb) if step.mid_attention else call(module, hidden)
         if step.kind == 'resample':
@@ -276,7 +238,7 @@ def _cross_attention(transformer: nn.Module, hidden: Tensor, context: Optional[T
     return transformer(hidden, encoder_hidden_states=context, return_dict=False)[0]
 
 
-def _mid_attention(attention: Attention, hidden: Tensor, emb: Tensor) -> Tensor:
+def _mid_attention(attention: nn.Module, hidden: Tensor, emb: Tensor) -> Tensor:
     return attention(hidden, temb=emb)
 
 

@@ -36,7 +36,7 @@ import torch
 from diffusers import UNet2DModel
 from torch import Tensor
 
-from .unet_configs import ADM_BLOCK_TYPES
+from .presets import ADM_BLOCK_TYPES
 
 RESBLOCK_PARAMS = {
     'in_layers.0': 'norm1',

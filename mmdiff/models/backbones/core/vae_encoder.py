@@ -2,11 +2,11 @@
 import os
 
 from diffusers import AutoencoderKL
-from diffusers.models.autoencoders.vae import Encoder
 from torch import Tensor, nn
 
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.model_check import constructor_defaults
+from mmdiff.diffusers_compat import VAEEncoderLayers
 
 VAE_PRESETS = {
     # Stable Diffusion 1.x / 2.x (stabilityai/sd-vae-ft-mse layout): 8x downsampling to 4 latent channels
@@ -22,6 +22,8 @@ VAE_PRESETS = {
         sample_size=512,
         scaling_factor=0.18215),
 }
+# SDXL's (stabilityai/stable-diffusion-xl-base-1.0 vae/config.json): the same layout with its own scaling factor
+VAE_PRESETS['sdxl'] = dict(VAE_PRESETS['sd'], sample_size=1024, scaling_factor=0.13025, force_upcast=True)
 # the same 8x layout with a few channels, for tests and demos
 VAE_PRESETS['sd-tiny'] = dict(
     VAE_PRESETS['sd'], block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4, sample_size=64)
@@ -66,7 +68,7 @@ class VAEEncoder(nn.Module):
         check_choice('latents', latents, VAE_LATENTS)
         self.latents = latents
         self.config = full_vae_config(config)
-        self.encoder = Encoder(
+        self.encoder = VAEEncoderLayers(
             in_channels=self.config['in_channels'],
             out_channels=self.config['latent_channels'],
             down_block_types=self.config['down_block_types'],

@@ -16,8 +16,9 @@ U-Net, from its ``config``:
 - for a text-conditioned U-Net, before each transformer's output, ``....attentions.k.transformer_blocks.b.attn2.map``:
   its cross-attention map, one channel per context token (VPD's extra channels).
 
-Taps are chosen by name, by guided-diffusion block number (the diffssl numbering) or by stride:
-:func:`resolve_taps` turns any of them into tap records, and its errors name the valid choices.
+Taps are chosen by name, by guided-diffusion block number (the diffssl numbering) or by stride
+(:func:`~mmdiff.models.backbones.core.taps.resolve_taps`, whose errors name the valid choices);
+:func:`mirror_encoder_tap` pairs a decoder layer with the encoder output its skip connection carries (DifFeed).
 
 The diffssl numbering counts guided-diffusion's ``input_blocks`` (1 .. E), ``middle_block`` (E + 1) and
 ``output_blocks`` (E + 2 .. 2E + 1). diffusers' ADM-layout U-Nets reproduce those blocks one to one: input block
@@ -26,52 +27,15 @@ each decoder layer is one output block, the last of a level including its upsamp
 ADM ImageNet-256 layout E = 18: block 19 is the middle, block 24 ``up_blocks.1.attentions.1`` (stride 16).
 """
 import dataclasses
-from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence, Tuple, Union
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.model_check import constructor_defaults
-from .cross_attention_maps import cross_attention_map_name
-from .unet_builder import UNET_TYPES
-
-# what a block holds beside its resnets, one per layer: None, 'attention' (a diffusers Attention: self- or simple
-# cross-attention, no maps) or 'transformer' (a Transformer2DModel, whose cross-attentions give maps)
-DOWN_BLOCKS = {'DownBlock2D': None, 'ResnetDownsampleBlock2D': None, 'AttnDownBlock2D': 'attention',
-               'SimpleCrossAttnDownBlock2D': 'attention', 'CrossAttnDownBlock2D': 'transformer'}
-UP_BLOCKS = {'UpBlock2D': None, 'ResnetUpsampleBlock2D': None, 'AttnUpBlock2D': 'attention',
-             'SimpleCrossAttnUpBlock2D': 'attention', 'CrossAttnUpBlock2D': 'transformer'}
-# the resnets of a UNet2DConditionModel's middle block (a UNet2DModel's always has two); only the
-# UNetMidBlock2DCrossAttn's attention is a transformer
-MID_BLOCK_RESNETS = {'UNetMidBlock2D': 1, 'UNetMidBlock2DSimpleCrossAttn': 2, 'UNetMidBlock2DCrossAttn': 2}
-
-
-@dataclass(frozen=True)
-class UNetTap:
-    """One tappable submodule output of a U-Net.
-
-    Args:
-        name (str): Submodule path inside the U-Net, e.g. ``'up_blocks.1.attentions.1'``.
-        channels (int): Channels of the output.
-        stride (int): Input pixels per output pixel (the reduction).
-        stage (str): ``'encoder'``, ``'middle'`` or ``'decoder'``.
-        kind (str): ``'stem'`` (``conv_in``), ``'layer'`` (a resnet or attention), ``'residual'`` (a resnet's
-            ``conv2``, before its shortcut is added), ``'attention_map'`` (a cross-attention's probabilities
-            averaged over heads), ``'resample'`` (a down- or upsampler), ``'middle'`` or ``'block'`` (a whole down
-            or up block).
-        depth (int): How many top-level U-Net blocks must run to produce it: 0 for ``conv_in``, ``j + 1`` for
-            ``down_blocks.j``, then the middle block, then ``up_blocks.j``.
-        diffssl_index (int, optional): The guided-diffusion block number of this output, if it is one.
-    """
-    name: str
-    channels: int
-    stride: int
-    stage: str
-    kind: str
-    depth: int
-    diffssl_index: Optional[int] = None
-
+from ..core.taps import Tap
+from mmdiff.diffusers_compat import DOWN_BLOCKS, MID_BLOCK_RESNETS, UP_BLOCKS, cross_attention_map_name
+from .builder import UNET_TYPES
 
 def _per_level(value, num_levels: int) -> list:
     """A per-level U-Net setting (``layers_per_block``, ``transformer_layers_per_block``) as one entry per level."""
@@ -84,28 +48,28 @@ def _per_layer(value, layer: int) -> int:
 
 
 def _map_taps(name: str, num_transformer_blocks: int, context_tokens: Optional[int], stride: int, stage: str,
-              depth: int) -> List[UNetTap]:
+              depth: int) -> List[Tap]:
     """The cross-attention map taps of the transformer ``name`` (none without a context)."""
     if context_tokens is None:
         return []
-    return [UNetTap(cross_attention_map_name(name, b), context_tokens, stride, stage, 'attention_map', depth)
+    return [Tap(cross_attention_map_name(name, b), context_tokens, stride, stage, 'attention_map', depth)
             for b in range(num_transformer_blocks)]
 
 
 def _layer_taps(prefix: str, channels: int, num_layers: int, attention: Optional[str], transformer_layers,
                 stride: int, stage: str, depth: int, first_index: int,
-                context_tokens: Optional[int]) -> List[UNetTap]:
+                context_tokens: Optional[int]) -> List[Tap]:
     """Taps of each (resnet, attention) layer of a down or up block; the layer output gets a diffssl number."""
     taps = []
     for k in range(num_layers):
-        taps.append(UNetTap(f'{prefix}.resnets.{k}.conv2', channels, stride, stage, 'residual', depth))
-        taps.append(UNetTap(f'{prefix}.resnets.{k}', channels, stride, stage, 'layer', depth,
+        taps.append(Tap(f'{prefix}.resnets.{k}.conv2', channels, stride, stage, 'residual', depth))
+        taps.append(Tap(f'{prefix}.resnets.{k}', channels, stride, stage, 'layer', depth,
                             None if attention is not None else first_index + k))
         if attention is not None:
             if attention == 'transformer':
                 taps += _map_taps(f'{prefix}.attentions.{k}', _per_layer(transformer_layers, k), context_tokens,
                                   stride, stage, depth)
-            taps.append(UNetTap(f'{prefix}.attentions.{k}', channels, stride, stage, 'layer', depth,
+            taps.append(Tap(f'{prefix}.attentions.{k}', channels, stride, stage, 'layer', depth,
                                 first_index + k))
     return taps
 
@@ -123,7 +87,7 @@ def _mid_block_layout(config: Mapping, unet_type: str, transformer_layers) -> Op
 
 
 def list_config_taps(config: Mapping, unet_type: str = 'UNet2DModel', input_stride: int = 1,
-                     context_tokens: Optional[int] = None) -> List[UNetTap]:
+                     context_tokens: Optional[int] = None) -> List[Tap]:
     """Enumerate the tappable outputs of a diffusers U-Net from its config, in forward order, building nothing.
 
     Args:
@@ -137,7 +101,7 @@ def list_config_taps(config: Mapping, unet_type: str = 'UNet2DModel', input_stri
             cross-attention map taps. Defaults to None (no map taps).
 
     Returns:
-        list[UNetTap]: One record per tap, in the order the forward pass produces them.
+        list[Tap]: One record per tap, in the order the forward pass produces them.
     """
     check_choice('unet_type', unet_type, UNET_TYPES)
     config = dict(constructor_defaults(UNET_TYPES[unet_type]), **config)
@@ -157,7 +121,7 @@ def list_config_taps(config: Mapping, unet_type: str = 'UNet2DModel', input_stri
     up_transformer_layers = config.get('reverse_transformer_layers_per_block') or transformer_layers[::-1]
     stride = input_stride
     depth = 0
-    taps = [UNetTap('conv_in', widths[0], stride, 'encoder', 'stem', depth, 1)]
+    taps = [Tap('conv_in', widths[0], stride, 'encoder', 'stem', depth, 1)]
     index = 2
     for j, block_type in enumerate(down_types):
         check_choice(f'down_block_types[{j}]', block_type, DOWN_BLOCKS)
@@ -167,10 +131,10 @@ def list_config_taps(config: Mapping, unet_type: str = 'UNet2DModel', input_stri
         index += layers[j]
         if j < num_levels - 1:
             stride *= 2
-            taps.append(UNetTap(f'down_blocks.{j}.downsamplers.0', widths[j], stride, 'encoder', 'resample', depth,
+            taps.append(Tap(f'down_blocks.{j}.downsamplers.0', widths[j], stride, 'encoder', 'resample', depth,
                                 index))
             index += 1
-        taps.append(UNetTap(f'down_blocks.{j}', widths[j], stride, 'encoder', 'block', depth))
+        taps.append(Tap(f'down_blocks.{j}', widths[j], stride, 'encoder', 'block', depth))
     mid_block = _mid_block_layout(config, unet_type, transformer_layers[-1])
     if mid_block is not None:
         depth += 1
@@ -179,8 +143,8 @@ def list_config_taps(config: Mapping, unet_type: str = 'UNet2DModel', input_stri
             if k > 0 and transformer_blocks:
                 taps += _map_taps(f'mid_block.attentions.{k - 1}', transformer_blocks, context_tokens, stride,
                                   'middle', depth)
-            taps.append(UNetTap(f'mid_block.resnets.{k}.conv2', widths[-1], stride, 'middle', 'residual', depth))
-        taps.append(UNetTap('mid_block', widths[-1], stride, 'middle', 'middle', depth, index))
+            taps.append(Tap(f'mid_block.resnets.{k}.conv2', widths[-1], stride, 'middle', 'residual', depth))
+        taps.append(Tap('mid_block', widths[-1], stride, 'middle', 'middle', depth, index))
         index += 1
     for j, block_type in enumerate(up_types):
         check_choice(f'up_block_types[{j}]', block_type, UP_BLOCKS)
@@ -194,14 +158,14 @@ def list_config_taps(config: Mapping, unet_type: str = 'UNet2DModel', input_stri
             # guided-diffusion counts the upsampler into the level's last output block
             level_taps[-1] = dataclasses.replace(level_taps[-1], diffssl_index=None)
             stride //= 2
-            level_taps.append(UNetTap(f'up_blocks.{j}.upsamplers.0', widths[level], stride, 'decoder', 'resample',
+            level_taps.append(Tap(f'up_blocks.{j}.upsamplers.0', widths[level], stride, 'decoder', 'resample',
                                       depth, index - 1))
         taps += level_taps
-        taps.append(UNetTap(f'up_blocks.{j}', widths[level], stride, 'decoder', 'block', depth))
+        taps.append(Tap(f'up_blocks.{j}', widths[level], stride, 'decoder', 'block', depth))
     return taps
 
 
-def list_unet_taps(unet: nn.Module, input_stride: int = 1, context_tokens: Optional[int] = None) -> List[UNetTap]:
+def list_unet_taps(unet: nn.Module, input_stride: int = 1, context_tokens: Optional[int] = None) -> List[Tap]:
     """Enumerate the tappable outputs of a built diffusers U-Net in forward order: :func:`list_config_taps` of its
     ``config``.
 
@@ -211,67 +175,12 @@ def list_unet_taps(unet: nn.Module, input_stride: int = 1, context_tokens: Optio
         context_tokens (int, optional): Channels of its cross-attention map taps. Defaults to None (none).
 
     Returns:
-        list[UNetTap]: One record per tap, in the order the forward pass produces them.
+        list[Tap]: One record per tap, in the order the forward pass produces them.
     """
     return list_config_taps(unet.config, type(unet).__name__, input_stride, context_tokens)
 
 
-def format_taps(taps: Sequence[UNetTap]) -> str:
-    """A table of taps (name, diffssl block, stage, channels, stride), one line each."""
-    width = max([34] + [len(tap.name) for tap in taps])
-    lines = [f'{"tap":<{width}} {"block":>5} {"stage":<8} {"channels":>8} {"stride":>6}']
-    for tap in taps:
-        block = '' if tap.diffssl_index is None else str(tap.diffssl_index)
-        lines.append(f'{tap.name:<{width}} {block:>5} {tap.stage:<8} {tap.channels:>8} {tap.stride:>6}')
-    return '\n'.join(lines)
-
-
-def resolve_taps(taps: Sequence[UNetTap], blocks: Sequence[Union[str, int]]) -> List[UNetTap]:
-    """Look up taps by submodule name or by diffssl block number.
-
-    Args:
-        taps (Sequence[UNetTap]): The U-Net's taps, from :func:`list_unet_taps`.
-        blocks (Sequence[str | int]): Names such as ``'mid_block'`` or ``'up_blocks.1.attentions.1'``, or
-            1-based diffssl block numbers such as ``24``.
-
-    Returns:
-        list[UNetTap]: The taps, in the order given.
-
-    Raises:
-        KeyError: For an unknown name or number; the message lists the valid ones.
-        TypeError: For an entry that is neither a string nor an integer.
-    """
-    by_name = {tap.name: tap for tap in taps}
-    by_index = {tap.diffssl_index: tap for tap in taps if tap.diffssl_index is not None}
-    resolved = []
-    for block in blocks:
-        if isinstance(block, bool) or not isinstance(block, (str, int)):
-            raise TypeError(f'out_blocks entries are submodule names (str) or diffssl block numbers (int), '
-                            f'got {block!r} of type {type(block).__name__}')
-        if isinstance(block, int):
-            if block not in by_index:
-                raise KeyError(f'diffssl block {block} does not exist in this U-Net; valid blocks are '
-                               f'{min(by_index)}..{max(by_index)}')
-            resolved.append(by_index[block])
-        else:
-            if block not in by_name:
-                raise KeyError(f'{block!r} is not a tappable block of this U-Net; valid names are: '
-                               f'{", ".join(by_name)}')
-            resolved.append(by_name[block])
-    return resolved
-
-
-def decoder_tap_at_stride(taps: Sequence[UNetTap], stride: int) -> Optional[UNetTap]:
-    """The last decoder layer output at ``stride``: the final features the decoder computes at that scale.
-
-    Only layer outputs (resnets and attentions) count, so a level is represented by its last layer before its
-    upsampler. Returns None when the decoder has no layer at ``stride``.
-    """
-    candidates = [tap for tap in taps if tap.stage == 'decoder' and tap.kind == 'layer' and tap.stride == stride]
-    return candidates[-1] if candidates else None
-
-
-def mirror_encoder_tap(taps: Sequence[UNetTap], decoder_tap: UNetTap) -> UNetTap:
+def mirror_encoder_tap(taps: Sequence[Tap], decoder_tap: Tap) -> Tap:
     """The encoder output whose skip connection the decoder layer ``decoder_tap`` concatenates: its mirror.
 
     The encoder pushes a skip after ``conv_in``, after each layer and after each downsampler (the taps with a
@@ -279,8 +188,8 @@ def mirror_encoder_tap(taps: Sequence[UNetTap], decoder_tap: UNetTap) -> UNetTap
     skip from the end, at the same stride.
 
     Args:
-        taps (Sequence[UNetTap]): The U-Net's taps, from :func:`list_unet_taps`.
-        decoder_tap (UNetTap): A decoder layer (a resnet or attention output).
+        taps (Sequence[Tap]): The U-Net's taps, from :func:`list_unet_taps`.
+        decoder_tap (Tap): A decoder layer (a resnet or attention output).
     """
     if decoder_tap.stage != 'decoder' or decoder_tap.kind != 'layer':
         raise ValueError(f'{decoder_tap.name!r} ({decoder_tap.stage} {decoder_tap.kind}) has no mirror encoder '

@@ -1,11 +1,11 @@
-"""The checks of a DiffusionUNetBackbone's arguments and of each call's inputs; every message names the valid values."""
+"""The checks of a diffusion backbone's arguments and of each call's inputs; every message names the valid values."""
 import numbers
 import os
 import warnings
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS
 from mmdiff.utils.choices import check_choice
@@ -67,34 +67,33 @@ def check_timesteps(timesteps: Union[int, Sequence[int]], num_train_timesteps: i
     return tuple(int(t) for t in timesteps)
 
 
-def check_class_label(unet: nn.Module, class_label: Optional[int]) -> Optional[int]:
-    """The label a class-conditional U-Net runs with when a call gives none (None: every call must give them)."""
-    num_classes = unet.config.num_class_embeds
+def check_class_label(num_classes: Optional[int], class_label: Optional[int], model: str = 'U-Net') -> Optional[int]:
+    """The label a class-conditional model (``num_classes`` classes; None: not class-conditional) runs with when a
+    call gives none (None: every call must give them); ``model`` names it in the messages."""
     if class_label is not None and not is_integer(class_label):
         raise TypeError(f'class_label must be an integer class index or None, got {class_label!r}')
-    if unet.class_embedding is None:
+    if num_classes is None:
         if class_label is not None:
-            raise ValueError(f'class_label={class_label} was given, but the U-Net is not class-conditional')
-    elif num_classes is None or class_label is not None and not 0 <= class_label < num_classes:
-        raise ValueError(f'the U-Net is class-conditional ({num_classes} classes); set class_label to a label '
+            raise ValueError(f'class_label={class_label} was given, but the {model} is not class-conditional')
+    elif class_label is not None and not 0 <= class_label < num_classes:
+        raise ValueError(f'the {model} is class-conditional ({num_classes} classes); set class_label to a label '
                          f'in [0, {num_classes}) or None (labels per image at each call), got {class_label!r}')
     return None if class_label is None else int(class_label)
 
 
-def per_image_class_labels(unet: nn.Module, class_label: Optional[int], class_labels: Optional[Tensor],
-                           num_images: int, device: torch.device) -> Optional[Tensor]:
-    """``(num_images,)`` labels of a class-conditional U-Net: the given ones, checked, or ``class_label``."""
-    if unet.class_embedding is None:
+def per_image_class_labels(num_classes: Optional[int], class_label: Optional[int], class_labels: Optional[Tensor],
+                           num_images: int, device: torch.device, model: str = 'U-Net') -> Optional[Tensor]:
+    """``(num_images,)`` labels of a class-conditional model: the given ones, checked, or ``class_label``."""
+    if num_classes is None:
         if class_labels is not None:
-            raise ValueError('class_labels were given, but the U-Net is not class-conditional')
+            raise ValueError(f'class_labels were given, but the {model} is not class-conditional')
         return None
-    num_classes = unet.config.num_class_embeds
     if class_labels is None:
         if class_label is None:
-            raise ValueError(f'the U-Net is class-conditional ({num_classes} classes) and class_label=None: give '
+            raise ValueError(f'the {model} is class-conditional ({num_classes} classes) and class_label=None: give '
                              f'forward() one label per image (class_labels), or set class_label')
         return torch.full((num_images, ), class_label, dtype=torch.long, device=device)
-    return per_image_integers(class_labels, num_images, 'class_labels', 'class label', "the U-Net's classes",
+    return per_image_integers(class_labels, num_images, 'class_labels', 'class label', f"the {model}'s classes",
                               num_classes).to(device)
 
 

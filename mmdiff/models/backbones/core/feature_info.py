@@ -1,48 +1,13 @@
-"""What a backbone output holds, declared before any forward pass, from the U-Net's taps and the pyramid options."""
-from dataclasses import dataclass
+"""What a backbone output holds, declared before any forward pass, from the model's taps and the pyramid options."""
 from typing import Optional, Sequence, Tuple, Union
 
 from mmdiff.utils.choices import check_choice
 from .backbone_inputs import is_integer
-from .pyramid import DEFAULT_STRIDES, FUSIONS, attention_map_taps, fused_channels, select_levels
-from .unet_taps import UNetTap
+from .pyramid import DEFAULT_STRIDES, FUSIONS, FeatureLevel, attention_map_taps, fused_channels, select_levels
+from .taps import Tap
 
 
-@dataclass(frozen=True)
-class FeatureLevel:
-    """One output of :class:`DiffusionUNetBackbone`.
-
-    Args:
-        channels (int): Channels of the output (after timestep fusion and projection).
-        stride (int): Input pixels per output pixel: the output is ``ceil(H / stride) x ceil(W / stride)``.
-        block (str): The U-Net submodule the features are tapped from.
-        source_stride (int): Stride of that submodule's output; differs from ``stride`` when the level is resampled.
-        timesteps (tuple[int, ...]): Noise steps fused into this output.
-        fusion (str): How the timesteps are fused: ``'concat'``, ``'mean'`` or ``'stack'`` (an extra T axis:
-            the output is ``(N, T, channels, h, w)``).
-        attention_maps (tuple[str, ...]): The cross-attention maps whose mean is appended to the block's channels
-            (one channel per context token, VPD's extra channels); empty for none.
-        projected_from (int, optional): Channels before the output's 1x1 projection (the fused tap and maps);
-            None without a projection. Defaults to None.
-    """
-    channels: int
-    stride: int
-    block: str
-    source_stride: int
-    timesteps: Tuple[int, ...]
-    fusion: str
-    attention_maps: Tuple[str, ...] = ()
-    projected_from: Optional[int] = None
-
-    def __str__(self) -> str:
-        resampled = '' if self.source_stride == self.stride else f' (resampled from stride {self.source_stride})'
-        return (f'stride {self.stride:>3}, {self.channels:>5} channels: {self.block} at t={list(self.timesteps)}, '
-                f'{self.fusion}{resampled}'
-                + (f', + the mean of {len(self.attention_maps)} cross-attention maps' if self.attention_maps else '')
-                + ('' if self.projected_from is None else f', projected from {self.projected_from} channels'))
-
-
-def declare_feature_info(taps: Sequence[UNetTap],
+def declare_feature_info(taps: Sequence[Tap],
                          timesteps: Tuple[int, ...],
                          timestep_fusion: str = 'concat',
                          out_strides: Optional[Sequence[int]] = DEFAULT_STRIDES,
@@ -50,7 +15,8 @@ def declare_feature_info(taps: Sequence[UNetTap],
                          resample_missing_strides: bool = False,
                          attention_maps: Optional[Sequence[int]] = None,
                          context_tokens: Optional[int] = None,
-                         projection_channels: Optional[Sequence[int]] = None) -> Tuple[FeatureLevel, ...]:
+                         projection_channels: Optional[Sequence[int]] = None,
+                         model: str = 'U-Net') -> Tuple[FeatureLevel, ...]:
     """The outputs of a :class:`DiffusionUNetBackbone` with these options, from its U-Net's taps alone.
 
     The levels are :func:`select_levels`'s (sorted by stride, ties in forward order), each with the
@@ -58,7 +24,7 @@ def declare_feature_info(taps: Sequence[UNetTap],
     context token when maps are appended, times ``len(timesteps)`` for ``'concat'``, or its projection's width.
 
     Args:
-        taps (Sequence[UNetTap]): The U-Net's taps (:func:`list_config_taps` of its config, with the VAE's latent
+        taps (Sequence[Tap]): The U-Net's taps (:func:`list_config_taps` of its config, with the VAE's latent
             stride and the context's tokens).
         timesteps (tuple[int, ...]): The noise steps fused into every output.
         timestep_fusion (str): One of :data:`FUSIONS`. Defaults to ``'concat'``.
@@ -71,12 +37,13 @@ def declare_feature_info(taps: Sequence[UNetTap],
         context_tokens (int, optional): Tokens of the context: the channels the maps add. Defaults to None.
         projection_channels (Sequence[int], optional): Per output, the width of its 1x1 projection. Defaults to
             None.
+        model (str): What the taps belong to, for the messages. Defaults to ``'U-Net'``.
 
     Returns:
         tuple[FeatureLevel, ...]: One record per output, in output order.
     """
     check_choice('timestep_fusion', timestep_fusion, FUSIONS)
-    levels = select_levels(taps, out_strides, out_blocks, resample_missing_strides)
+    levels = select_levels(taps, out_strides, out_blocks, resample_missing_strides, model)
     level_maps = attention_map_taps(taps, levels, attention_maps)
     if projection_channels is not None:
         if not isinstance(projection_channels, (list, tuple)) or not all(

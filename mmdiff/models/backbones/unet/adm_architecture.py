@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Tuple
 
 from torch import Tensor
 
-from .unet_configs import adm_unet_config
+from .presets import adm_unet_config
 
 REQUIRED_ADM_KEYS = ('time_embed.0.weight', 'input_blocks.0.0.weight', 'out.2.weight')
 

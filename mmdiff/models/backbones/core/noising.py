@@ -1,9 +1,11 @@
 """Seeded Gaussian noise that depends on the pixel position only, never on the batch or the canvas size, and the
-noising of a (draws x timesteps x images) stack."""
+noising of a (draws x timesteps x images) stack with the model's own scheduler: DDPM / DDIM betas, or flow
+matching."""
 from typing import Dict, Tuple
 
 import numpy as np
 import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
 from torch import Tensor
 
 
@@ -80,7 +82,7 @@ def noised_stack(images: Tensor, timesteps: Tensor, num_draws: int, per_image: b
         noise_mode (str): ``'fixed'`` (``fixed_noise``, the same for an image in any batch), ``'random'`` or
             ``'none'`` (the clean stack).
         fixed_noise (FixedNoise): The seeded noise of ``'fixed'``.
-        scheduler: A diffusers scheduler with ``add_noise``.
+        scheduler: A diffusers scheduler (:func:`add_noise`).
 
     Returns:
         tuple[Tensor, Tensor]: Samples ``(K*T*N, C, H, W)``, draws outermost, and their steps ``(K*T*N,)``.
@@ -99,5 +101,18 @@ def noised_stack(images: Tensor, timesteps: Tensor, num_draws: int, per_image: b
         noise = noise.view(num_draws, 1, 1, *images.shape[1:]).expand_as(clean)
     else:
         noise = torch.randn_like(clean)
-    noisy = scheduler.add_noise(clean.reshape(-1, *images.shape[1:]), noise.reshape(-1, *images.shape[1:]), timesteps)
+    noisy = add_noise(scheduler, clean.reshape(-1, *images.shape[1:]), noise.reshape(-1, *images.shape[1:]), timesteps)
     return noisy, timesteps
+
+
+def add_noise(scheduler, clean: Tensor, noise: Tensor, timesteps: Tensor) -> Tensor:
+    """Noise ``clean`` ``(B, C, H, W)`` to ``timesteps`` ``(B,)`` in [0, T) as the model was trained.
+
+    A flow-matching scheduler (SD3, FLUX, Sana) interpolates towards the noise, ``x_t = (1 - sigma) x + sigma *
+    noise`` with ``sigma = t / T`` (the model is then given the step ``t = 1000 sigma``, as its pipelines do);
+    the others (DDPM / DDIM betas) use their ``add_noise``: ``sqrt(alpha_bar_t) x + sqrt(1 - alpha_bar_t) noise``.
+    """
+    if isinstance(scheduler, FlowMatchEulerDiscreteScheduler):
+        sigma = (timesteps.to(clean.dtype) / scheduler.config.num_train_timesteps).view(-1, 1, 1, 1)
+        return (1 - sigma) * clean + sigma * noise
+    return scheduler.add_noise(clean, noise, timesteps)

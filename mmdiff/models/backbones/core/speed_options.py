@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from mmdiff.utils.choices import check_choice
-from .unet_builder import set_attention_processor
+from mmdiff.diffusers_compat import ATTENTION_PROCESSORS, set_attention_processor
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 # torch.compile modes that record CUDA graphs on a GPU (their outputs live in the graphs' memory pool)
@@ -41,26 +41,27 @@ def check_precision(dtype: str, weights_dtype: str, frozen: bool) -> None:
                          f'dtype={dtype!r}; set dtype={weights_dtype!r}')
 
 
-def prepare_unet(unet: nn.Module, weights_dtype: str, channels_last: bool, attention: str) -> None:
-    """Set the U-Net's weight dtype, memory format and attention processor in place.
+def prepare_model(model: nn.Module, weights_dtype: str, channels_last: bool, attention: str) -> None:
+    """Set the denoising model's weight dtype, memory format and attention processor in place.
 
     Args:
-        unet (nn.Module): The diffusers U-Net.
+        model (nn.Module): The diffusers model.
         weights_dtype (str): A key of :data:`DTYPES`; the weights are cast once, here. Loading float32 weights
             later (``load_state_dict``, ``init_cfg``) casts them to it.
         channels_last (bool): Convert the convolution weights to the channels-last memory format.
         attention (str): ``'sdpa'`` or ``'math'`` (:func:`set_attention_processor`).
     """
-    set_attention_processor(unet, attention)
+    check_choice('attention', attention, ATTENTION_PROCESSORS)
+    set_attention_processor(model, attention)
     if weights_dtype != 'float32':
-        # nn.Module's cast: diffusers' own `to(dtype)` warns of float32-only modules even where a U-Net has none
-        nn.Module.to(unet, dtype=DTYPES[weights_dtype])
+        # nn.Module's cast: diffusers' own `to(dtype)` warns of float32-only modules even where a model has none
+        nn.Module.to(model, dtype=DTYPES[weights_dtype])
     if channels_last:
-        unet.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)
 
 
 def compile_pass(function: PassFunction, torch_compile: Union[bool, dict]) -> PassFunction:
-    """``function`` (a U-Net pass returning tap name -> tensor), compiled as ``torch_compile`` asks.
+    """``function`` (a model pass returning tap name -> tensor), compiled as ``torch_compile`` asks.
 
     With a mode that records CUDA graphs (:data:`CUDA_GRAPH_MODES`), each call starts a new graph step and its
     outputs are copied out of the graphs' memory pool, so features kept from one batch stay valid while the next

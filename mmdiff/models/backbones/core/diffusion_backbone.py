@@ -1,0 +1,397 @@
+"""DiffusionBackbone: noised multi-scale features of any diffusers denoising model, the core the families share."""
+import contextlib
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from mmdiff.utils.checkpoint_weights import check_weights_fit, checkpoint_weights
+from mmdiff.utils.choices import check_choice
+from mmdiff.utils.safe_checkpoint import load_checkpoint_file
+from mmdiff.diffusers_compat import NUM_TIME_IDS
+from .backbone_inputs import (check_image_batch, check_noise_arguments, check_per_image_timesteps,
+                              check_pretrained, per_image_class_labels)
+from .family import DiffusionFamily
+from .latent_context import LatentContext
+from .noising import FixedNoise, noised_stack
+from .pyramid import FUSIONS, FeatureLevel, assemble_level
+from .spec import resolve_spec
+from .speed_options import DTYPES, check_precision, compile_pass, prepare_model
+from .taps import Tap, format_taps
+
+
+class DiffusionBackbone(BaseModule):
+    """Multi-scale features of a denoising model, taken from noised images (or noised VAE latents): the core every
+    model family shares.
+
+    The images (for a latent-diffusion model: their VAE latents) are noised to each of ``timesteps`` with the
+    model's noise schedule, the model runs once on the whole (draws x timesteps x batch) stack, and the outputs
+    of the tapped blocks are returned as a feature pyramid sorted by increasing stride, like any mm backbone.
+    Taps at the same stride stay separate outputs, in forward order; the timesteps of one tap are fused into one
+    output by ``timestep_fusion``. The model stops after the last tapped block. With a VAE, strides are relative
+    to the image: latent stride (8) x model stride. ``feature_info``, ``out_channels`` and ``out_strides``
+    describe the outputs before any forward pass, so a neck's ``in_channels`` can be checked against them.
+
+    A registered subclass names its :attr:`family` (:class:`~mmdiff.models.backbones.core.family.DiffusionFamily`),
+    which owns what differs between model families: building the model, listing its taps and the pass to them.
+    Everything else is here, and the arguments mean the same for every family.
+
+    Args:
+        arch (str | dict | None): A preset of the family's :attr:`arch_settings` or a dict of the model's keyword
+            arguments. With ``model_dir``, None takes the folder's architecture; a preset or dict is then checked
+            against it.
+        model_dir (str, optional): A local diffusers folder (``config.json`` + weights, or a pipeline folder
+            with the model's folder (``unet/``), ``scheduler/`` and, for latent diffusion, ``vae/``), loaded with
+            ``local_files_only=True``; of ``vae/`` only the encoder is kept. Defaults to None (random
+            weights; load an mmdiff checkpoint with ``init_cfg``).
+        vae (str | dict, optional): The ``AutoencoderKL`` of a latent-diffusion model: a preset of
+            :data:`VAE_PRESETS` (``'sd'``, ``'sd-tiny'``) or its keyword arguments. Images are encoded to the
+            posterior mean x ``scaling_factor`` and the model runs on those latents. None takes ``model_dir``'s
+            ``vae/`` when it has one (a given preset or dict is checked against it), else the model runs on
+            pixels. Defaults to None.
+        vae_latents (str): ``'scaled'``: the posterior mode, shifted and multiplied by the VAE's ``scaling_factor``
+            (what the model was trained on); ``'unscaled'``: the raw mode, as VPD feeds it. Defaults to
+            ``'scaled'``.
+        context (dict, optional): What a model with cross-attention (``UNet2DConditionModel``) attends to, as
+            :class:`LatentContext` arguments: ``dict(type='zero', num_tokens=77)``, ``dict(type='file',
+            path='empty_prompt.pth')``, ``dict(type='learnable', path=None, num_tokens=77, adapter=False)``, or VPD's
+            ``dict(type='file', path='class_embeddings.pth', num_tokens=150, adapter=True)``. For SDXL's added
+            conditioning the file also holds the pooled text embedding (``tools/make_prompt_embedding.py`` writes
+            both) and the six time ids are the input size, crop (0, 0) and target size, as SDXL's pipeline makes
+            them. Required for such a model, refused for others. Defaults to None.
+        noise_scheduler (dict, optional): A diffusers scheduler as ``dict(type='DDPMScheduler', **config)``
+            (``beta_schedule='linear'`` or ``'squaredcos_cap_v2'`` for the cosine schedule; ``'DDIMScheduler'``;
+            ``'FlowMatchEulerDiscreteScheduler'``: ``x_t = (1 - t / T) x + (t / T) noise``). None takes
+            ``model_dir``'s ``scheduler/`` when it has one (noised with its betas, or its flow matching), else the
+            linear DDPM schedule with T = 1000.
+            Defaults to None.
+        timesteps (int | Sequence[int]): Noise step(s) in [0, T). Defaults to (150,).
+        noise_mode (str): ``'fixed'``: seeded noise that depends only on the pixel position, identical for an
+            image whatever its batch (reproducible evaluation); ``'random'``: fresh noise each call (training
+            augmentation); ``'none'``: the clean image with the time embedding of ``timesteps`` only.
+            Defaults to ``'fixed'``.
+        noise_seed (int): Seed of the ``'fixed'`` noise. Defaults to 0.
+        num_noise_draws (int): Features are averaged over this many noise draws (an ensemble, as DIFT does).
+            Defaults to 1.
+        out_strides (Sequence[int], optional): Strides of the pyramid; each level is the decoder's last layer
+            at that stride. ``out_blocks`` takes over from the default. Defaults to (4, 8, 16, 32).
+        out_blocks (Sequence[str | int], optional): Taps by submodule name (``'mid_block'``,
+            ``'up_blocks.1.attentions.1'``) or by diffssl block number (1-based; 24 is the papers' block).
+            Defaults to None.
+        attention_maps (Sequence[int], optional): Output strides whose features get VPD's cross-attention maps
+            appended as extra channels: the mean over the encoder's and decoder's cross-attention layers at that
+            stride of their softmax(QK^T) averaged over heads, one channel per context token (VPD:
+            ``(16, 32)`` with 150 class embeddings). They come from the same pass. Defaults to None.
+        attention_maps_grad (bool): Whether a loss on the map channels trains what made the maps (the context
+            adapter, the cross-attention projections). False detaches them, as VPD's checkpointed transformer
+            blocks compute them without gradient (its published behaviour); the features still carry theirs.
+            Defaults to True.
+        resample_missing_strides (bool): With ``out_strides``, produce a stride the decoder lacks by bilinear
+            upsampling (or average pooling) of the nearest one, e.g. stride 4 from a latent U-Net's stride 8.
+            Defaults to False (such a stride is an error).
+        projection_channels (Sequence[int], optional): Per output, the width of a trainable 1x1 convolution
+            applied after fusion. Defaults to None (no projection).
+        timestep_fusion (str): ``'concat'`` (channels add up, in timestep order), ``'mean'`` or ``'stack'``
+            (outputs are ``(N, T, C, h, w)``, for fusion heads). Defaults to ``'concat'``.
+        class_label (int, optional): The label a class-conditional model is run with, when ``forward`` is given
+            no per-image ``class_labels``. None (for such a model) requires them at every call. Defaults to None.
+        frozen (bool): Run the model in eval mode under ``no_grad`` with no parameter requiring grad, also
+            after ``train()``. Defaults to True.
+        with_cp (bool): Gradient checkpointing of the model's blocks (fine-tuning only). Defaults to False.
+        dtype (str): ``'float32'``, or ``'bfloat16'`` / ``'float16'`` to run the model under autocast; outputs
+            are float32. Defaults to ``'float32'``.
+        weights_dtype (str): The dtype the frozen model's weights are kept in: ``'bfloat16'`` / ``'float16'``
+            (with the same ``dtype``) casts them once instead of at every autocast call and halves their memory;
+            float32 checkpoints still load (cast on loading). The VAE encoder, context and projections stay
+            float32. Defaults to ``'float32'``.
+        channels_last (bool): Run the model's convolutions in the channels-last memory format (faster
+            convolutions with bf16/fp16 on GPUs). Defaults to False.
+        attention (str): ``'sdpa'``: PyTorch's fused ``scaled_dot_product_attention`` (flash / memory-efficient
+            kernels where the device has them); ``'math'``: diffusers' explicit softmax(QK^T)V. Defaults to
+            ``'sdpa'``.
+        torch_compile (bool | dict): Compile the model pass with ``torch.compile`` (a dict gives its keyword
+            arguments, e.g. ``dict(mode='max-autotune')``; ``dict(mode='reduce-overhead')`` replays CUDA
+            graphs on a GPU, its features copied out of the graph memory). The first forward per input shape
+            pays the compilation (about 1.5 minutes for ``'adm-tiny'`` on a 2-core CPU). Defaults to False.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)`` loads an mmdiff checkpoint (a
+            converted one, or a :class:`~mmdiff.models.DiffusionPretrainer` run's) strictly: a missing,
+            unexpected or misshaped model weight is an error. ``prefix='...'`` takes a sub-model's weights;
+            ``weights='ema'`` (default) or ``'raw'`` picks a run's EMA or trained weights. Keep None otherwise: a
+            layer initialiser would overwrite the model. Defaults to None.
+
+    """
+    family: Optional[DiffusionFamily] = None  # set by each registered subclass
+    new_layer_prefixes = ('projections.', )  # layers a model checkpoint does not hold: they start fresh
+    pixel_range = (-1.0, 1.0)  # what the data preprocessor must map pixels 0 and 255 to (checked at build)
+
+    def __init__(self,
+                 arch: Union[str, dict, None] = None,
+                 model_dir: Optional[str] = None,
+                 vae: Union[str, dict, None] = None,
+                 vae_latents: str = 'scaled',
+                 context: Optional[dict] = None,
+                 noise_scheduler: Optional[dict] = None,
+                 timesteps: Union[int, Sequence[int]] = (150, ),
+                 noise_mode: str = 'fixed',
+                 noise_seed: int = 0,
+                 num_noise_draws: int = 1,
+                 out_strides: Optional[Sequence[int]] = (4, 8, 16, 32),
+                 out_blocks: Optional[Sequence[Union[str, int]]] = None,
+                 attention_maps: Optional[Sequence[int]] = None,
+                 attention_maps_grad: bool = True,
+                 resample_missing_strides: bool = False,
+                 projection_channels: Optional[Sequence[int]] = None,
+                 timestep_fusion: str = 'concat',
+                 class_label: Optional[int] = None,
+                 frozen: bool = True,
+                 with_cp: bool = False,
+                 dtype: str = 'float32',
+                 weights_dtype: str = 'float32',
+                 channels_last: bool = False,
+                 attention: str = 'sdpa',
+                 torch_compile: Union[bool, dict] = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if self.family is None:
+            raise TypeError(f'{type(self).__name__} names no model family; build a registered subclass such as '
+                            f'DiffusionUNetBackbone')
+        check_pretrained(init_cfg)
+        check_noise_arguments(noise_mode, num_noise_draws, noise_seed)
+        check_choice('timestep_fusion', timestep_fusion, FUSIONS)
+        check_precision(dtype, weights_dtype, frozen)
+        if not attention_maps_grad and attention_maps is None:
+            raise ValueError('attention_maps_grad=False detaches the cross-attention maps, but attention_maps is None '
+                             '(no maps are appended); give attention_maps or leave attention_maps_grad=True')
+        if with_cp and frozen:
+            raise ValueError(f'with_cp=True checkpoints gradients, but a frozen {self.family.name} has none; set '
+                             f'frozen=False to fine-tune with gradient checkpointing')
+
+        # 1. the description, resolved once from configuration files; then the parts it names
+        self.spec = resolve_spec(self.family, arch, model_dir, vae, vae_latents, context, noise_scheduler, timesteps,
+                                 out_strides, out_blocks, attention_maps, resample_missing_strides,
+                                 projection_channels, timestep_fusion, class_label)
+        self.add_module(self.family.module_name, self.family.build_model(self.spec.model))
+        self.vae_encoder = None if self.spec.vae is None else self.spec.vae.build()
+        self.context = None if self.spec.context is None else LatentContext(**self.spec.context)
+        self.noise_scheduler = self.spec.scheduler.build()
+        self.num_train_timesteps = self.spec.scheduler.num_train_timesteps
+        self.timesteps = self.spec.timesteps
+        self.register_buffer('_timesteps', torch.tensor(self.timesteps, dtype=torch.long), persistent=False)
+        self.class_label = self.spec.class_label
+        self.noise_mode = noise_mode
+        self.num_noise_draws = num_noise_draws
+        self.fixed_noise = FixedNoise(noise_seed)
+        self.frozen = frozen
+        self.with_cp = with_cp
+        self.autocast_dtype = DTYPES[dtype]
+        self.channels_last = channels_last
+        self.attention_maps_grad = attention_maps_grad
+        prepare_model(self.model, weights_dtype, channels_last, attention)
+        self.model_pass = self.family.model_pass(self.model)
+        self._compiled_pass = compile_pass(self.run_model, torch_compile)
+
+        # 2. the outputs, as declared, and their projections
+        self.taps = self.spec.taps
+        self.downsample_factor = self.spec.downsample_factor
+        self.feature_info: Tuple[FeatureLevel, ...] = self.spec.feature_info
+        self.projections = None if projection_channels is None else nn.ModuleList(
+            nn.Conv2d(level.projected_from, level.channels, kernel_size=1) for level in self.feature_info)
+
+        # 3. training mode
+        self._input_range_checked = False
+        self._freeze()
+
+    @property
+    def model(self) -> nn.Module:
+        """The denoising model (for U-Nets also ``self.unet``)."""
+        return getattr(self, self.family.module_name)
+
+    # ------------------------------------------------------------------------------------------------ building
+    def init_weights(self) -> None:
+        """Load ``init_cfg``'s checkpoint strictly: every model weight must be there with its shape.
+
+        Only new layers (:attr:`new_layer_prefixes`: the projections) may be missing; they keep their fresh
+        initialisation. Without a ``Pretrained`` init_cfg this is :meth:`BaseModule.init_weights`.
+        """
+        if not isinstance(self.init_cfg, dict) or self.init_cfg.get('type') != 'Pretrained':
+            super().init_weights()
+            return
+        checkpoint = load_checkpoint_file(self.init_cfg['checkpoint'])
+        weights = self.init_cfg.get('weights', 'ema')
+        state = checkpoint_weights(checkpoint, weights, repr(self.init_cfg['checkpoint']))
+        prefix = self.init_cfg.get('prefix')
+        if prefix:
+            state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+        own = self.state_dict()
+        check_weights_fit(own, state, self.init_cfg['checkpoint'], 'this backbone', self.new_layer_prefixes)
+        self.load_state_dict(state, strict=False)
+        fresh = sorted(own.keys() - state.keys())
+        kind = f'{weights} ' if 'ema_state_dict' in checkpoint else ''
+        print_log(f'loaded {len(state)} {kind}backbone weights from {self.init_cfg["checkpoint"]}'
+                  + (f'; kept the fresh initialisation of {fresh}' if fresh else ''), logger='current')
+        self._is_init = True
+
+    # ----------------------------------------------------------------------------------------------- training
+    @property
+    def output_taps(self) -> Tuple[Tap, ...]:
+        """The tap of each output, in output order."""
+        by_name = {tap.name: tap for tap in self.taps}
+        return tuple(by_name[level.block] for level in self.feature_info)
+
+    @property
+    def pass_outputs(self) -> Tuple[str, ...]:
+        """The model outputs one forward needs: the output taps and their cross-attention maps."""
+        return tuple(dict.fromkeys([level.block for level in self.feature_info]
+                                   + [name for level in self.feature_info for name in level.attention_maps]))
+
+    @property
+    def model_needs_grad(self) -> bool:
+        """Whether gradients must flow through the model: to fine-tune it, or to reach a learnable context."""
+        return not self.frozen or (self.context is not None and any(
+            p.requires_grad for p in self.context.parameters()))
+
+    def _freeze(self) -> None:
+        """Freeze the VAE encoder, and the whole model when ``frozen`` or else every model parameter the pass
+        never uses (the blocks behind the last output, the layers behind it in its block, the output head): left
+        trainable, they would make DDP wait for gradients that never come."""
+        if self.vae_encoder is not None:
+            self.vae_encoder.eval()
+            self.vae_encoder.requires_grad_(False)
+        if self.frozen:
+            self.model.eval()
+            self.model.requires_grad_(False)
+            return
+        used = {id(p) for module in self.model_pass.modules_used(self.pass_outputs) for p in module.parameters()}
+        for parameter in self.model.parameters():
+            if id(parameter) not in used:
+                parameter.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> 'DiffusionBackbone':
+        """Set training mode; the frozen model stays in eval mode."""
+        super().train(mode)
+        self._freeze()
+        return self
+
+    # ------------------------------------------------------------------------------------------------ forward
+    @property
+    def out_channels(self) -> Tuple[int, ...]:
+        """Channels of each output, in output order."""
+        return tuple(level.channels for level in self.feature_info)
+
+    @property
+    def out_strides(self) -> Tuple[int, ...]:
+        """Stride of each output, in output order."""
+        return tuple(level.stride for level in self.feature_info)
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the input images."""
+        return self.spec.in_channels
+
+    def describe_taps(self) -> str:
+        """A table of every tappable block of this model with its diffssl number, channels and stride."""
+        return format_taps(self.taps)
+
+    def noised(self, images: Tensor, per_image: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Stack draws x timesteps x images ``(N, C, H, W)`` and noise them as configured: ``(K*T*N, C, H, W)``
+        samples and ``(K*T*N,)`` steps (:func:`noised_stack`); ``per_image`` ``(N,)`` replaces the configured
+        timesteps with one step per image (T = 1)."""
+        timesteps = self._timesteps if per_image is None else per_image.to(images.device)
+        return noised_stack(images, timesteps, self.num_noise_draws, per_image is not None, self.noise_mode,
+                            self.fixed_noise, self.noise_scheduler)
+
+    def conditions(self, batch_size: int, size: Tuple[int, int], labels: Optional[Tensor],
+                   device: torch.device) -> Dict[str, Optional[Union[Tensor, Dict[str, Tensor]]]]:
+        """What the model is conditioned on for a ``(K*T*N)`` batch of images of ``size`` (H, W): the context
+        ``(B, L, D)``, the class ``labels`` ``(B,)`` and SDXL's added conditioning (the pooled text embedding
+        ``(B, P)`` and the time ids ``(B, 6)``: original size, crop (0, 0) and target size, as SDXL's pipeline
+        makes them)."""
+        context = None if self.context is None else self.context(batch_size)
+        added = None
+        if self.spec.inputs.pooled_dim is not None:
+            time_ids = torch.tensor([size[0], size[1], 0, 0, size[0], size[1]], dtype=torch.float32, device=device)
+            added = dict(text_embeds=self.context.pooled_embedding(batch_size),
+                         time_ids=time_ids.view(1, NUM_TIME_IDS).expand(batch_size, -1))
+        return dict(context=context, labels=labels, added_conditions=added)
+
+    def run_model(self, sample: Tensor, timesteps: Tensor,
+                  conditions: Dict[str, Optional[Union[Tensor, Dict[str, Tensor]]]]) -> Dict[str, Tensor]:
+        """The model pass of one forward, up to the last output and no further (the family's pass).
+
+        This is the seam a subclass overrides to change the pass (DifFeed runs two, with feedback
+        ``additions``); it returns every name in :attr:`pass_outputs`.
+
+        Args:
+            sample (Tensor): Noised images or latents ``(B, C, h, w)``.
+            timesteps (Tensor): Their noise steps ``(B,)``.
+            conditions (dict): :meth:`conditions`' context, labels and added conditioning.
+
+        Returns:
+            dict[str, Tensor]: Tap name -> ``(B, C, h, w)`` output.
+        """
+        return self.model_pass(sample, timesteps, self.pass_outputs, checkpointing=self.with_cp, **conditions)
+
+    def forward(self, inputs: Tensor, timesteps: Optional[Tensor] = None,
+                class_labels: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+        """Noise the images, run the model to the last tap and return the pyramid.
+
+        Args:
+            inputs (Tensor): Images ``(N, C, H, W)`` normalised to [-1, 1]; any H and W.
+            timesteps (Tensor, optional): One noise step per image ``(N,)``, in place of the configured one (e.g.
+                drawn by RepFusion's timestep policy); needs a backbone configured with a single timestep.
+                Defaults to None.
+            class_labels (Tensor, optional): One label per image ``(N,)`` for a class-conditional model, in
+                place of ``class_label`` (e.g. the ground truth, as RepFusion's ImageNet-64 teacher takes it).
+                Defaults to None.
+
+        Returns:
+            tuple[Tensor]: One tensor per :attr:`feature_info` entry, by increasing stride:
+            ``(N, channels, ceil(H / stride), ceil(W / stride))``, or ``(N, T, channels, h, w)`` with
+            ``timestep_fusion='stack'``.
+        """
+        check_image_batch(inputs, self.in_channels, first_batch=not self._input_range_checked)
+        self._input_range_checked = True
+        if timesteps is not None:
+            timesteps = check_per_image_timesteps(timesteps, inputs.shape[0], self.timesteps, self.num_train_timesteps)
+        labels = per_image_class_labels(self.spec.inputs.num_classes, self.class_label, class_labels,
+                                        inputs.shape[0], inputs.device, self.family.name)
+        size = inputs.shape[-2:]
+        # 1. pad to a multiple of the model's total downsampling, so skip connections line up
+        pad_h = -size[0] % self.downsample_factor
+        pad_w = -size[1] % self.downsample_factor
+        images = F.pad(inputs, (0, pad_w, 0, pad_h)) if pad_h or pad_w else inputs
+        # 2. a latent-diffusion model denoises the VAE's latents of the images
+        if self.vae_encoder is not None:
+            with torch.no_grad():
+                images = self.vae_encoder(images.float())
+        # 3. noise every image to every timestep (and every draw) in one batch
+        sample, timesteps = self.noised(images, timesteps)
+        if self.channels_last:
+            sample = sample.contiguous(memory_format=torch.channels_last)
+        if labels is not None:  # every draw and timestep of an image has its label
+            labels = labels.repeat(sample.shape[0] // labels.shape[0])
+        conditions = self.conditions(sample.shape[0], size, labels, sample.device)
+        # 4. run the model to the last output and no further (in float32 without an autocast region, which a
+        # meta tensor's device, used to check shapes without values, does not have)
+        autocast = (contextlib.nullcontext() if self.autocast_dtype == torch.float32 else
+                    torch.autocast(inputs.device.type, dtype=self.autocast_dtype))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.model_needs_grad), autocast:
+            features = self._compiled_pass(sample, timesteps, conditions)
+        # 5. assemble the pyramid, level by declared level (VPD's cross-attention maps appended where asked)
+        projections = [None] * len(self.feature_info) if self.projections is None else self.projections
+        return tuple(
+            assemble_level(self._level_features(features, level), level, size, self.num_noise_draws, projection)
+            for level, projection in zip(self.feature_info, projections))
+
+    def _level_features(self, features: Dict[str, Tensor], level: FeatureLevel) -> Tensor:
+        """The tapped output of ``level``, with the mean of its cross-attention maps appended."""
+        feature = features[level.block]
+        if not level.attention_maps:
+            return feature
+        mean_map = torch.stack([features[name] for name in level.attention_maps]).mean(0)
+        if not self.attention_maps_grad:
+            mean_map = mean_map.detach()
+        return torch.cat([feature, mean_map.to(feature.dtype)], dim=1)

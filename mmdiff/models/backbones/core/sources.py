@@ -1,0 +1,150 @@
+"""Where a backbone's parts come from: presets, dicts and local diffusers folders, resolved without building.
+
+A ``model_dir`` is a model folder (``config.json`` + weights) or a pipeline folder (the model's subfolder,
+``scheduler/`` and, for latent diffusion, ``vae/``); its configuration files are read with diffusers'
+``load_config(local_files_only=True)`` and its weights only when the part is built (``from_pretrained``).
+"""
+import json
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional, Tuple, Union
+
+from diffusers import DDIMScheduler, DDPMScheduler, FlowMatchEulerDiscreteScheduler, SchedulerMixin, UNet2DModel
+
+from mmdiff.utils.choices import check_choice
+from mmdiff.utils.model_check import constructor_defaults
+from .vae_encoder import VAE_PRESETS, VAEEncoder, full_vae_config, vae_latent_stride
+
+SCHEDULERS = {'DDPMScheduler': DDPMScheduler, 'DDIMScheduler': DDIMScheduler,
+              'FlowMatchEulerDiscreteScheduler': FlowMatchEulerDiscreteScheduler}
+# a folder's scheduler of another class noises as a DDPM with its betas, unless it is a flow-matching one
+FLOW_MATCHING_SCHEDULERS = ('FlowMatchEulerDiscreteScheduler', )
+DEFAULT_SCHEDULER = dict(type='DDPMScheduler', num_train_timesteps=1000, beta_schedule='linear')
+
+
+def resolve_preset(argument: str, value: Union[str, dict, None], presets: dict, described: str) -> Optional[dict]:
+    """``value`` as keyword arguments: a preset name is looked up in ``presets``; a dict or None is returned as is.
+
+    Args:
+        argument (str): The argument's name, for the error messages.
+        value (str | dict | None): A preset name, a dict of keyword arguments or None.
+        presets (dict): Preset name -> keyword arguments.
+        described (str): What the dict's keys are the arguments of, e.g. ``'U-Net'``.
+    """
+    if isinstance(value, str):
+        check_choice(argument, value, presets)
+        return presets[value]
+    if isinstance(value, dict) or value is None:
+        return value
+    raise TypeError(f'{argument} must be a preset name {list(presets)}, a dict of {described} arguments or None, '
+                    f'got {type(value).__name__}')
+
+
+def read_diffusers_config(folder: str, kind: type = UNet2DModel) -> Tuple[str, dict]:
+    """A diffusers folder's configuration, read by diffusers' ``load_config(local_files_only=True)``: the class
+    name and the constructor arguments.
+
+    Args:
+        folder (str): The folder.
+        kind (type): A diffusers model class (any: they read ``config.json``) or scheduler class (any: they read
+            ``scheduler_config.json``). Defaults to ``UNet2DModel``.
+    """
+    config = kind.load_config(folder, local_files_only=True)
+    return config.get('_class_name'), {key: value for key, value in config.items() if not key.startswith('_')}
+
+
+def pipeline_subfolder(model_dir: Optional[str], name: str) -> Optional[str]:
+    """``model_dir``'s subfolder ``name`` (``'vae'``, ``'scheduler'``) when it is a pipeline folder with one."""
+    if model_dir is None or not os.path.isdir(os.path.join(model_dir, name)):
+        return None
+    return os.path.join(model_dir, name)
+
+
+def check_folder_matches(argument: str, given: Union[str, dict], wanted: Mapping, folder_config: Mapping,
+                         folder: str) -> None:
+    """Fail when the preset or dict ``argument=given`` differs from the configuration in ``folder``."""
+    differing = {key: (value, folder_config.get(key)) for key, value in wanted.items()
+                 if not key.startswith('_') and json.dumps(folder_config.get(key)) != json.dumps(value)}
+    if differing:
+        given_text = repr(given) if isinstance(given, str) else 'the given dict'
+        raise ValueError(f'the model in {folder!r} does not match {argument}={given_text}: (given, folder) '
+                         f'differ in {differing}; set {argument}=None to use the folder\'s configuration')
+
+
+@dataclass(frozen=True)
+class VAESource:
+    """The ``AutoencoderKL`` whose encoder makes a latent model's inputs.
+
+    Args:
+        config (Mapping): Its keyword arguments, defaults included.
+        folder (str, optional): Its local folder (weights); None for random weights.
+        latents (str): ``'scaled'`` or ``'unscaled'`` (:data:`~mmdiff.models.backbones.core.vae_encoder.VAE_LATENTS`).
+    """
+    config: Mapping
+    folder: Optional[str]
+    latents: str
+
+    @property
+    def latent_stride(self) -> int:
+        """Image pixels per latent pixel."""
+        return vae_latent_stride(self.config)
+
+    def build(self) -> VAEEncoder:
+        """The encoder: the folder's weights (``from_pretrained(local_files_only=True)``), else random ones."""
+        return VAEEncoder(self.config, self.latents) if self.folder is None else VAEEncoder.from_folder(
+            self.folder, self.latents)
+
+
+def resolve_vae(vae: Union[str, dict, None], latents: str, model_dir: Optional[str]) -> Optional[VAESource]:
+    """``model_dir``'s ``vae/`` (checked against ``vae``), else the preset or dict ``vae``, else None."""
+    given, config = vae, resolve_preset('vae', vae, VAE_PRESETS, 'AutoencoderKL')
+    folder = pipeline_subfolder(model_dir, 'vae')
+    if folder is not None:
+        folder_config = full_vae_config(read_diffusers_config(folder)[1])
+        if config is not None:
+            check_folder_matches('vae', given, full_vae_config(config), folder_config, folder)
+        config = folder_config
+    elif config is None:
+        return None
+    return VAESource(full_vae_config(config), folder, latents)
+
+
+@dataclass(frozen=True)
+class SchedulerSource:
+    """The training noise schedule the backbone noises with.
+
+    Args:
+        type (str): A key of :data:`SCHEDULERS`.
+        config (Mapping): Its keyword arguments, defaults included.
+        folder (str, optional): A pipeline's ``scheduler/`` folder it is loaded from; None to build it from
+            ``config``.
+    """
+    type: str
+    config: Mapping
+    folder: Optional[str] = None
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return self.config['num_train_timesteps']
+
+    def build(self) -> SchedulerMixin:
+        scheduler_class = SCHEDULERS[self.type]
+        if self.folder is None:
+            return scheduler_class(**self.config)
+        return scheduler_class.from_pretrained(self.folder, local_files_only=True)
+
+
+def resolve_scheduler(noise_scheduler: Optional[dict], model_dir: Optional[str]) -> SchedulerSource:
+    """``noise_scheduler`` as ``dict(type=..., **kwargs)``, else ``model_dir``'s ``scheduler/`` (a DDPM with its
+    betas, or its flow matching), else :data:`DEFAULT_SCHEDULER` (linear DDPM, T = 1000)."""
+    folder = pipeline_subfolder(model_dir, 'scheduler') if noise_scheduler is None else None
+    if folder is not None:
+        class_name, config = read_diffusers_config(folder, DDPMScheduler)
+        scheduler_type = class_name if class_name in FLOW_MATCHING_SCHEDULERS else 'DDPMScheduler'
+    else:
+        config = dict(DEFAULT_SCHEDULER if noise_scheduler is None else noise_scheduler)
+        scheduler_type = config.pop('type', None)
+        check_choice('noise_scheduler type', scheduler_type, SCHEDULERS)
+    defaults = constructor_defaults(SCHEDULERS[scheduler_type])
+    config = dict(defaults, **{key: value for key, value in config.items() if key in defaults or folder is None})
+    return SchedulerSource(scheduler_type, config, folder)

@@ -1,0 +1,115 @@
+"""The diffusers U-Nets mmdiff drives: resolved from a preset, a dict or a local folder, checked, and built.
+
+An ``arch`` is a preset name of :data:`UNET_PRESETS`, a dict of U-Net keyword arguments (with
+``type='UNet2DConditionModel'`` for a text-conditioned U-Net) or None to take a local diffusers folder's U-Net.
+A ``model_dir`` is a model folder (``config.json`` + weights) or a pipeline folder (``unet/``, ``scheduler/`` and,
+for latent diffusion, ``vae/``); it is always read with ``local_files_only=True``.
+"""
+import os
+from typing import Mapping, Optional, Union
+
+from diffusers import UNet2DConditionModel, UNet2DModel
+from torch import nn
+
+from mmdiff.utils.choices import check_choice
+from mmdiff.utils.model_check import constructor_defaults
+from ..core.family import ModelSource
+from ..core.sources import check_folder_matches, read_diffusers_config, resolve_preset
+from mmdiff.diffusers_compat import check_diffusers_version
+from .presets import UNET_PRESETS
+
+UNET_TYPES = {'UNet2DModel': UNet2DModel, 'UNet2DConditionModel': UNet2DConditionModel}
+# the added conditioning mmdiff feeds (SDXL's pooled text embedding and time ids)
+ADDITION_EMBED_TYPES = (None, 'text_time')
+
+
+def unet_folder(model_dir: str) -> str:
+    """The folder holding the U-Net of ``model_dir``: a model folder, or a pipeline folder's ``unet/``."""
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f'model_dir {model_dir!r} does not exist; give a local diffusers folder holding '
+                                f'config.json and the weights, or a pipeline folder with unet/ and scheduler/ '
+                                f'(and vae/ for a latent-diffusion model)')
+    if os.path.isfile(os.path.join(model_dir, 'unet', 'config.json')):
+        return os.path.join(model_dir, 'unet')
+    if os.path.isfile(os.path.join(model_dir, 'config.json')):
+        return model_dir
+    raise ValueError(f'model_dir {model_dir!r} is not a diffusers folder: it has neither config.json nor '
+                     f'unet/config.json (it holds {sorted(os.listdir(model_dir))})')
+
+
+def check_supported(unet_type: str, config: Mapping) -> None:
+    """Refuse U-Net variants whose inputs mmdiff does not drive, from the U-Net's full config (the block types are
+    checked where the taps are listed)."""
+    if config['center_input_sample']:
+        raise ValueError('the U-Net has center_input_sample=True (it expects [0, 1] inputs); mmdiff feeds it '
+                         'images in [-1, 1], so use a U-Net configured with center_input_sample=False')
+    added = {key: config.get(key) for key in ('encoder_hid_dim_type', 'class_embed_type', 'class_embeddings_concat')
+             if config.get(key)}
+    if config.get('addition_embed_type') not in ADDITION_EMBED_TYPES:
+        added['addition_embed_type'] = config['addition_embed_type']
+    if added:
+        raise ValueError(f'U-Net conditioning {added} (projected encoder states, non-embedding class conditions or '
+                         f'added embeddings other than SDXL\'s text_time) is not supported; mmdiff conditions on the '
+                         f'timestep, an optional class label, a cross-attention context and SDXL\'s text_time')
+
+
+def resolve_unet(arch: Union[str, dict, None], model_dir: Optional[str], for_build: bool = True) -> ModelSource:
+    """The U-Net ``arch`` and ``model_dir`` name, from configuration files alone, checked against each other.
+
+    Args:
+        arch (str | dict | None): A name in :data:`UNET_PRESETS`, a dict of U-Net keyword arguments (optionally
+            with ``type``, one of :data:`UNET_TYPES`), or None to take ``model_dir``'s U-Net as it is.
+        model_dir (str, optional): A local diffusers model or pipeline folder. Defaults to None (random weights).
+        for_build (bool): ``model_dir`` must exist; otherwise a missing one is described by ``arch``.
+            Defaults to True.
+
+    Returns:
+        ModelSource: The U-Net class, its full config and the folder its weights load from.
+    """
+    check_diffusers_version()
+    given, arch = arch, resolve_preset('arch', arch, UNET_PRESETS, 'U-Net')
+    config = None
+    if arch is not None:
+        config = dict(arch)
+        unet_type = config.pop('type', 'UNet2DModel')
+        check_choice('arch type', unet_type, UNET_TYPES)
+    folder = None
+    if model_dir is not None and (for_build or os.path.isdir(model_dir) or config is None):
+        folder = unet_folder(model_dir)
+        folder_type, folder_config = read_diffusers_config(folder)
+        check_choice(f'the U-Net class in {folder!r}', folder_type, UNET_TYPES)
+        if config is not None and unet_type != folder_type:
+            raise ValueError(f'the U-Net in {folder!r} is a {folder_type}, but arch describes a {unet_type}; '
+                             f'set arch=None to use the folder\'s U-Net')
+        folder_config = dict(constructor_defaults(UNET_TYPES[folder_type]), **folder_config)
+        if config is not None:
+            check_folder_matches('arch', given, dict(constructor_defaults(UNET_TYPES[unet_type]), **config),
+                                 folder_config, folder)
+        unet_type, config = folder_type, folder_config
+    elif config is None:
+        raise ValueError('arch=None needs model_dir, a local diffusers folder to take the U-Net from')
+    config = dict(constructor_defaults(UNET_TYPES[unet_type]), **config)
+    check_supported(unet_type, config)
+    return ModelSource(unet_type, config, folder)
+
+
+def build_unet_model(source: ModelSource) -> nn.Module:
+    """The U-Net ``source`` describes: loaded from its folder with ``local_files_only=True``, else random."""
+    unet_class = UNET_TYPES[source.class_name]
+    if source.folder is not None:
+        return unet_class.from_pretrained(source.folder, local_files_only=True, low_cpu_mem_usage=False)
+    return unet_class(**source.config)
+
+
+def build_unet(arch: Union[str, dict, None], model_dir: Optional[str] = None) -> nn.Module:
+    """Build a diffusers U-Net from a preset or dict, or load it from a local folder (checked against ``arch``).
+
+    Args:
+        arch (str | dict | None): A name in :data:`UNET_PRESETS`, a dict of U-Net keyword arguments, or None to
+            take ``model_dir``'s U-Net as it is.
+        model_dir (str, optional): A local diffusers model or pipeline folder. Defaults to None (random weights).
+
+    Returns:
+        nn.Module: A ``UNet2DModel`` or ``UNet2DConditionModel``.
+    """
+    return build_unet_model(resolve_unet(arch, model_dir))
