@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 
 from mmdiff.models.backbones import DiffusionUNetBackbone
-from mmdiff.models.backbones.backbone_inputs import check_image_batch
+from mmdiff.models.backbones.core.backbone_inputs import check_image_batch
 from mmdiff.utils.benchmark_timing import (count_flops, device_name, host_synchronisations, matmul_peak_tflops,
                                            median_seconds, profile_top_ops, relative_error, timed, weights_gib)
 

@@ -23,10 +23,10 @@ from typing import Dict, Tuple
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
-from mmdiff.models.backbones.unet_configs import UNET_PRESETS
-from mmdiff.models.backbones.adm_architecture import (GUIDED_DIFFUSION_MODELS, check_adm_flags,
+from mmdiff.models.backbones.unet.presets import UNET_PRESETS
+from mmdiff.models.backbones.unet.adm_architecture import (GUIDED_DIFFUSION_MODELS, check_adm_flags,
                                                       infer_adm_architecture)
-from mmdiff.models.backbones.adm_key_map import convert_adm_to_diffusers, convert_diffusers_to_adm
+from mmdiff.models.backbones.unet.adm_key_map import convert_adm_to_diffusers, convert_diffusers_to_adm
 from mmdiff.utils.output_paths import check_output_free
 
 SCHEDULES = {'linear': 'linear', 'cosine': 'squaredcos_cap_v2'}

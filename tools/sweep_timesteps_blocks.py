@@ -24,7 +24,7 @@ from mmengine.config import DictAction
 from mmengine.dist import get_dist_info
 
 from mmdiff.models.backbones import DiffusionUNetBackbone
-from mmdiff.models.backbones.unet_taps import resolve_taps
+from mmdiff.models.backbones.core.taps import resolve_taps
 from mmdiff.utils.feature_extraction import extract_split, loader_workers, preprocessed_pixels
 from mmdiff.utils.linear_probe_fit import fit_linear_probe
 from mmdiff.utils.runner_config import (add_device_arguments, check_device, default_device, join_process_group,
