@@ -98,7 +98,7 @@ def main() -> None:
     # resolve the grid's blocks on a weightless copy: unknown blocks fail here, listing the valid ones
     with torch.device('meta'):
         taps = DiffusionUNetBackbone(**{k: v for k, v in cfg.model.backbone.items() if k not in ('type', 'init_cfg')})
-    names = [tap.name for tap in resolve_taps(taps.taps, args.blocks)]
+    names = [tap.name for tap in resolve_taps(taps.taps, args.blocks, taps.family.name)]
 
     work_dir = Path(args.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
