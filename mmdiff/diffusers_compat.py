@@ -22,7 +22,7 @@ from packaging.version import Version
 from torch import Tensor, nn
 
 # the diffusers releases mmdiff is tested on; pyproject.toml declares the same range
-TESTED_DIFFUSERS = SpecifierSet('>=0.42.1,<0.43')
+TESTED_DIFFUSERS = '>=0.42.1,<0.43'
 
 # every diffusers attribute below the public surface that this module reads (a test keeps the others off them)
 INTERNAL_ATTRIBUTES = frozenset({
@@ -63,7 +63,7 @@ def check_diffusers_version(installed: Optional[str] = None) -> None:
         installed (str, optional): The version to check. Defaults to None (the installed ``diffusers.__version__``).
     """
     installed = diffusers.__version__ if installed is None else installed
-    if Version(installed) not in TESTED_DIFFUSERS:
+    if Version(installed) not in SpecifierSet(TESTED_DIFFUSERS):
         raise RuntimeError(f'diffusers {installed} is installed, but mmdiff reaches diffusers internals tested on '
                            f'diffusers{TESTED_DIFFUSERS} only (pyproject.toml); install a release in that range, '
                            f'e.g. pip install "diffusers{TESTED_DIFFUSERS}"')
