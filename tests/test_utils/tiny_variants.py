@@ -31,7 +31,9 @@ def tiny_backbone(backbone: dict) -> Optional[dict]:
     if isinstance(arch, str) and arch in SMALL_ARCHS and backbone.get('model_dir') is None:
         return overrides if backbone.get('init_cfg') is not None else None
     if backbone.get('vae') is not None or backbone.get('context') is not None:  # a latent U-Net
-        overrides.update(arch=dict(_delete_=True, **TINY_SD15), vae='sd-tiny', model_dir=None)
+        # SDXL's twin keeps its added conditioning and block names; the others take SD 1.x's layout
+        tiny_arch = 'sdxl-tiny' if arch == 'sdxl-base' else dict(_delete_=True, **TINY_SD15)
+        overrides.update(arch=tiny_arch, vae='sd-tiny', model_dir=None)
         context = backbone.get('context')
         if context is not None and context.get('path') is not None:  # a file of full-width tokens: learnt instead
             overrides['context'] = dict(
