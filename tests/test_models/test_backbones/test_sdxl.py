@@ -108,3 +108,27 @@ def test_sdxl_base_preset_is_the_published_layout(tmp_path):
     (folder / 'unet' / 'config.json').write_text(json.dumps(dict(config, transformer_layers_per_block=[1, 2, 2])))
     with pytest.raises(ValueError, match=r"does not match arch='sdxl-base'.*transformer_layers_per_block"):
         resolve_unet('sdxl-base', str(folder), for_build=False)
+
+
+def test_sdxl_cross_attention_maps_come_from_the_same_pass(tmp_path):
+    """VPD's map channels on SDXL's linear-projection transformers: the features beside them are diffusers' forward,
+    and each pixel's mean map is a distribution over the context tokens."""
+    path = prompt_file(tmp_path)
+    torch.manual_seed(0)
+    backbone = DiffusionUNetBackbone(arch='sdxl-tiny', vae='sd-tiny', context=dict(type='file', path=path),
+                                     timesteps=(100, ), out_strides=(16, ), attention_maps=(16, ))
+    # the two encoder and three decoder transformers at stride 16, one block each
+    assert backbone.out_channels == (32 + TOKENS, ) and len(backbone.feature_info[0].attention_maps) == 2 + 3
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    captured = {}
+    backbone.unet.get_submodule('up_blocks.1.attentions.2').register_forward_hook(
+        lambda module, args, output: captured.__setitem__('tap', output[0]))
+    saved = torch.load(path, weights_only=True)
+    with torch.no_grad():
+        output, = backbone(images)
+        sample, timesteps = backbone.noised(backbone.vae_encoder(images))
+        backbone.unet(sample, timesteps, encoder_hidden_states=saved['prompt_embeds'],
+                      added_cond_kwargs=dict(text_embeds=saved['pooled_prompt_embeds'],
+                                             time_ids=torch.tensor([[64., 64., 0., 0., 64., 64.]])))
+    torch.testing.assert_close(output[:, :32], captured['tap'], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(output[:, 32:].sum(1), torch.ones(1, 4, 4))

@@ -8,10 +8,10 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from mmdiff.diffusers_compat import NUM_TIME_IDS
 from mmdiff.utils.checkpoint_weights import check_weights_fit, checkpoint_weights
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.safe_checkpoint import load_checkpoint_file
-from mmdiff.diffusers_compat import NUM_TIME_IDS
 from .backbone_inputs import (check_image_batch, check_noise_arguments, check_per_image_timesteps,
                               check_pretrained, per_image_class_labels)
 from .family import DiffusionFamily

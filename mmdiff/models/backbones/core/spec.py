@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
-from mmdiff.utils.choices import check_choice
 from mmdiff.diffusers_compat import check_diffusers_version
+from mmdiff.utils.choices import check_choice
 from .backbone_inputs import check_class_label, check_timesteps
 from .family import DiffusionFamily, ModelInputs, ModelSource
 from .feature_info import FeatureLevel, declare_feature_info

@@ -6,8 +6,8 @@ from typing import Callable, Dict, Union
 import torch
 from torch import Tensor, nn
 
-from mmdiff.utils.choices import check_choice
 from mmdiff.diffusers_compat import ATTENTION_PROCESSORS, set_attention_processor
+from mmdiff.utils.choices import check_choice
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 # torch.compile modes that record CUDA graphs on a GPU (their outputs live in the graphs' memory pool)

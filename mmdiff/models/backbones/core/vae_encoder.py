@@ -4,9 +4,9 @@ import os
 from diffusers import AutoencoderKL
 from torch import Tensor, nn
 
+from mmdiff.diffusers_compat import VAEEncoderLayers
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.model_check import constructor_defaults
-from mmdiff.diffusers_compat import VAEEncoderLayers
 
 VAE_PRESETS = {
     # Stable Diffusion 1.x / 2.x (stabilityai/sd-vae-ft-mse layout): 8x downsampling to 4 latent channels

@@ -11,11 +11,11 @@ from typing import Mapping, Optional, Union
 from diffusers import UNet2DConditionModel, UNet2DModel
 from torch import nn
 
+from mmdiff.diffusers_compat import check_diffusers_version
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.model_check import constructor_defaults
 from ..core.family import ModelSource
 from ..core.sources import check_folder_matches, read_diffusers_config, resolve_preset
-from mmdiff.diffusers_compat import check_diffusers_version
 from .presets import UNET_PRESETS
 
 UNET_TYPES = {'UNet2DModel': UNet2DModel, 'UNet2DConditionModel': UNet2DConditionModel}

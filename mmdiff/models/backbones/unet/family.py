@@ -3,9 +3,9 @@ from typing import List, Optional, Union
 
 from torch import nn
 
+from mmdiff.diffusers_compat import NUM_TIME_IDS
 from ..core.family import DiffusionFamily, ModelInputs, ModelSource
 from ..core.taps import Tap
-from mmdiff.diffusers_compat import NUM_TIME_IDS
 from .builder import build_unet_model, resolve_unet
 from .presets import UNET_PRESETS
 from .taps import list_config_taps

@@ -4,7 +4,7 @@ The papers use OpenAI's guided-diffusion U-Net ("ADM", Dhariwal & Nichol 2021). 
 flags as the keyword arguments of diffusers' ``UNet2DModel``, so diffusers builds the architecture and mmdiff never
 restates block widths by hand.
 """
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 ADM_BLOCK_TYPES = {
     # (has attention, resblock up/down) -> (down block type, up block type)
@@ -162,14 +162,16 @@ UNET_PRESETS = {
 
 
 def sd_unet_config(block_out_channels: Sequence[int], layers_per_block: int, cross_attention_dim: int,
-                   attention_head_dim: int, norm_num_groups: int = 32, sample_size: int = 64) -> dict:
+                   attention_head_dim: Union[int, Sequence[int]], norm_num_groups: int = 32,
+                   sample_size: int = 64) -> dict:
     """A Stable-Diffusion-1.x-style latent ``UNet2DConditionModel``: cross-attention on all levels but the last.
 
     Args:
         block_out_channels (Sequence[int]): Width per level.
         layers_per_block (int): Residual blocks per encoder level.
         cross_attention_dim (int): Width of the context tokens.
-        attention_head_dim (int): Attention heads per layer (diffusers' historical name for SD 1.x).
+        attention_head_dim (int | Sequence[int]): Attention heads per layer, or per level (diffusers' historical
+            name for SD 1.x's heads).
         norm_num_groups (int): GroupNorm groups. Defaults to 32.
         sample_size (int): Latent training resolution. Defaults to 64.
 
@@ -229,22 +231,16 @@ def sdxl_unet_config(block_out_channels: Sequence[int], layers_per_block: int,
     """
     num_levels = len(block_out_channels)
     return dict(
-        type='UNet2DConditionModel',
-        sample_size=sample_size,
-        in_channels=4,
-        out_channels=4,
+        sd_unet_config(block_out_channels, layers_per_block, cross_attention_dim, attention_head_dim, norm_num_groups,
+                       sample_size),
         down_block_types=('DownBlock2D', ) + ('CrossAttnDownBlock2D', ) * (num_levels - 1),
         up_block_types=('CrossAttnUpBlock2D', ) * (num_levels - 1) + ('UpBlock2D', ),
-        block_out_channels=tuple(block_out_channels),
-        layers_per_block=layers_per_block,
         transformer_layers_per_block=tuple(transformer_layers_per_block),
         attention_head_dim=tuple(attention_head_dim),
-        cross_attention_dim=cross_attention_dim,
         use_linear_projection=True,
         addition_embed_type='text_time',
         addition_time_embed_dim=addition_time_embed_dim,
         projection_class_embeddings_input_dim=pooled_dim + 6 * addition_time_embed_dim,
-        norm_num_groups=norm_num_groups,
         upcast_attention=None,
     )
 

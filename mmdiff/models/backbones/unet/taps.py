@@ -31,10 +31,10 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
+from mmdiff.diffusers_compat import DOWN_BLOCKS, MID_BLOCK_RESNETS, UP_BLOCKS, cross_attention_map_name
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.model_check import constructor_defaults
 from ..core.taps import Tap
-from mmdiff.diffusers_compat import DOWN_BLOCKS, MID_BLOCK_RESNETS, UP_BLOCKS, cross_attention_map_name
 from .builder import UNET_TYPES
 
 def _per_level(value, num_levels: int) -> list:
