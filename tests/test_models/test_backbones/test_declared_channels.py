@@ -29,6 +29,14 @@ UNET_CONFIGS = dict(
 TOKENS = 5
 
 
+def sdxl_conditions(config) -> dict:
+    """SDXL's added conditioning (pooled embedding and six time ids) for a text_time U-Net, else None."""
+    if config.get('addition_embed_type') != 'text_time':
+        return None
+    pooled = config['projection_class_embeddings_input_dim'] - 6 * config['addition_time_embed_dim']
+    return dict(text_embeds=torch.empty(1, pooled), time_ids=torch.empty(1, 6))
+
+
 @pytest.mark.parametrize('name', UNET_CONFIGS)
 def test_every_config_tap_is_what_the_built_unet_outputs(name):
     """On the meta device (shapes without arithmetic, so the 860 M-parameter SD 1.5 takes a second): every tap
@@ -43,7 +51,8 @@ def test_every_config_tap_is_what_the_built_unet_outputs(name):
             torch.empty(1, unet.config.in_channels, size, size), torch.zeros(1, dtype=torch.long),
             [tap.name for tap in taps],
             context=torch.empty(1, TOKENS, unet.config.cross_attention_dim) if conditional else None,
-            labels=torch.zeros(1, dtype=torch.long) if unet.config.num_class_embeds else None)
+            labels=torch.zeros(1, dtype=torch.long) if unet.config.num_class_embeds else None,
+            added_conditions=sdxl_conditions(unet.config))
     assert {tap.name: tuple(outputs[tap.name].shape) for tap in taps} == {
         tap.name: (1, tap.channels, size // tap.stride, size // tap.stride) for tap in taps}
     # and none is missing: the pass can return nothing else but the middle block's inner layers
