@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 import diffusers
 import torch
+from diffusers import FluxTransformer2DModel
 from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
 from diffusers.models.autoencoders.vae import Encoder as VAEEncoderLayers
 from diffusers.models.resnet import ResnetBlock2D
@@ -31,7 +32,9 @@ INTERNAL_ATTRIBUTES = frozenset({
     'to_q', 'to_k', 'to_v', 'to_out', 'residual_connection', 'rescale_output_factor', 'norm_cross', 'group_norm',
     'spatial_norm', 'use_linear_projection', 'is_input_continuous', 'proj_in', 'proj_out', 'transformer_blocks',
     'attn1', 'attn2', 'norm3', 'ff', 'norm_type', 'pos_embed', 'only_cross_attention', 'time_proj',
-    'time_embedding', 'time_embed_act', 'class_embedding', 'add_time_proj', 'add_embedding', 'set_processor'
+    'time_embedding', 'time_embed_act', 'class_embedding', 'add_time_proj', 'add_embedding', 'set_processor',
+    'x_embedder', 'time_text_embed', 'context_embedder', 'adaln_single', 'caption_projection',
+    'use_additional_conditions', 'single_transformer_blocks'
 })
 
 # what a U-Net block holds beside its resnets, one per layer: None, 'attention' (a diffusers Attention: self- or
@@ -50,9 +53,9 @@ NUM_TIME_IDS = 6
 __all__ = [
     'TESTED_DIFFUSERS', 'INTERNAL_ATTRIBUTES', 'DOWN_BLOCKS', 'UP_BLOCKS', 'MID_BLOCK_RESNETS', 'ATTENTION_PROCESSORS',
     'NUM_TIME_IDS', 'Attention', 'ResnetBlock2D', 'VAEEncoderLayers', 'randn_tensor', 'check_diffusers_version',
-    'set_attention_processor', 'is_plain_attention', 'cross_attention_map_name', 'resnet_residual', 'resnet_from_residual',
+    'set_attention_processor', 'is_plain_attention', 'sdxl_conditions', 'cross_attention_map_name', 'resnet_residual', 'resnet_from_residual',
     'resnet_residual_modules', 'time_embedding', 'embedding_modules', 'cross_attention_map_names', 'check_map_support',
-    'transformer_with_maps'
+    'transformer_with_maps', 'tokens_to_map', 'flux_packed', 'flux_image_ids', 'transformer_blocks', 'TokenState'
 ]
 
 
@@ -70,10 +73,12 @@ def check_diffusers_version(installed: Optional[str] = None) -> None:
 
 
 def set_attention_processor(model: nn.Module, attention: str) -> None:
-    """Give every attention of ``model`` the processor ``attention`` names: ``'sdpa'`` (PyTorch's fused
-    ``scaled_dot_product_attention``) or ``'math'`` (diffusers' explicit softmax(QK^T)V)."""
+    """Give every plain attention of ``model`` the processor ``attention`` names: ``'sdpa'`` (PyTorch's fused
+    ``scaled_dot_product_attention``) or ``'math'`` (diffusers' explicit softmax(QK^T)V). An attention with a
+    processor of its own (SD3's joint attention, FLUX's) keeps it: it computes with the fused kernel."""
+    plain = tuple(ATTENTION_PROCESSORS.values())
     for module in model.modules():
-        if isinstance(module, Attention):
+        if isinstance(module, Attention) and isinstance(module.processor, plain):
             module.set_processor(ATTENTION_PROCESSORS[attention]())
 
 
@@ -131,6 +136,17 @@ def time_embedding(unet: nn.Module, timesteps: Tensor, labels: Optional[Tensor],
     if getattr(unet, 'time_embed_act', None) is not None:
         emb = unet.time_embed_act(emb)
     return emb
+
+
+def sdxl_conditions(pooled: Optional[Tensor], image_size: Optional[Tuple[int, int]]) -> Optional[Dict[str, Tensor]]:
+    """SDXL's ``added_cond_kwargs`` as its pipeline makes them by default: the pooled text embedding ``(B, P)`` and
+    the time ids ``(B, 6)``: original size, crop (0, 0) and target size, all the images' (H, W). None without a
+    pooled embedding."""
+    if pooled is None:
+        return None
+    height, width = image_size
+    time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=torch.float32, device=pooled.device)
+    return dict(text_embeds=pooled, time_ids=time_ids.expand(pooled.shape[0], NUM_TIME_IDS))
 
 
 def embedding_modules(unet: nn.Module) -> List[nn.Module]:
@@ -231,3 +247,95 @@ def transformer_with_maps(transformer: nn.Module, hidden: Tensor,
     if not transformer.use_linear_projection:
         tokens = transformer.proj_out(tokens)
     return tokens + residual, maps
+
+
+# ---------------------------------------------------------------------------------------- diffusion transformers
+def tokens_to_map(tokens: Tensor, grid: Tuple[int, int]) -> Tensor:
+    """Row-major image tokens ``(B, h * w, C)`` as a map ``(B, C, h, w)``."""
+    return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], *grid)
+
+
+def flux_packed(latents: Tensor) -> Tensor:
+    """FLUX's 2x2-packed latents, as its pipeline's ``_pack_latents``: ``(B, C, h, w)`` -> ``(B, h/2 * w/2, 4C)``."""
+    batch, channels, height, width = latents.shape
+    packed = latents.view(batch, channels, height // 2, 2, width // 2, 2).permute(0, 2, 4, 1, 3, 5)
+    return packed.reshape(batch, (height // 2) * (width // 2), channels * 4)
+
+
+def flux_image_ids(grid: Tuple[int, int], device: torch.device, dtype: torch.dtype) -> Tensor:
+    """FLUX's image position ids ``(h * w, 3)``: ``[0, row, column]``, as its pipeline's ``_prepare_latent_image_ids``."""
+    ids = torch.zeros(*grid, 3, device=device, dtype=dtype)
+    ids[..., 1] = ids[..., 1] + torch.arange(grid[0], device=device, dtype=dtype)[:, None]
+    ids[..., 2] = ids[..., 2] + torch.arange(grid[1], device=device, dtype=dtype)[None, :]
+    return ids.reshape(grid[0] * grid[1], 3)
+
+
+def transformer_blocks(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    """A diffusion transformer's blocks in forward order, named by their module paths (FLUX: its double-stream
+    ``transformer_blocks`` then its single-stream ``single_transformer_blocks``)."""
+    blocks = [(f'transformer_blocks.{i}', block) for i, block in enumerate(model.transformer_blocks)]
+    singles = model.single_transformer_blocks if isinstance(model, FluxTransformer2DModel) else []
+    return blocks + [(f'single_transformer_blocks.{j}', block) for j, block in enumerate(singles)]
+
+
+class TokenState:
+    """The start of one transformer pass, as the model's forward makes it: the embedded image tokens
+    (:attr:`tokens`, on the grid :attr:`grid`), the text tokens of the joint families (:attr:`context`) and the
+    keyword arguments every block is called with.
+
+    Args:
+        model (nn.Module): A ``DiTTransformer2DModel``, ``PixArtTransformer2DModel``, ``SD3Transformer2DModel`` or
+            ``FluxTransformer2DModel``.
+        sample (Tensor): The noised latents ``(B, C, h, w)``.
+        timesteps (Tensor): Their steps ``(B,)`` in [0, T): DiT and PixArt take them as they are, SD3 ``t`` and
+            FLUX ``t / 1000`` (which it multiplies by 1000), as their pipelines pass sigma x 1000.
+        context (Tensor, optional): Text tokens ``(B, L, D)`` (PixArt, SD3, FLUX).
+        labels (Tensor, optional): Class labels ``(B,)`` (DiT; its null class is ``num_embeds_ada_norm``).
+        pooled (Tensor, optional): The pooled text embedding ``(B, P)`` (SD3, FLUX).
+        image_size (tuple[int, int], optional): The images' (H, W), for PixArt-alpha's resolution conditioning.
+        guidance (float, optional): FLUX's distilled guidance scale, for a model with ``guidance_embeds``.
+    """
+
+    def __init__(self, model: nn.Module, sample: Tensor, timesteps: Tensor, context: Optional[Tensor] = None,
+                 labels: Optional[Tensor] = None, pooled: Optional[Tensor] = None,
+                 image_size: Optional[Tuple[int, int]] = None, guidance: Optional[float] = None) -> None:
+        kind = type(model).__name__
+        batch = sample.shape[0]
+        self.joint = kind in ('SD3Transformer2DModel', 'FluxTransformer2DModel')
+        self.context = None
+        if kind == 'FluxTransformer2DModel':
+            self.grid = (sample.shape[2] // 2, sample.shape[3] // 2)
+            self.tokens = model.x_embedder(flux_packed(sample))
+            dtype = self.tokens.dtype
+            steps = (timesteps.to(dtype) / 1000).to(dtype) * 1000
+            embed = (model.time_text_embed(steps, pooled) if guidance is None else model.time_text_embed(
+                steps, torch.full((batch, ), guidance, device=sample.device).to(dtype) * 1000, pooled))
+            self.context = model.context_embedder(context)
+            ids = torch.cat([torch.zeros(context.shape[1], 3, device=sample.device, dtype=dtype),
+                             flux_image_ids(self.grid, sample.device, dtype)])
+            self.kwargs = dict(temb=embed, image_rotary_emb=model.pos_embed(ids))
+            return
+        patch = model.config.patch_size
+        self.grid = (sample.shape[2] // patch, sample.shape[3] // patch)
+        self.tokens = model.pos_embed(sample)
+        if kind == 'DiTTransformer2DModel':
+            self.kwargs = dict(timestep=timesteps, class_labels=labels)
+        elif kind == 'PixArtTransformer2DModel':
+            added = dict(resolution=None, aspect_ratio=None)
+            if model.use_additional_conditions:
+                height, width = image_size
+                added = dict(resolution=torch.tensor([[height, width]], device=sample.device).expand(batch, -1),
+                             aspect_ratio=torch.tensor([[height / width]], device=sample.device).expand(batch, -1))
+            modulation, _ = model.adaln_single(timesteps, added, batch_size=batch, hidden_dtype=self.tokens.dtype)
+            text = model.caption_projection(context).view(batch, -1, self.tokens.shape[-1])
+            self.kwargs = dict(encoder_hidden_states=text, timestep=modulation)
+        else:  # SD3
+            self.context = model.context_embedder(context)
+            self.kwargs = dict(temb=model.time_text_embed(timesteps, pooled))
+
+    def apply(self, block: nn.Module, tokens: Tensor, context: Optional[Tensor]) -> Tuple[Optional[Tensor], Tensor]:
+        """One block on the image tokens (and, for the joint families, the text tokens), called as the model's
+        forward calls it: the new ``(text tokens or None, image tokens)``."""
+        if self.joint:
+            return block(hidden_states=tokens, encoder_hidden_states=context, **self.kwargs)
+        return None, block(tokens, **self.kwargs)

@@ -145,7 +145,7 @@ class DifFeedBackbone(DiffusionUNetBackbone):
         return pairs
 
     def run_model(self, sample: Tensor, timesteps: Tensor,
-                  conditions: Dict[str, Optional[Union[Tensor, Dict[str, Tensor]]]]) -> Dict[str, Tensor]:
+                  conditions: Dict[str, Optional[Union[Tensor, Tuple[int, int], float]]]) -> Dict[str, Tensor]:
         """First pass, without gradient, to the last fed-back decoder layer; then the second pass with each adapted
         decoder output added to its encoder layer's output (:class:`~mmdiff.models.backbones.unet.UNetPass`'s
         ``additions``)."""

@@ -30,11 +30,12 @@ TOKENS = 5
 
 
 def sdxl_conditions(config) -> dict:
-    """SDXL's added conditioning (pooled embedding and six time ids) for a text_time U-Net, else None."""
+    """SDXL's added conditioning (the pooled embedding and the image size its time ids are made of) for a text_time
+    U-Net, else nothing."""
     if config.get('addition_embed_type') != 'text_time':
-        return None
+        return {}
     pooled = config['projection_class_embeddings_input_dim'] - 6 * config['addition_time_embed_dim']
-    return dict(text_embeds=torch.empty(1, pooled), time_ids=torch.empty(1, 6))
+    return dict(pooled=torch.empty(1, pooled), image_size=(64, 64))
 
 
 @pytest.mark.parametrize('name', UNET_CONFIGS)
@@ -52,7 +53,7 @@ def test_every_config_tap_is_what_the_built_unet_outputs(name):
             [tap.name for tap in taps],
             context=torch.empty(1, TOKENS, unet.config.cross_attention_dim) if conditional else None,
             labels=torch.zeros(1, dtype=torch.long) if unet.config.num_class_embeds else None,
-            added_conditions=sdxl_conditions(unet.config))
+            **sdxl_conditions(unet.config))
     assert {tap.name: tuple(outputs[tap.name].shape) for tap in taps} == {
         tap.name: (1, tap.channels, size // tap.stride, size // tap.stride) for tap in taps}
     # and none is missing: the pass can return nothing else but the middle block's inner layers

@@ -61,15 +61,16 @@ def test_missing_or_misshaped_added_conditioning_is_refused_naming_the_shapes(tm
     bare = tmp_path / 'bare'
     bare.mkdir()
     path = prompt_file(bare, pooled_shape=None, with_pooled=False)
-    with pytest.raises(ValueError, match=r"SDXL's added conditioning, a pooled text embedding of width 16 .* holds the "
-                                         r'prompt embedding alone; expected dict\(prompt_embeds=\(1, 5, 32\), '
+    with pytest.raises(ValueError, match=r"U-Net takes a pooled text embedding of width 16 beside the prompt embedding "
+                                         r"\(SDXL's added conditioning.* holds the prompt embedding alone; expected "
+                                         r'dict\(prompt_embeds=\(1, 5, 32\), '
                                          r'pooled_prompt_embeds=\(1, 16\)\): tools/make_prompt_embedding.py'):
         DiffusionUNetBackbone(arch='sdxl-tiny', vae='sd-tiny', context=dict(type='file', path=path), out_strides=(8, ))
     wide = tmp_path / 'wide'
     wide.mkdir()
     path = prompt_file(wide, pooled_shape=(1, 24))
-    with pytest.raises(ValueError, match=r'pooled_prompt_embeds of width 24, but the U-Net.s added conditioning '
-                                         r'takes 16; expected dict\(prompt_embeds=\(1, 5, 32\)'):
+    with pytest.raises(ValueError, match=r'pooled_prompt_embeds of width 24, but the U-Net takes 16; expected '
+                                         r'dict\(prompt_embeds=\(1, 5, 32\)'):
         DiffusionUNetBackbone(arch='sdxl-tiny', vae='sd-tiny', context=dict(type='file', path=path), out_strides=(8, ))
     path = prompt_file(wide, pooled_shape=(2, 16))
     with pytest.raises(ValueError, match=r'pooled_prompt_embeds of shape \(2, 16\); expected \(pooled_dim,\) or '

@@ -8,7 +8,6 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from mmdiff.diffusers_compat import NUM_TIME_IDS
 from mmdiff.utils.checkpoint_weights import check_weights_fit, checkpoint_weights
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.safe_checkpoint import load_checkpoint_file
@@ -304,21 +303,16 @@ class DiffusionBackbone(BaseModule):
                             self.fixed_noise, self.noise_scheduler)
 
     def conditions(self, batch_size: int, size: Tuple[int, int], labels: Optional[Tensor],
-                   device: torch.device) -> Dict[str, Optional[Union[Tensor, Dict[str, Tensor]]]]:
+                   device: torch.device) -> Dict[str, Optional[Union[Tensor, Tuple[int, int], float]]]:
         """What the model is conditioned on for a ``(K*T*N)`` batch of images of ``size`` (H, W): the context
-        ``(B, L, D)``, the class ``labels`` ``(B,)`` and SDXL's added conditioning (the pooled text embedding
-        ``(B, P)`` and the time ids ``(B, 6)``: original size, crop (0, 0) and target size, as SDXL's pipeline
-        makes them)."""
+        ``(B, L, D)``, the class ``labels`` ``(B,)``, the pooled text embedding ``(B, P)`` and the images' size
+        (the family's pass makes the size conditioning it needs from it, such as SDXL's time ids)."""
         context = None if self.context is None else self.context(batch_size)
-        added = None
-        if self.spec.inputs.pooled_dim is not None:
-            time_ids = torch.tensor([size[0], size[1], 0, 0, size[0], size[1]], dtype=torch.float32, device=device)
-            added = dict(text_embeds=self.context.pooled_embedding(batch_size),
-                         time_ids=time_ids.view(1, NUM_TIME_IDS).expand(batch_size, -1))
-        return dict(context=context, labels=labels, added_conditions=added)
+        pooled = None if self.spec.inputs.pooled_dim is None else self.context.pooled_embedding(batch_size)
+        return dict(context=context, labels=labels, pooled=pooled, image_size=(int(size[0]), int(size[1])))
 
     def run_model(self, sample: Tensor, timesteps: Tensor,
-                  conditions: Dict[str, Optional[Union[Tensor, Dict[str, Tensor]]]]) -> Dict[str, Tensor]:
+                  conditions: Dict[str, Optional[Union[Tensor, Tuple[int, int], float]]]) -> Dict[str, Tensor]:
         """The model pass of one forward, up to the last output and no further (the family's pass).
 
         This is the seam a subclass overrides to change the pass (DifFeed runs two, with feedback
@@ -327,7 +321,7 @@ class DiffusionBackbone(BaseModule):
         Args:
             sample (Tensor): Noised images or latents ``(B, C, h, w)``.
             timesteps (Tensor): Their noise steps ``(B,)``.
-            conditions (dict): :meth:`conditions`' context, labels and added conditioning.
+            conditions (dict): :meth:`conditions`' context, labels, pooled embedding and image size.
 
         Returns:
             dict[str, Tensor]: Tap name -> ``(B, C, h, w)`` output.

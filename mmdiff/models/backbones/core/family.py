@@ -16,7 +16,7 @@ through the methods of :class:`DiffusionFamily`:
 """
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Collection, Dict, List, Mapping, Optional, Protocol, Union
+from typing import Collection, Dict, List, Mapping, Optional, Protocol, Tuple, Union
 
 from torch import Tensor, nn
 
@@ -48,12 +48,17 @@ class ModelInputs:
         pooled_dim (int, optional): Width of the pooled text embedding it is conditioned on (SDXL's added
             conditioning, with the six time ids); None without one.
         num_classes (int, optional): Classes of a class-conditional model; None otherwise.
+        null_class (int, optional): The label of its unconditional ("null") class, run when no label is given
+            (DiT's ``num_embeds_ada_norm``); None: a label must be given.
+        guided (bool): It embeds a distilled guidance scale (FLUX.1-dev), which must be given.
     """
     in_channels: int
     latent: bool
     cross_attention_dim: Optional[int] = None
     pooled_dim: Optional[int] = None
     num_classes: Optional[int] = None
+    null_class: Optional[int] = None
+    guided: bool = False
 
 
 class ModelPass(Protocol):
@@ -61,7 +66,7 @@ class ModelPass(Protocol):
 
     def __call__(self, sample: Tensor, timesteps: Tensor, wanted: Collection[str], *,
                  additions: Optional[Mapping[str, Tensor]] = None, checkpointing: bool = False,
-                 **conditions: Optional[Union[Tensor, Dict[str, Tensor]]]) -> Dict[str, Tensor]:
+                 **conditions: Optional[Union[Tensor, Tuple[int, int], float]]) -> Dict[str, Tensor]:
         """The wanted taps ``name -> (B, C, h, w)`` of the model on ``sample`` ``(B, C, h, w)`` at ``timesteps``
         ``(B,)``; nothing behind the last wanted one runs."""
 
@@ -95,6 +100,11 @@ class DiffusionFamily(ABC):
     @abstractmethod
     def model_inputs(self, source: ModelSource) -> ModelInputs:
         """What the model takes beside the noised sample."""
+
+    def default_scheduler(self, source: ModelSource) -> Optional[dict]:
+        """The noise schedule without ``noise_scheduler`` or a folder's ``scheduler/``: ``dict(type=..., **kwargs)``,
+        or None for linear DDPM betas with T = 1000."""
+        return None
 
     @abstractmethod
     def list_taps(self, source: ModelSource, input_stride: int, context_tokens: Optional[int]) -> List[Tap]:

@@ -1,4 +1,4 @@
-"""The cross-attention context of a text-conditioned U-Net, without a text model at run time."""
+"""The cross-attention context of a text-conditioned model, without a text model at run time."""
 import os
 from typing import Optional, Tuple
 
@@ -55,7 +55,7 @@ class LatentContext(nn.Module):
     """Tokens a ``UNet2DConditionModel`` cross-attends to, shared by every image of a batch.
 
     Args:
-        dim (int): The U-Net's ``cross_attention_dim``.
+        dim (int): The width of the tokens the model cross-attends to (a U-Net's ``cross_attention_dim``).
         type (str): ``'zero'``: ``num_tokens`` zero tokens; ``'file'``: a fixed tensor from ``path``
             (e.g. a precomputed empty-prompt embedding, ``(77, 768)`` for SD 1.5, or VPD's
             ``segmentation/class_embeddings.pth``, ``(150, 768)`` CLIP embeddings of the ADE20K classes);
@@ -73,6 +73,7 @@ class LatentContext(nn.Module):
         pooled_dim (int, optional): For SDXL's added conditioning, the width of the pooled text embedding that
             comes with the tokens: zeros for ``'zero'``, the file's ``pooled_prompt_embeds`` for ``'file'``, and
             trainable (from the file, else zeros) for ``'learnable'``. Defaults to None (none).
+        described (str): What the model is called in messages (set by the backbone). Defaults to ``'U-Net'``.
 
     Example:
         >>> context = LatentContext(dim=32, type='learnable', num_tokens=4, adapter=True)
@@ -82,7 +83,7 @@ class LatentContext(nn.Module):
 
     def __init__(self, dim: int, type: str = 'zero', path: Optional[str] = None, num_tokens: Optional[int] = None,
                  adapter: bool = False, adapter_hidden_channels: Optional[int] = None,
-                 adapter_gamma: float = 1e-4, pooled_dim: Optional[int] = None) -> None:
+                 adapter_gamma: float = 1e-4, pooled_dim: Optional[int] = None, described: str = 'U-Net') -> None:
         super().__init__()
         check_choice('context type', type, CONTEXT_TYPES)
         if type == 'file' and path is None:
@@ -104,11 +105,11 @@ class LatentContext(nn.Module):
         else:
             tokens, saved_pooled = load_conditioning_file(path)
             if pooled_dim is not None:
-                pooled = _check_pooled(saved_pooled, pooled_dim, tokens, path)
+                pooled = _check_pooled(saved_pooled, pooled_dim, tokens, path, described)
             if num_tokens is not None and tokens.shape[0] != num_tokens:
                 raise ValueError(f'the context {path!r} holds {tokens.shape[0]} tokens, but num_tokens={num_tokens}')
         if tokens.shape[1] != dim:
-            raise ValueError(f'the context {path!r} has shape {tuple(tokens.shape)}, but the U-Net cross-attends '
+            raise ValueError(f'the context {path!r} has shape {tuple(tokens.shape)}, but the {described} cross-attends '
                              f'to {dim}-dimensional tokens (cross_attention_dim={dim})')
         self.type = type
         if type == 'learnable':
@@ -138,17 +139,18 @@ class LatentContext(nn.Module):
         return self.pooled.unsqueeze(0).expand(batch_size, -1)
 
 
-def _check_pooled(pooled: Optional[Tensor], pooled_dim: int, tokens: Tensor, path: str) -> Tensor:
-    """The file's pooled embedding, which a model with SDXL's added conditioning needs, of width ``pooled_dim``."""
+def _check_pooled(pooled: Optional[Tensor], pooled_dim: int, tokens: Tensor, path: str, described: str) -> Tensor:
+    """The file's pooled embedding, which SDXL's added conditioning and SD3's and FLUX's pooled projection need, of
+    width ``pooled_dim``."""
     expected = (f'dict(prompt_embeds=(1, {tokens.shape[0]}, {tokens.shape[1]}), pooled_prompt_embeds=(1, '
                 f'{pooled_dim}))')
-    how = ('tools/make_prompt_embedding.py PIPELINE_DIR OUT writes it from an SDXL pipeline folder (both text '
+    how = ('tools/make_prompt_embedding.py PIPELINE_DIR OUT writes it from the pipeline folder (its text '
            'encoders and the pooled embedding), or use context=dict(type=\'zero\')')
     if pooled is None:
-        raise ValueError(f'the U-Net takes SDXL\'s added conditioning, a pooled text embedding of width {pooled_dim} '
-                         f'beside the prompt embedding, but {path!r} holds the prompt embedding alone; expected '
-                         f'{expected}: {how}')
+        raise ValueError(f'the {described} takes a pooled text embedding of width {pooled_dim} beside the prompt '
+                         f'embedding (SDXL\'s added conditioning, SD3\'s and FLUX\'s pooled projection), but {path!r} '
+                         f'holds the prompt embedding alone; expected {expected}: {how}')
     if pooled.shape[0] != pooled_dim:
-        raise ValueError(f'{path!r} holds a pooled_prompt_embeds of width {pooled.shape[0]}, but the U-Net\'s added '
-                         f'conditioning takes {pooled_dim}; expected {expected}: {how}')
+        raise ValueError(f'{path!r} holds a pooled_prompt_embeds of width {pooled.shape[0]}, but the {described} takes '
+                         f'{pooled_dim}; expected {expected}: {how}')
     return pooled

@@ -6,7 +6,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .taps import Tap, decoder_tap_at_stride, format_taps, resolve_taps
+from .taps import Tap, final_stage, final_tap_at_stride, format_taps, resolve_taps
 
 FUSIONS = ('concat', 'mean', 'stack')
 DEFAULT_STRIDES = (4, 8, 16, 32)
@@ -49,18 +49,19 @@ class FeatureLevel:
 
 
 def _tap_for_stride(taps: Sequence[Tap], stride: int, resample: bool) -> Tap:
-    tap = decoder_tap_at_stride(taps, stride)
+    tap = final_tap_at_stride(taps, stride)
     if tap is not None:
         return tap
-    native = sorted({tap.stride for tap in taps if tap.stage == 'decoder' and tap.kind == 'layer'})
+    stage = final_stage(taps)
+    native = sorted({tap.stride for tap in taps if tap.stage == stage and tap.kind == 'layer'})
     if not isinstance(stride, int) or stride < 1 or not math.log2(stride).is_integer():
-        raise ValueError(f'stride {stride!r} cannot be produced: strides are powers of two; the decoder '
+        raise ValueError(f'stride {stride!r} cannot be produced: strides are powers of two; the {stage} '
                          f'has {native}')
     if not resample:
-        raise ValueError(f'the decoder has no output at stride {stride} (it has {native}); set '
+        raise ValueError(f'the {stage} has no output at stride {stride} (it has {native}); set '
                          f'resample_missing_strides=True to resample the nearest one')
     nearest = min(native, key=lambda s: (abs(math.log2(s / stride)), s))
-    return decoder_tap_at_stride(taps, nearest)
+    return final_tap_at_stride(taps, nearest)
 
 
 def select_levels(taps: Sequence[Tap], out_strides: Optional[Sequence[int]],

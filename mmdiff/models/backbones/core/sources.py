@@ -7,12 +7,13 @@ A ``model_dir`` is a model folder (``config.json`` + weights) or a pipeline fold
 import json
 import os
 from dataclasses import dataclass
-from typing import Mapping, Optional, Tuple, Union
+from typing import Callable, Mapping, Optional, Tuple, Union
 
 from diffusers import DDIMScheduler, DDPMScheduler, FlowMatchEulerDiscreteScheduler, SchedulerMixin, UNet2DModel
 
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.model_check import constructor_defaults
+from .family import ModelSource
 from .vae_encoder import VAE_PRESETS, VAEEncoder, full_vae_config, vae_latent_stride
 
 SCHEDULERS = {'DDPMScheduler': DDPMScheduler, 'DDIMScheduler': DDIMScheduler,
@@ -134,17 +135,78 @@ class SchedulerSource:
         return scheduler_class.from_pretrained(self.folder, local_files_only=True)
 
 
-def resolve_scheduler(noise_scheduler: Optional[dict], model_dir: Optional[str]) -> SchedulerSource:
+def resolve_scheduler(noise_scheduler: Optional[dict], model_dir: Optional[str],
+                      default: Optional[dict] = None) -> SchedulerSource:
     """``noise_scheduler`` as ``dict(type=..., **kwargs)``, else ``model_dir``'s ``scheduler/`` (a DDPM with its
-    betas, or its flow matching), else :data:`DEFAULT_SCHEDULER` (linear DDPM, T = 1000)."""
+    betas, or its flow matching), else ``default`` (the family's; :data:`DEFAULT_SCHEDULER`, linear DDPM with
+    T = 1000, when None)."""
     folder = pipeline_subfolder(model_dir, 'scheduler') if noise_scheduler is None else None
     if folder is not None:
         class_name, config = read_diffusers_config(folder, DDPMScheduler)
         scheduler_type = class_name if class_name in FLOW_MATCHING_SCHEDULERS else 'DDPMScheduler'
     else:
-        config = dict(DEFAULT_SCHEDULER if noise_scheduler is None else noise_scheduler)
+        config = dict((default or DEFAULT_SCHEDULER) if noise_scheduler is None else noise_scheduler)
         scheduler_type = config.pop('type', None)
         check_choice('noise_scheduler type', scheduler_type, SCHEDULERS)
     defaults = constructor_defaults(SCHEDULERS[scheduler_type])
     config = dict(defaults, **{key: value for key, value in config.items() if key in defaults or folder is None})
     return SchedulerSource(scheduler_type, config, folder)
+
+
+def model_folder(model_dir: str, subfolder: str) -> str:
+    """The folder holding the model of ``model_dir``: a model folder, or a pipeline folder's ``subfolder``."""
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f'model_dir {model_dir!r} does not exist; give a local diffusers folder holding '
+                                f'config.json and the weights, or a pipeline folder with {subfolder}/ and scheduler/ '
+                                f'(and vae/ for a latent-diffusion model)')
+    if os.path.isfile(os.path.join(model_dir, subfolder, 'config.json')):
+        return os.path.join(model_dir, subfolder)
+    if os.path.isfile(os.path.join(model_dir, 'config.json')):
+        return model_dir
+    raise ValueError(f'model_dir {model_dir!r} is not a diffusers folder: it has neither config.json nor '
+                     f'{subfolder}/config.json (it holds {sorted(os.listdir(model_dir))})')
+
+
+def resolve_model_source(arch: Union[str, dict, None], model_dir: Optional[str], for_build: bool,
+                         presets: Mapping[str, dict], classes: Mapping[str, type], subfolder: str, described: str,
+                         folder_class: Callable[[str, dict], str] = lambda name, config: name) -> ModelSource:
+    """The model ``arch`` (a preset name, a dict with ``type``, or None) and ``model_dir`` name, from configuration
+    files alone, checked against each other.
+
+    Args:
+        arch (str | dict | None): A name in ``presets``, a dict of the model's keyword arguments (``type``: a key of
+            ``classes``, else the first), or None to take ``model_dir``'s model as it is.
+        model_dir (str, optional): A local diffusers model folder or pipeline folder (the model in ``subfolder``).
+        for_build (bool): ``model_dir`` must exist; otherwise a missing one is described by ``arch``.
+        presets (Mapping[str, dict]): The family's presets.
+        classes (Mapping[str, type]): The diffusers classes the family drives, by name.
+        subfolder (str): A pipeline folder's subfolder holding the model (``'unet'``, ``'transformer'``).
+        described (str): What the model is called in messages (``'U-Net'``).
+        folder_class (Callable): The class a folder's ``_class_name`` and config name (diffusers' own remapping of
+            legacy names). Defaults to the name itself.
+
+    Returns:
+        ModelSource: The class name, its full config (defaults included) and the folder its weights load from.
+    """
+    given, config = arch, resolve_preset('arch', arch, presets, described)
+    if config is not None:
+        config = dict(config)
+        model_type = config.pop('type', next(iter(classes)))
+        check_choice('arch type', model_type, classes)
+    folder = None
+    if model_dir is not None and (for_build or os.path.isdir(model_dir) or config is None):
+        folder = model_folder(model_dir, subfolder)
+        class_name, folder_config = read_diffusers_config(folder)
+        folder_type = folder_class(class_name, folder_config)
+        check_choice(f'the {described} class in {folder!r}', folder_type, classes)
+        if config is not None and model_type != folder_type:
+            raise ValueError(f'the {described} in {folder!r} is a {folder_type}, but arch describes a {model_type}; '
+                             f'set arch=None to use the folder\'s {described}')
+        folder_config = dict(constructor_defaults(classes[folder_type]), **folder_config)
+        if config is not None:
+            check_folder_matches('arch', given, dict(constructor_defaults(classes[model_type]), **config),
+                                 folder_config, folder)
+        model_type, config = folder_type, folder_config
+    elif config is None:
+        raise ValueError(f'arch=None needs model_dir, a local diffusers folder to take the {described} from')
+    return ModelSource(model_type, dict(constructor_defaults(classes[model_type]), **config), folder)

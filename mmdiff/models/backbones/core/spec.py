@@ -94,7 +94,7 @@ def _context(context: Optional[dict], inputs: ModelInputs, family: str, model: M
     if not isinstance(context, dict):
         raise ValueError(f'the {family} cross-attends to a {dim}-dimensional context: give context=dict(type=...) '
                          f'with type one of {list(CONTEXT_TYPES)}, got {context!r}')
-    return dict(context, dim=dim, pooled_dim=inputs.pooled_dim)
+    return dict(context, dim=dim, pooled_dim=inputs.pooled_dim, described=family)
 
 
 def _context_tokens(context: Optional[dict], must_exist: bool, needed: bool) -> Optional[int]:
@@ -146,11 +146,12 @@ def resolve_spec(family: DiffusionFamily,
     model = family.resolve_model(arch, model_dir, for_build)
     inputs = family.model_inputs(model)
     class_label = check_class_label(inputs.num_classes, class_label, family.name)
+    class_label = inputs.null_class if class_label is None else class_label
     vae_source = resolve_vae(vae, vae_latents, model_dir)
     _check_vae(vae_source, vae_latents, model, inputs, family.name, None if model.folder is None else model_dir)
     context_arguments = _context(context, inputs, family.name, model)
     tokens = _context_tokens(context, must_exist=for_build, needed=attention_maps is not None)
-    scheduler = resolve_scheduler(noise_scheduler, model_dir)
+    scheduler = resolve_scheduler(noise_scheduler, model_dir, family.default_scheduler(model))
     steps = check_timesteps(timesteps, scheduler.num_train_timesteps)
     taps = tuple(family.list_taps(model, 1 if vae_source is None else vae_source.latent_stride, tokens))
     feature_info = declare_feature_info(taps, steps, timestep_fusion, out_strides, out_blocks,

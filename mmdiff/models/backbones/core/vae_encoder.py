@@ -24,9 +24,16 @@ VAE_PRESETS = {
 }
 # SDXL's (stabilityai/stable-diffusion-xl-base-1.0 vae/config.json): the same layout with its own scaling factor
 VAE_PRESETS['sdxl'] = dict(VAE_PRESETS['sd'], sample_size=1024, scaling_factor=0.13025, force_upcast=True)
+# SD3 / SD3.5's and FLUX.1's: 16 latent channels, no quant convolutions, their own shift and scale
+VAE_PRESETS['sd3'] = dict(VAE_PRESETS['sd'], latent_channels=16, sample_size=1024, scaling_factor=1.5305,
+                          shift_factor=0.0609, use_quant_conv=False, use_post_quant_conv=False)
+VAE_PRESETS['flux'] = dict(VAE_PRESETS['sd3'], scaling_factor=0.3611, shift_factor=0.1159)
 # the same 8x layout with a few channels, for tests and demos
 VAE_PRESETS['sd-tiny'] = dict(
     VAE_PRESETS['sd'], block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4, sample_size=64)
+VAE_PRESETS['sd3-tiny'] = dict(VAE_PRESETS['sd3'], block_out_channels=(8, 8, 16, 16), layers_per_block=1,
+                               norm_num_groups=4, sample_size=64)
+VAE_PRESETS['flux-tiny'] = dict(VAE_PRESETS['sd3-tiny'], scaling_factor=0.3611, shift_factor=0.1159)
 ENCODER_PREFIXES = ('encoder.', 'quant_conv.')
 # 'scaled': (mode - shift_factor) x scaling_factor, what the U-Net was trained on; 'unscaled': the raw posterior mode
 VAE_LATENTS = ('scaled', 'unscaled')

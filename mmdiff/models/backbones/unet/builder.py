@@ -5,36 +5,19 @@ An ``arch`` is a preset name of :data:`UNET_PRESETS`, a dict of U-Net keyword ar
 A ``model_dir`` is a model folder (``config.json`` + weights) or a pipeline folder (``unet/``, ``scheduler/`` and,
 for latent diffusion, ``vae/``); it is always read with ``local_files_only=True``.
 """
-import os
 from typing import Mapping, Optional, Union
 
 from diffusers import UNet2DConditionModel, UNet2DModel
 from torch import nn
 
 from mmdiff.diffusers_compat import check_diffusers_version
-from mmdiff.utils.choices import check_choice
-from mmdiff.utils.model_check import constructor_defaults
 from ..core.family import ModelSource
-from ..core.sources import check_folder_matches, read_diffusers_config, resolve_preset
+from ..core.sources import resolve_model_source
 from .presets import UNET_PRESETS
 
 UNET_TYPES = {'UNet2DModel': UNet2DModel, 'UNet2DConditionModel': UNet2DConditionModel}
 # the added conditioning mmdiff feeds (SDXL's pooled text embedding and time ids)
 ADDITION_EMBED_TYPES = (None, 'text_time')
-
-
-def unet_folder(model_dir: str) -> str:
-    """The folder holding the U-Net of ``model_dir``: a model folder, or a pipeline folder's ``unet/``."""
-    if not os.path.isdir(model_dir):
-        raise FileNotFoundError(f'model_dir {model_dir!r} does not exist; give a local diffusers folder holding '
-                                f'config.json and the weights, or a pipeline folder with unet/ and scheduler/ '
-                                f'(and vae/ for a latent-diffusion model)')
-    if os.path.isfile(os.path.join(model_dir, 'unet', 'config.json')):
-        return os.path.join(model_dir, 'unet')
-    if os.path.isfile(os.path.join(model_dir, 'config.json')):
-        return model_dir
-    raise ValueError(f'model_dir {model_dir!r} is not a diffusers folder: it has neither config.json nor '
-                     f'unet/config.json (it holds {sorted(os.listdir(model_dir))})')
 
 
 def check_supported(unet_type: str, config: Mapping) -> None:
@@ -67,30 +50,9 @@ def resolve_unet(arch: Union[str, dict, None], model_dir: Optional[str], for_bui
         ModelSource: The U-Net class, its full config and the folder its weights load from.
     """
     check_diffusers_version()
-    given, arch = arch, resolve_preset('arch', arch, UNET_PRESETS, 'U-Net')
-    config = None
-    if arch is not None:
-        config = dict(arch)
-        unet_type = config.pop('type', 'UNet2DModel')
-        check_choice('arch type', unet_type, UNET_TYPES)
-    folder = None
-    if model_dir is not None and (for_build or os.path.isdir(model_dir) or config is None):
-        folder = unet_folder(model_dir)
-        folder_type, folder_config = read_diffusers_config(folder)
-        check_choice(f'the U-Net class in {folder!r}', folder_type, UNET_TYPES)
-        if config is not None and unet_type != folder_type:
-            raise ValueError(f'the U-Net in {folder!r} is a {folder_type}, but arch describes a {unet_type}; '
-                             f'set arch=None to use the folder\'s U-Net')
-        folder_config = dict(constructor_defaults(UNET_TYPES[folder_type]), **folder_config)
-        if config is not None:
-            check_folder_matches('arch', given, dict(constructor_defaults(UNET_TYPES[unet_type]), **config),
-                                 folder_config, folder)
-        unet_type, config = folder_type, folder_config
-    elif config is None:
-        raise ValueError('arch=None needs model_dir, a local diffusers folder to take the U-Net from')
-    config = dict(constructor_defaults(UNET_TYPES[unet_type]), **config)
-    check_supported(unet_type, config)
-    return ModelSource(unet_type, config, folder)
+    source = resolve_model_source(arch, model_dir, for_build, UNET_PRESETS, UNET_TYPES, 'unet', 'U-Net')
+    check_supported(source.class_name, source.config)
+    return source
 
 
 def build_unet_model(source: ModelSource) -> nn.Module:

@@ -25,7 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mmdiff.diffusers_compat import (ResnetBlock2D, check_map_support, cross_attention_map_names, embedding_modules,
                                 is_plain_attention, resnet_from_residual, resnet_residual, resnet_residual_modules,
-                                time_embedding, transformer_with_maps)
+                                sdxl_conditions, time_embedding, transformer_with_maps)
 
 # what a step does: see UNetPass._apply
 STEP_KINDS = ('conv_in', 'resnet', 'residual', 'attention', 'resample', 'output')
@@ -157,7 +157,8 @@ class UNetPass:
                  wanted: Collection[str],
                  context: Optional[Tensor] = None,
                  labels: Optional[Tensor] = None,
-                 added_conditions: Optional[Dict[str, Tensor]] = None,
+                 pooled: Optional[Tensor] = None,
+                 image_size: Optional[Tuple[int, int]] = None,
                  additions: Optional[Mapping[str, Tensor]] = None,
                  checkpointing: bool = False) -> Dict[str, Tensor]:
         """Run the U-Net up to the last wanted output.
@@ -168,8 +169,10 @@ class UNetPass:
             wanted (Collection[str]): Names from :attr:`step_names` (the tap names).
             context (Tensor, optional): Cross-attention tokens ``(B, L, D)`` of a ``UNet2DConditionModel``.
             labels (Tensor, optional): Class labels ``(B,)`` of a class-conditional U-Net.
-            added_conditions (dict, optional): SDXL's ``text_embeds`` ``(B, P)`` and ``time_ids`` ``(B, 6)`` for a
-                U-Net with ``addition_embed_type='text_time'``, as diffusers' ``added_cond_kwargs``.
+            pooled (Tensor, optional): SDXL's pooled text embedding ``(B, P)``, for a U-Net with
+                ``addition_embed_type='text_time'``.
+            image_size (tuple[int, int], optional): The images' (H, W): SDXL's time ids are (H, W, 0, 0, H, W), the
+                original size, crop and target size its pipeline passes by default.
             additions (Mapping[str, Tensor], optional): Tensors added to these outputs before they flow on (the
                 feedback seam); they must be encoder outputs ahead of the last wanted one. Defaults to None.
             checkpointing (bool): Gradient checkpointing of each layer while gradients are enabled.
@@ -185,7 +188,7 @@ class UNetPass:
         if late:
             raise KeyError(f'additions to {late} come after the last wanted output of this pass')
         call = _checkpointed if checkpointing and torch.is_grad_enabled() else _direct
-        emb = time_embedding(self.unet, timesteps, labels, sample.dtype, added_conditions)
+        emb = time_embedding(self.unet, timesteps, labels, sample.dtype, sdxl_conditions(pooled, image_size))
         hidden, skips, residual = sample, [], None
         outputs: Dict[str, Tensor] = {}
         for step in steps:

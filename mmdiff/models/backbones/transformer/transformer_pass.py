@@ -1,0 +1,91 @@
+"""One explicit pass through a diffusers diffusion transformer that returns the wanted blocks' image tokens as maps
+and runs no block behind the last one (timm's ``forward_intermediates(stop_early=True)``)."""
+from typing import Collection, Dict, List, Mapping, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from mmdiff.diffusers_compat import TokenState, tokens_to_map, transformer_blocks
+
+
+class TransformerPass:
+    """The blocks of a ``DiTTransformer2DModel``, ``PixArtTransformer2DModel``, ``SD3Transformer2DModel`` or
+    ``FluxTransformer2DModel`` and the pass that runs them.
+
+    The embeddings run as the model's forward runs them (:class:`~mmdiff.diffusers_compat.TokenState`), then each
+    block, called as the model calls it, up to the deepest wanted one; its image tokens are returned as a map
+    ``(B, C, h, w)`` on the token grid. No hooks, no state between calls: the pass traces and exports.
+
+    Args:
+        model (nn.Module): The transformer. Its modules are called, not copied.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.blocks = transformer_blocks(model)
+        self._position = {name: index for index, (name, _) in enumerate(self.blocks)}
+
+    @property
+    def step_names(self) -> List[str]:
+        """Every name a pass can return, in forward order."""
+        return list(self._position)
+
+    def _last(self, wanted: Collection[str]) -> int:
+        unknown = [name for name in wanted if name not in self._position]
+        if unknown or not wanted:
+            raise KeyError(f'{unknown or "nothing"} cannot be returned by this transformer pass; valid names are: '
+                           f'{", ".join(self._position)}')
+        return max(self._position[name] for name in wanted)
+
+    def modules_used(self, wanted: Collection[str]) -> List[nn.Module]:
+        """The blocks a pass for ``wanted`` calls, and every module that is not a block (the embeddings)."""
+        last = self._last(wanted)
+        called = [block for _, block in self.blocks[:last + 1]]
+        skipped = {id(block) for _, block in self.blocks[last + 1:]}
+        others = [module for name, module in self.model.named_children()
+                  if name not in ('transformer_blocks', 'single_transformer_blocks')]
+        return called + [module for module in others if id(module) not in skipped]
+
+    def __call__(self,
+                 sample: Tensor,
+                 timesteps: Tensor,
+                 wanted: Collection[str],
+                 context: Optional[Tensor] = None,
+                 labels: Optional[Tensor] = None,
+                 pooled: Optional[Tensor] = None,
+                 image_size: Optional[Tuple[int, int]] = None,
+                 guidance: Optional[float] = None,
+                 additions: Optional[Mapping[str, Tensor]] = None,
+                 checkpointing: bool = False) -> Dict[str, Tensor]:
+        """Run the transformer up to the last wanted block.
+
+        Args:
+            sample (Tensor): The noised latents ``(B, C, h, w)``; h and w multiples of the token stride.
+            timesteps (Tensor): Noise steps ``(B,)`` in [0, T).
+            wanted (Collection[str]): Block names from :attr:`step_names`.
+            context (Tensor, optional): Text tokens ``(B, L, D)``.
+            labels (Tensor, optional): Class labels ``(B,)`` (DiT).
+            pooled (Tensor, optional): The pooled text embedding ``(B, P)`` (SD3, FLUX).
+            image_size (tuple[int, int], optional): The images' (H, W) (PixArt-alpha's size conditioning).
+            guidance (float, optional): FLUX's distilled guidance scale.
+            additions (Mapping[str, Tensor], optional): Not supported: feedback is a U-Net option (DifFeed).
+            checkpointing (bool): Gradient checkpointing of each block while gradients are enabled.
+
+        Returns:
+            dict[str, Tensor]: Each wanted block's image tokens as a map ``(B, C, h / stride, w / stride)``.
+        """
+        if additions:
+            raise ValueError(f'additions to {sorted(additions)}: feedback into a transformer pass is not supported')
+        last = self._last(wanted)
+        state = TokenState(self.model, sample, timesteps, context, labels, pooled, image_size, guidance)
+        tokens, text = state.tokens, state.context
+        outputs: Dict[str, Tensor] = {}
+        for name, block in self.blocks[:last + 1]:
+            if checkpointing and torch.is_grad_enabled():
+                text, tokens = checkpoint(state.apply, block, tokens, text, use_reentrant=False)
+            else:
+                text, tokens = state.apply(block, tokens, text)
+            if name in wanted:
+                outputs[name] = tokens_to_map(tokens, state.grid)
+        return outputs

@@ -1,0 +1,161 @@
+"""DiffusionTransformerBackbone: every family's taps equal its own diffusers forward, the pass stops at the deepest
+tap, blocks are numbered as timm numbers them, and bad values are named."""
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmdiff.models.backbones import DiffusionTransformerBackbone, declared_out_channels
+from mmdiff.models.backbones.transformer import resolve_transformer
+
+PUBLISHED = Path(__file__).parent / 'published'
+TOKENS = 3
+# family -> (preset, VAE, context width, pooled width)
+FAMILIES = {
+    'dit': ('dit-tiny', 'sd-tiny', None, None),
+    'pixart': ('pixart-tiny', 'sd-tiny', 32, None),
+    'sd3': ('sd3-tiny', 'sd3-tiny', 32, 16),
+    'flux': ('flux-tiny', 'flux-tiny', 32, 8),
+}
+TAPS = (0, 'transformer_blocks.1', -1)
+
+
+def context_file(folder, width, pooled) -> str:
+    generator = torch.Generator().manual_seed(4)
+    saved = dict(prompt_embeds=torch.randn(1, TOKENS, width, generator=generator))
+    if pooled is not None:
+        saved['pooled_prompt_embeds'] = torch.randn(1, pooled, generator=generator)
+    path = folder / 'prompt.pth'
+    torch.save(saved, path)
+    return str(path)
+
+
+def tiny_backbone(family: str, tmp_path, **kwargs) -> DiffusionTransformerBackbone:
+    arch, vae, width, pooled = FAMILIES[family]
+    context = None if width is None else dict(type='file', path=context_file(tmp_path, width, pooled))
+    guidance = 3.5 if family == 'flux' else None
+    torch.manual_seed(0)
+    return DiffusionTransformerBackbone(arch=arch, vae=vae, context=context, guidance=guidance, **kwargs)
+
+
+def flux_pack(latents: torch.Tensor) -> torch.Tensor:
+    """FluxPipeline._pack_latents (diffusers 0.42.1 pipeline_flux.py:522-527; the pipeline needs transformers)."""
+    batch, channels, height, width = latents.shape
+    latents = latents.view(batch, channels, height // 2, 2, width // 2, 2).permute(0, 2, 4, 1, 3, 5)
+    return latents.reshape(batch, (height // 2) * (width // 2), channels * 4)
+
+
+def flux_image_ids(height: int, width: int) -> torch.Tensor:
+    """FluxPipeline._prepare_latent_image_ids (pipeline_flux.py:508-519)."""
+    ids = torch.zeros(height, width, 3)
+    ids[..., 1] = ids[..., 1] + torch.arange(height)[:, None]
+    ids[..., 2] = ids[..., 2] + torch.arange(width)[None, :]
+    return ids.reshape(height * width, 3)
+
+
+def reference_forward(family: str, backbone, sample, steps, hooks_at) -> dict:
+    """The family's own diffusers forward, called as its pipeline calls it, with each named block's image tokens
+    caught by a forward hook."""
+    model, captured = backbone.transformer, {}
+    for name in hooks_at:
+        model.get_submodule(name).register_forward_hook(
+            lambda module, args, kwargs, output, name=name: captured.__setitem__(
+                name, output[1] if isinstance(output, tuple) else output), with_kwargs=True)
+    batch = sample.shape[0]
+    text = None if backbone.context is None else backbone.context(batch)
+    if family == 'dit':
+        model(sample, timestep=steps, class_labels=torch.full((batch, ), 10))  # the null class
+    elif family == 'pixart':
+        model(sample, encoder_hidden_states=text, timestep=steps,
+              added_cond_kwargs=dict(resolution=None, aspect_ratio=None))
+    elif family == 'sd3':
+        model(hidden_states=sample, timestep=steps, encoder_hidden_states=text,
+              pooled_projections=backbone.context.pooled_embedding(batch))
+    else:
+        height, width = sample.shape[2] // 2, sample.shape[3] // 2
+        model(hidden_states=flux_pack(sample), timestep=steps.float() / 1000, encoder_hidden_states=text,
+              pooled_projections=backbone.context.pooled_embedding(batch), guidance=torch.full((batch, ), 3.5),
+              img_ids=flux_image_ids(height, width), txt_ids=torch.zeros(TOKENS, 3))
+    return captured
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_taps_equal_the_familys_own_forward(family, tmp_path):
+    """Every tap equals the image tokens of diffusers' forward at that block (forward hooks), on the same noised
+    latents, steps and conditioning, laid out on the token grid; the noising is the family's scheduler's."""
+    backbone = tiny_backbone(family, tmp_path, out_strides=None, out_blocks=TAPS, timesteps=(30, 700),
+                             timestep_fusion='stack')
+    flow = family in ('sd3', 'flux')
+    assert type(backbone.noise_scheduler).__name__ == ('FlowMatchEulerDiscreteScheduler' if flow else 'DDPMScheduler')
+    images = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        outputs = dict(zip((level.block for level in backbone.feature_info), backbone(images)))
+        sample, steps = backbone.noised(backbone.vae_encoder(images))
+        captured = reference_forward(family, backbone, sample, steps, outputs)
+    assert [level.stride for level in backbone.feature_info] == [16] * 3
+    for name, output in outputs.items():
+        grid = (64 // 16, 96 // 16)
+        expected = captured[name].transpose(1, 2).reshape(4, -1, *grid)
+        expected = expected.view(2, 2, *expected.shape[1:]).transpose(0, 1)  # (N, T, C, h, w)
+        torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize('family', ['sd3', 'flux'])
+def test_the_pass_runs_no_block_behind_the_deepest_tap(family, tmp_path):
+    backbone = tiny_backbone(family, tmp_path, out_strides=None, out_blocks=('transformer_blocks.1', ))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('a block behind the deepest tap ran')
+
+    for _, block in backbone.model_pass.blocks[2:]:
+        block.forward = refuse
+    width = 16 if family == 'sd3' else 32
+    assert backbone(torch.rand(1, 3, 32, 32) * 2 - 1)[0].shape == (1, width, 2, 2)
+
+
+def test_blocks_are_numbered_over_both_flux_block_kinds_and_from_the_end(tmp_path):
+    backbone = tiny_backbone('flux', tmp_path, out_strides=None, out_blocks=(1, 2, -1))
+    assert [level.block for level in backbone.feature_info] == [
+        'transformer_blocks.1', 'single_transformer_blocks.0', 'single_transformer_blocks.1']
+    with pytest.raises(KeyError, match=r'block 4 does not exist in this transformer; valid blocks are 0..3 or -4..-1'):
+        tiny_backbone('flux', tmp_path, out_strides=None, out_blocks=(4, ))
+
+
+def test_guidance_is_required_exactly_where_the_model_embeds_it(tmp_path):
+    with pytest.raises(ValueError, match=r'guidance-distilled .* give guidance=, the scale its pipeline runs it with'):
+        DiffusionTransformerBackbone(arch='flux-tiny', vae='flux-tiny', context=dict(type='zero', num_tokens=2))
+    with pytest.raises(ValueError, match=r'guidance=3.5 was given, but the SD3Transformer2DModel has no guidance'):
+        DiffusionTransformerBackbone(arch='sd3-tiny', vae='sd3-tiny', context=dict(type='zero'), guidance=3.5)
+
+
+def test_the_default_pyramid_is_the_last_block_at_four_strides(tmp_path):
+    backbone = tiny_backbone('sd3', tmp_path)
+    assert backbone.out_strides == (4, 8, 16, 32) and {level.block for level in backbone.feature_info} == {
+        'transformer_blocks.2'}
+    assert list(backbone.out_channels) == declared_out_channels(dict(
+        type='DiffusionTransformerBackbone', arch='sd3-tiny', vae='sd3-tiny', context=dict(type='zero')))
+    outputs = backbone(torch.rand(1, 3, 64, 64) * 2 - 1)
+    assert [tuple(out.shape) for out in outputs] == [(1, 16, 16, 16), (1, 16, 8, 8), (1, 16, 4, 4), (1, 16, 2, 2)]
+
+
+def test_dit_runs_its_null_class_unless_told_otherwise(tmp_path):
+    assert tiny_backbone('dit', tmp_path).class_label == 10
+    assert tiny_backbone('dit', tmp_path, class_label=3).class_label == 3
+    with pytest.raises(ValueError, match=r'class-conditional \(11 classes\); set class_label to a label in \[0, 11\)'):
+        tiny_backbone('dit', tmp_path, class_label=11)
+
+
+def test_the_flux_schnell_preset_is_the_published_layout(tmp_path):
+    """The preset equals FLUX.1-schnell's transformer/config.json (a verbatim copy), checked as a folder is checked
+    against arch; FLUX.1-dev's preset differs from it in the guidance embedding alone."""
+    folder = tmp_path / 'FLUX.1-schnell' / 'transformer'
+    folder.mkdir(parents=True)
+    shutil.copy(PUBLISHED / 'flux.1-schnell_transformer_config.json', folder / 'config.json')
+    source = resolve_transformer('flux-schnell', str(folder.parent), for_build=False)
+    assert source.folder == str(folder) and source.config['num_single_layers'] == 38
+    with pytest.raises(ValueError, match=r"does not match arch='flux-dev'.*'guidance_embeds': \(True, False\)"):
+        resolve_transformer('flux-dev', str(folder.parent), for_build=False)
+    assert declared_out_channels(dict(type='DiffusionTransformerBackbone', arch='flux-schnell', vae='flux',
+                                      model_dir=str(folder.parent), context=dict(type='zero'),
+                                      out_strides=None, out_blocks=(18, -1))) == [3072, 3072]
