@@ -8,11 +8,13 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmdiff.models.backbones import DiffusionUNetBackbone, DifFeedBackbone, declared_out_channels
+from mmdiff.models.backbones import (DiffusionTransformerBackbone, DiffusionUNetBackbone, DifFeedBackbone,
+                                     declared_out_channels)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
-BACKBONES = {'DiffusionUNetBackbone': DiffusionUNetBackbone, 'DifFeedBackbone': DifFeedBackbone}
+BACKBONES = {'DiffusionUNetBackbone': DiffusionUNetBackbone, 'DifFeedBackbone': DifFeedBackbone,
+             'DiffusionTransformerBackbone': DiffusionTransformerBackbone}
 
 
 def offline_backbone(cfg: dict) -> torch.nn.Module:

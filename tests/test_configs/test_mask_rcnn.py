@@ -22,7 +22,7 @@ DETECTION_CONFIGS = sorted((ROOT / 'configs').glob('mask_rcnn*.py')) + sorted(
 
 def backbone_channels(backbone: dict) -> list:
     """A diffusion backbone's declared channels (no weights built); any other backbone's, from one forward pass."""
-    if backbone.type in ('DiffusionUNetBackbone', 'DifFeedBackbone'):
+    if backbone.type in ('DiffusionUNetBackbone', 'DifFeedBackbone', 'DiffusionTransformerBackbone'):
         return declared_out_channels(backbone)
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')

@@ -15,7 +15,10 @@ from mmengine.config import Config
 from mmdiff.models.backbones import declared_out_channels
 from mmdiff.models.backbones.unet.presets import UNET_PRESETS, sd_unet_config
 
-DIFFUSION_BACKBONES = ('DiffusionUNetBackbone', 'DifFeedBackbone')
+DIFFUSION_BACKBONES = ('DiffusionUNetBackbone', 'DifFeedBackbone', 'DiffusionTransformerBackbone')
+# a full-size transformer preset -> its family's tiny layout and VAE
+TINY_TRANSFORMERS = {'dit-xl-2-256': ('dit-tiny', 'sd-tiny'), 'pixart-sigma-xl-2-1024': ('pixart-tiny', 'sd-tiny'),
+                     'sd35-medium': ('sd3-tiny', 'sd3-tiny'), 'flux-dev': ('flux-tiny', 'flux-tiny')}
 SMALL_ARCHS = ('adm-tiny', 'adm-digits', 'sd-tiny')  # already cheap on a CPU: kept
 # Stable Diffusion 1.x's layout (two layers per level, so its ldm block names exist) at a few channels
 TINY_SD15 = sd_unet_config(block_out_channels=(16, 32, 64, 64), layers_per_block=2, cross_attention_dim=32,
@@ -30,7 +33,13 @@ def tiny_backbone(backbone: dict) -> Optional[dict]:
     overrides = dict(init_cfg=None, with_cp=False)
     if isinstance(arch, str) and arch in SMALL_ARCHS and backbone.get('model_dir') is None:
         return overrides if backbone.get('init_cfg') is not None else None
-    if backbone.get('vae') is not None or backbone.get('context') is not None:  # a latent U-Net
+    if backbone.get('type') == 'DiffusionTransformerBackbone':
+        tiny_arch, tiny_vae = TINY_TRANSFORMERS[arch]
+        overrides.update(arch=tiny_arch, vae=tiny_vae, model_dir=None)
+        context = backbone.get('context')
+        if context is not None and context.get('path') is not None:  # a file of full-width tokens: learnt instead
+            overrides['context'] = dict(_delete_=True, type='learnable', num_tokens=context['num_tokens'])
+    elif backbone.get('vae') is not None or backbone.get('context') is not None:  # a latent U-Net
         # SDXL's twin keeps its added conditioning and block names; the others take SD 1.x's layout
         tiny_arch = 'sdxl-tiny' if arch == 'sdxl-base' else dict(_delete_=True, **TINY_SD15)
         overrides.update(arch=tiny_arch, vae='sd-tiny', model_dir=None)

@@ -1,5 +1,6 @@
 """DiffusionTransformerBackbone: every family's taps equal its own diffusers forward, the pass stops at the deepest
 tap, blocks are numbered as timm numbers them, and bad values are named."""
+import io
 import shutil
 from pathlib import Path
 
@@ -159,3 +160,25 @@ def test_the_flux_schnell_preset_is_the_published_layout(tmp_path):
     assert declared_out_channels(dict(type='DiffusionTransformerBackbone', arch='flux-schnell', vae='flux',
                                       model_dir=str(folder.parent), context=dict(type='zero'),
                                       out_strides=None, out_blocks=(18, -1))) == [3072, 3072]
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_the_frozen_backbone_traces_and_exports(family, tmp_path):
+    """torch.jit.trace, torch.export and (but for FLUX, whose RMSNorm the TorchScript ONNX exporter of torch 2.14
+    does not convert: aten::rms_norm) ONNX give the eager outputs."""
+    import onnxruntime
+    backbone = tiny_backbone(family, tmp_path, timesteps=(10, 150), out_strides=(8, 16)).eval()
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        expected = backbone(images)
+        results = [torch.jit.trace(backbone, images, check_trace=False)(images),
+                   torch.export.export(backbone, (images, )).module()(images)]
+    if family != 'flux':
+        onnx_file = io.BytesIO()
+        torch.onnx.export(backbone, (images, ), onnx_file, dynamo=False)
+        session = onnxruntime.InferenceSession(onnx_file.getvalue())
+        results.append([torch.from_numpy(out) for out in
+                        session.run(None, {session.get_inputs()[0].name: images.numpy()})])
+    for outputs in results:
+        for output, reference in zip(outputs, expected):
+            torch.testing.assert_close(output, reference, rtol=1e-4, atol=1e-5)

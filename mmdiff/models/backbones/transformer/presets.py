@@ -38,13 +38,13 @@ TRANSFORMER_PRESETS = {
 TRANSFORMER_PRESETS.update({
     'flux-schnell': dict(TRANSFORMER_PRESETS['flux-dev'], guidance_embeds=False),
     # the tiny layouts: each family's blocks and conditioning at a few channels
-    'dit-tiny': dict(TRANSFORMER_PRESETS['dit-xl-2-256'], num_attention_heads=2, attention_head_dim=8, num_layers=4,
+    'dit-tiny': dict(TRANSFORMER_PRESETS['dit-xl-2-256'], num_attention_heads=2, attention_head_dim=8, num_layers=28,
                      sample_size=8, num_embeds_ada_norm=10),
     'pixart-tiny': dict(TRANSFORMER_PRESETS['pixart-sigma-xl-2-1024'], num_attention_heads=2, attention_head_dim=8,
                         num_layers=4, cross_attention_dim=16, sample_size=8, caption_channels=32, interpolation_scale=1),
     'sd3-tiny': dict(TRANSFORMER_PRESETS['sd35-medium'], sample_size=8, num_layers=3, attention_head_dim=8,
                      num_attention_heads=2, joint_attention_dim=32, caption_projection_dim=16, pooled_projection_dim=16,
-                     pos_embed_max_size=16, dual_attention_layers=(0, )),
+                     pos_embed_max_size=96, dual_attention_layers=(0, )),
     'flux-tiny': dict(TRANSFORMER_PRESETS['flux-dev'], num_layers=2, num_single_layers=2, attention_head_dim=16,
                       num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=8, axes_dims_rope=(4, 6, 6)),
 })

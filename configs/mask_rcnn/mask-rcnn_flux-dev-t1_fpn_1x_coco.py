@@ -1,0 +1,8 @@
+# mask_rcnn_diffusion_coco.py on a frozen diffusion transformer (_base_/models/flux-dev.py; mmdiff's setting, not a
+# paper's): the last block's image tokens at stride 16 of the image, resampled to strides 4/8/16/32 (bilinear up,
+# average-pooled down; 3072 channels each), and the FPN adds stride 64. Only the neck and heads train.
+_base_ = ['../mask_rcnn_diffusion_coco.py', '../_base_/models/flux-dev.py']
+
+model = dict(
+    backbone=dict(_base_.flux_backbone, out_strides=(4, 8, 16, 32), resample_missing_strides=True, frozen=True),
+    neck=dict(in_channels=[3072, 3072, 3072, 3072]))

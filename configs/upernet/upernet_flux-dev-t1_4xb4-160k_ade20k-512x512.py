@@ -1,0 +1,9 @@
+# upernet_diffusion_ade20k.py on a frozen diffusion transformer (_base_/models/flux-dev.py; mmdiff's setting, not a
+# paper's): the last block's image tokens at stride 16 of the image, resampled to strides 4/8/16/32 (bilinear up,
+# average-pooled down; 3072 channels each). Only the heads train.
+_base_ = ['../upernet_diffusion_ade20k.py', '../_base_/models/flux-dev.py']
+
+model = dict(
+    backbone=dict(_base_.flux_backbone, out_strides=(4, 8, 16, 32), resample_missing_strides=True, frozen=True),
+    decode_head=dict(in_channels=[3072, 3072, 3072, 3072]),
+    auxiliary_head=dict(in_channels=3072))
