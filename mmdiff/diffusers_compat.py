@@ -14,16 +14,29 @@ from typing import Dict, List, Optional, Tuple
 import diffusers
 import torch
 from diffusers import FluxTransformer2DModel
-from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
-from diffusers.models.autoencoders.vae import Encoder as VAEEncoderLayers
-from diffusers.models.resnet import ResnetBlock2D
-from diffusers.utils.torch_utils import randn_tensor
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 from torch import Tensor, nn
 
 # the diffusers releases mmdiff is tested on; pyproject.toml declares the same range
 TESTED_DIFFUSERS = '>=0.42.1,<0.43'
+
+
+def _version_message(installed: str) -> str:
+    return (f'diffusers {installed} is installed, but mmdiff reaches diffusers internals tested on '
+            f'diffusers{TESTED_DIFFUSERS} only (pyproject.toml); install a release in that range, e.g. pip install '
+            f'"diffusers{TESTED_DIFFUSERS}"')
+
+
+try:  # a release that moved these cannot be driven: say so with both versions, not with a bare ImportError
+    from diffusers.models.attention import JointTransformerBlock
+    from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
+    from diffusers.models.autoencoders.vae import Encoder as VAEEncoderLayers
+    from diffusers.models.resnet import ResnetBlock2D
+    from diffusers.models.transformers.transformer_flux import FluxTransformerBlock
+    from diffusers.utils.torch_utils import randn_tensor
+except ImportError as error:
+    raise ImportError(_version_message(diffusers.__version__)) from error
 
 # every diffusers attribute below the public surface that this module reads (a test keeps the others off them)
 INTERNAL_ATTRIBUTES = frozenset({
@@ -34,7 +47,7 @@ INTERNAL_ATTRIBUTES = frozenset({
     'attn1', 'attn2', 'norm3', 'ff', 'norm_type', 'pos_embed', 'only_cross_attention', 'time_proj',
     'time_embedding', 'time_embed_act', 'class_embedding', 'add_time_proj', 'add_embedding', 'set_processor',
     'x_embedder', 'time_text_embed', 'context_embedder', 'adaln_single', 'caption_projection',
-    'use_additional_conditions', 'single_transformer_blocks'
+    'use_additional_conditions', 'single_transformer_blocks', 'to_add_out', 'ff_context', 'norm2_context'
 })
 
 # what a U-Net block holds beside its resnets, one per layer: None, 'attention' (a diffusers Attention: self- or
@@ -55,7 +68,8 @@ __all__ = [
     'NUM_TIME_IDS', 'Attention', 'ResnetBlock2D', 'VAEEncoderLayers', 'randn_tensor', 'check_diffusers_version',
     'set_attention_processor', 'is_plain_attention', 'sdxl_conditions', 'cross_attention_map_name', 'resnet_residual', 'resnet_from_residual',
     'resnet_residual_modules', 'time_embedding', 'embedding_modules', 'cross_attention_map_names', 'check_map_support',
-    'transformer_with_maps', 'tokens_to_map', 'flux_packed', 'flux_image_ids', 'transformer_blocks', 'TokenState'
+    'transformer_with_maps', 'tokens_to_map', 'flux_packed', 'flux_image_ids', 'transformer_blocks', 'TokenState',
+    'transformer_embedding_modules', 'text_output_modules', 'token_stride'
 ]
 
 
@@ -67,9 +81,7 @@ def check_diffusers_version(installed: Optional[str] = None) -> None:
     """
     installed = diffusers.__version__ if installed is None else installed
     if Version(installed) not in SpecifierSet(TESTED_DIFFUSERS):
-        raise RuntimeError(f'diffusers {installed} is installed, but mmdiff reaches diffusers internals tested on '
-                           f'diffusers{TESTED_DIFFUSERS} only (pyproject.toml); install a release in that range, '
-                           f'e.g. pip install "diffusers{TESTED_DIFFUSERS}"')
+        raise RuntimeError(_version_message(installed))
 
 
 def set_attention_processor(model: nn.Module, attention: str) -> None:
@@ -122,15 +134,16 @@ def resnet_residual_modules(resnet: ResnetBlock2D) -> List[nn.Module]:
 
 # --------------------------------------------------------------------------------------------- time embedding
 def time_embedding(unet: nn.Module, timesteps: Tensor, labels: Optional[Tensor], dtype: torch.dtype,
-                   added_conditions: Optional[Dict[str, Tensor]] = None) -> Tensor:
+                   pooled: Optional[Tensor] = None, image_size: Optional[Tuple[int, int]] = None) -> Tensor:
     """A U-Net's time embedding ``(B, D)`` of ``timesteps`` ``(B,)``, plus its class embedding of ``labels`` and,
-    for SDXL (``addition_embed_type='text_time'``), its embedding of ``added_conditions`` (``text_embeds``
-    ``(B, P)`` and ``time_ids`` ``(B, 6)``), in the order of diffusers' forward."""
+    for SDXL (``addition_embed_type='text_time'``), its embedding of the pooled text embedding ``(B, P)`` and the
+    time ids made from ``image_size`` (:func:`sdxl_conditions`), in the order of diffusers' forward."""
     emb = unet.time_embedding(unet.time_proj(timesteps).to(dtype))
     if unet.class_embedding is not None:
         emb = emb + unet.class_embedding(labels).to(emb.dtype)
     if getattr(unet, 'add_embedding', None) is not None:
-        text_embeds, time_ids = added_conditions['text_embeds'], added_conditions['time_ids']
+        added = sdxl_conditions(pooled, image_size)
+        text_embeds, time_ids = added['text_embeds'], added['time_ids']
         time_embeds = unet.add_time_proj(time_ids.flatten()).reshape(text_embeds.shape[0], -1)
         emb = emb + unet.add_embedding(torch.concat([text_embeds, time_embeds], dim=-1).to(emb.dtype))
     if getattr(unet, 'time_embed_act', None) is not None:
@@ -138,12 +151,13 @@ def time_embedding(unet: nn.Module, timesteps: Tensor, labels: Optional[Tensor],
     return emb
 
 
-def sdxl_conditions(pooled: Optional[Tensor], image_size: Optional[Tuple[int, int]]) -> Optional[Dict[str, Tensor]]:
+def sdxl_conditions(pooled: Optional[Tensor], image_size: Optional[Tuple[int, int]]) -> Dict[str, Tensor]:
     """SDXL's ``added_cond_kwargs`` as its pipeline makes them by default: the pooled text embedding ``(B, P)`` and
-    the time ids ``(B, 6)``: original size, crop (0, 0) and target size, all the images' (H, W). None without a
-    pooled embedding."""
-    if pooled is None:
-        return None
+    the time ids ``(B, 6)``: original size, crop (0, 0) and target size, all the images' (H, W)."""
+    if pooled is None or image_size is None:
+        raise ValueError(f'a U-Net with SDXL\'s added conditioning needs both the pooled text embedding (pooled) and '
+                         f'the image size its time ids are made of (image_size), got pooled='
+                         f'{None if pooled is None else tuple(pooled.shape)} and image_size={image_size}')
     height, width = image_size
     time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=torch.float32, device=pooled.device)
     return dict(text_embeds=pooled, time_ids=time_ids.expand(pooled.shape[0], NUM_TIME_IDS))
@@ -270,6 +284,28 @@ def flux_image_ids(grid: Tuple[int, int], device: torch.device, dtype: torch.dty
     return ids.reshape(grid[0] * grid[1], 3)
 
 
+TRANSFORMER_EMBEDDINGS = ('pos_embed', 'x_embedder', 'time_text_embed', 'context_embedder', 'adaln_single',
+                          'caption_projection')
+
+
+def transformer_embedding_modules(model: nn.Module) -> List[nn.Module]:
+    """The modules a transformer runs before its blocks (its output head is not among them)."""
+    return [getattr(model, name) for name in TRANSFORMER_EMBEDDINGS if getattr(model, name, None) is not None]
+
+
+def text_output_modules(block: nn.Module) -> List[nn.Module]:
+    """The parts of a joint block (SD3, FLUX double-stream) that only make the text tokens of its output (none in a
+    block that hands no text tokens on, such as SD3's last)."""
+    if not isinstance(block, (JointTransformerBlock, FluxTransformerBlock)) or block.ff_context is None:
+        return []
+    return [block.norm2_context, block.ff_context, block.attn.to_add_out]
+
+
+def token_stride(class_name: str, patch_size: int) -> int:
+    """Model input pixels per token: the patch size, or FLUX's 2x2 packing."""
+    return 2 if class_name == 'FluxTransformer2DModel' else patch_size
+
+
 def transformer_blocks(model: nn.Module) -> List[Tuple[str, nn.Module]]:
     """A diffusion transformer's blocks in forward order, named by their module paths (FLUX: its double-stream
     ``transformer_blocks`` then its single-stream ``single_transformer_blocks``)."""
@@ -303,11 +339,12 @@ class TokenState:
         batch = sample.shape[0]
         self.joint = kind in ('SD3Transformer2DModel', 'FluxTransformer2DModel')
         self.context = None
+        stride = token_stride(kind, model.config.patch_size)
+        self.grid = (sample.shape[2] // stride, sample.shape[3] // stride)
         if kind == 'FluxTransformer2DModel':
-            self.grid = (sample.shape[2] // 2, sample.shape[3] // 2)
             self.tokens = model.x_embedder(flux_packed(sample))
             dtype = self.tokens.dtype
-            steps = (timesteps.to(dtype) / 1000).to(dtype) * 1000
+            steps = (timesteps.to(dtype) / 1000) * 1000  # the pipeline passes t / 1000, the model multiplies back
             embed = (model.time_text_embed(steps, pooled) if guidance is None else model.time_text_embed(
                 steps, torch.full((batch, ), guidance, device=sample.device).to(dtype) * 1000, pooled))
             self.context = model.context_embedder(context)
@@ -315,8 +352,6 @@ class TokenState:
                              flux_image_ids(self.grid, sample.device, dtype)])
             self.kwargs = dict(temb=embed, image_rotary_emb=model.pos_embed(ids))
             return
-        patch = model.config.patch_size
-        self.grid = (sample.shape[2] // patch, sample.shape[3] // patch)
         self.tokens = model.pos_embed(sample)
         if kind == 'DiTTransformer2DModel':
             self.kwargs = dict(timestep=timesteps, class_labels=labels)

@@ -1,7 +1,6 @@
 """DiffusionTransformerBackbone: noised features of a diffusers diffusion transformer as an FPN-ready pyramid."""
 from typing import Dict, Optional, Sequence, Tuple, Union
 
-import torch
 from torch import Tensor
 
 from mmdiff.registry import MODELS, register_module
@@ -55,17 +54,22 @@ class DiffusionTransformerBackbone(DiffusionBackbone):
                  out_strides: Optional[Sequence[int]] = (4, 8, 16, 32),
                  resample_missing_strides: bool = True,
                  **kwargs) -> None:
+        if kwargs.get('attention_maps') is not None:
+            raise ValueError(f'attention_maps={kwargs["attention_maps"]!r} appends VPD\'s cross-attention maps of a '
+                             f'U-Net\'s transformers; a diffusion transformer\'s blocks give none')
+        source = self.family.resolve_model(arch, kwargs.get('model_dir'), for_build=True)  # configuration files only
+        guided = self.family.model_inputs(source).guided
+        if guided and guidance is None:
+            raise ValueError(f'the {source.class_name} is guidance-distilled (guidance_embeds=True, as FLUX.1-dev): '
+                             f'give guidance=, the scale its pipeline runs it with (3.5 by default)')
+        if not guided and guidance is not None:
+            raise ValueError(f'guidance={guidance} was given, but the {source.class_name} has no guidance embedding '
+                             f'(guidance_embeds is off, as for FLUX.1-schnell); leave guidance=None')
         super().__init__(arch=arch, out_strides=out_strides, resample_missing_strides=resample_missing_strides,
                          **kwargs)
-        if self.spec.inputs.guided and guidance is None:
-            raise ValueError(f'the {self.spec.model.class_name} is guidance-distilled (guidance_embeds=True, as '
-                             f'FLUX.1-dev): give guidance=, the scale its pipeline runs it with (3.5 by default)')
-        if not self.spec.inputs.guided and guidance is not None:
-            raise ValueError(f'guidance={guidance} was given, but the {self.spec.model.class_name} has no guidance '
-                             f'embedding (guidance_embeds is off, as for FLUX.1-schnell); leave guidance=None')
         self.guidance = None if guidance is None else float(guidance)
 
-    def conditions(self, batch_size: int, size: Tuple[int, int], labels: Optional[Tensor],
-                   device: torch.device) -> Dict[str, Optional[Union[Tensor, Tuple[int, int], float]]]:
+    def conditions(self, batch_size: int, size: Tuple[int, int],
+                   labels: Optional[Tensor]) -> Dict[str, Optional[Union[Tensor, Tuple[int, int], float]]]:
         """The core's conditions and FLUX's guidance scale."""
-        return dict(super().conditions(batch_size, size, labels, device), guidance=self.guidance)
+        return dict(super().conditions(batch_size, size, labels), guidance=self.guidance)

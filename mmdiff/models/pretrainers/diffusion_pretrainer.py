@@ -14,6 +14,7 @@ from ..backbones.core.sources import resolve_scheduler
 from ..backbones.unet.builder import build_unet
 
 PREDICTION_TYPES = ('epsilon', 'v_prediction')
+PRETRAINING_SCHEDULERS = ('DDPMScheduler', 'DDIMScheduler')  # the DDPM objective's betas
 
 
 @register_module(MODELS)
@@ -63,7 +64,9 @@ class DiffusionPretrainer(BaseModel):
                              f'learn_sigma=True); DiffusionPretrainer trains noise or velocity prediction only, so '
                              f'use an arch with out_channels == in_channels (adm_unet_config(..., '
                              f'learn_sigma=False))')
-        self.noise_scheduler = resolve_scheduler(noise_scheduler, model_dir).build()
+        schedule = resolve_scheduler(noise_scheduler, model_dir)
+        check_choice('the pre-training noise_scheduler type', schedule.type, PRETRAINING_SCHEDULERS)
+        self.noise_scheduler = schedule.build()
         check_choice('noise_scheduler prediction_type', self.prediction_type, PREDICTION_TYPES)
 
     @property

@@ -82,3 +82,10 @@ def test_a_flow_matching_schedule_drives_the_backbone():
 def test_the_core_needs_a_family():
     with pytest.raises(TypeError, match='DiffusionBackbone names no model family; build a registered subclass'):
         DiffusionBackbone(arch='adm-tiny')
+
+
+def test_the_pretrainer_refuses_a_schedule_its_objective_cannot_use():
+    from mmdiff.models import DiffusionPretrainer
+    with pytest.raises(ValueError, match=r"the pre-training noise_scheduler type='FlowMatchEulerDiscreteScheduler' "
+                                         r"is not supported; choose one of \['DDPMScheduler', 'DDIMScheduler'\]"):
+        DiffusionPretrainer(arch='adm-digits', noise_scheduler=dict(type='FlowMatchEulerDiscreteScheduler'))

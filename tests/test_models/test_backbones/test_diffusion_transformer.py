@@ -182,3 +182,30 @@ def test_the_frozen_backbone_traces_and_exports(family, tmp_path):
     for outputs in results:
         for output, reference in zip(outputs, expected):
             torch.testing.assert_close(output, reference, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('family, deepest', [('sd3', 'transformer_blocks.1'), ('flux', 'transformer_blocks.1'),
+                                             ('pixart', 'transformer_blocks.2')])
+def test_fine_tuning_leaves_trainable_only_what_gets_a_gradient(family, deepest, tmp_path):
+    """frozen=False: every parameter left trainable gets a gradient from the outputs (what DDP needs), and the
+    embeddings and the blocks up to the deepest tap do train."""
+    backbone = tiny_backbone(family, tmp_path, frozen=False, out_strides=None, out_blocks=(deepest, ))
+    backbone(torch.rand(1, 3, 32, 32) * 2 - 1)[0].sum().backward()
+    trainable = {name: p for name, p in backbone.transformer.named_parameters() if p.requires_grad}
+    assert [name for name, p in trainable.items() if p.grad is None] == []
+    assert any(name.startswith(deepest) for name in trainable) and not any(
+        name.startswith(('proj_out', 'norm_out')) for name in trainable)
+
+
+def test_guidance_is_checked_before_the_model_is_built(tmp_path, monkeypatch):
+    def no_build(*args, **kwargs):
+        raise AssertionError('the transformer was built before its guidance was checked')
+
+    monkeypatch.setattr(DiffusionTransformerBackbone.family, 'build_model', no_build)
+    with pytest.raises(ValueError, match=r'guidance-distilled'):
+        DiffusionTransformerBackbone(arch='flux-tiny', vae='flux-tiny', context=dict(type='zero', num_tokens=2))
+
+
+def test_attention_maps_are_a_unet_option(tmp_path):
+    with pytest.raises(ValueError, match=r"attention_maps=\(16,\) appends VPD's cross-attention maps of a U-Net's"):
+        DiffusionTransformerBackbone(arch='sd3-tiny', vae='sd3-tiny', context=dict(type='zero'), attention_maps=(16, ))

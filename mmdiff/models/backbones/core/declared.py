@@ -15,8 +15,9 @@ def backbone_arguments(backbone: dict) -> Tuple[type, dict]:
     backbone_class = MODELS.get(backbone.get('type', 'DiffusionUNetBackbone'))
     if not (isinstance(backbone_class, type) and issubclass(backbone_class, DiffusionBackbone)
             and getattr(backbone_class, 'family', None) is not None):
-        raise ValueError(f'declared_feature_info reads configs of a registered diffusion backbone: today '
-                         f'DiffusionUNetBackbone or a subclass, got type={backbone.get("type")!r}')
+        raise ValueError(f'declared_feature_info reads configs of a registered diffusion backbone: '
+                         f'DiffusionTransformerBackbone, or DiffusionUNetBackbone or a subclass, got '
+                         f'type={backbone.get("type")!r}')
     unknown = sorted(set(backbone) - {'type'} - accepted_arguments(backbone_class))
     if unknown:
         raise TypeError(f'{backbone_class.__name__} takes no arguments {unknown}; it takes '

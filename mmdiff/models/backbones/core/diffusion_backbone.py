@@ -43,12 +43,12 @@ class DiffusionBackbone(BaseModule):
             arguments. With ``model_dir``, None takes the folder's architecture; a preset or dict is then checked
             against it.
         model_dir (str, optional): A local diffusers folder (``config.json`` + weights, or a pipeline folder
-            with the model's folder (``unet/``), ``scheduler/`` and, for latent diffusion, ``vae/``), loaded with
+            with the model's folder (``unet/``, ``transformer/``), ``scheduler/`` and, for latent diffusion, ``vae/``), loaded with
             ``local_files_only=True``; of ``vae/`` only the encoder is kept. Defaults to None (random
             weights; load an mmdiff checkpoint with ``init_cfg``).
         vae (str | dict, optional): The ``AutoencoderKL`` of a latent-diffusion model: a preset of
-            :data:`VAE_PRESETS` (``'sd'``, ``'sd-tiny'``) or its keyword arguments. Images are encoded to the
-            posterior mean x ``scaling_factor`` and the model runs on those latents. None takes ``model_dir``'s
+            :data:`VAE_PRESETS` (``'sd'``, ``'sdxl'``, ``'sd3'``, ``'flux'``, and tiny ones) or its keyword
+            arguments. Images are encoded to the posterior mean x ``scaling_factor`` and the model runs on those latents. None takes ``model_dir``'s
             ``vae/`` when it has one (a given preset or dict is checked against it), else the model runs on
             pixels. Defaults to None.
         vae_latents (str): ``'scaled'``: the posterior mode, shifted and multiplied by the VAE's ``scaling_factor``
@@ -65,7 +65,7 @@ class DiffusionBackbone(BaseModule):
             (``beta_schedule='linear'`` or ``'squaredcos_cap_v2'`` for the cosine schedule; ``'DDIMScheduler'``;
             ``'FlowMatchEulerDiscreteScheduler'``: ``x_t = (1 - t / T) x + (t / T) noise``). None takes
             ``model_dir``'s ``scheduler/`` when it has one (noised with its betas, or its flow matching), else the
-            linear DDPM schedule with T = 1000.
+            family's (flow matching for SD3 and FLUX, the linear DDPM schedule with T = 1000 for the others).
             Defaults to None.
         timesteps (int | Sequence[int]): Noise step(s) in [0, T). Defaults to (150,).
         noise_mode (str): ``'fixed'``: seeded noise that depends only on the pixel position, identical for an
@@ -96,7 +96,8 @@ class DiffusionBackbone(BaseModule):
         timestep_fusion (str): ``'concat'`` (channels add up, in timestep order), ``'mean'`` or ``'stack'``
             (outputs are ``(N, T, C, h, w)``, for fusion heads). Defaults to ``'concat'``.
         class_label (int, optional): The label a class-conditional model is run with, when ``forward`` is given
-            no per-image ``class_labels``. None (for such a model) requires them at every call. Defaults to None.
+            no per-image ``class_labels``. None requires them at every call, or runs a model's null class where
+            it has one (DiT). Defaults to None.
         frozen (bool): Run the model in eval mode under ``no_grad`` with no parameter requiring grad, also
             after ``train()``. Defaults to True.
         with_cp (bool): Gradient checkpointing of the model's blocks (fine-tuning only). Defaults to False.
@@ -263,7 +264,7 @@ class DiffusionBackbone(BaseModule):
             self.model.eval()
             self.model.requires_grad_(False)
             return
-        used = {id(p) for module in self.model_pass.modules_used(self.pass_outputs) for p in module.parameters()}
+        used = {id(p) for p in self.model_pass.parameters_used(self.pass_outputs)}
         for parameter in self.model.parameters():
             if id(parameter) not in used:
                 parameter.requires_grad_(False)
@@ -302,8 +303,8 @@ class DiffusionBackbone(BaseModule):
         return noised_stack(images, timesteps, self.num_noise_draws, per_image is not None, self.noise_mode,
                             self.fixed_noise, self.noise_scheduler)
 
-    def conditions(self, batch_size: int, size: Tuple[int, int], labels: Optional[Tensor],
-                   device: torch.device) -> Dict[str, Optional[Union[Tensor, Tuple[int, int], float]]]:
+    def conditions(self, batch_size: int, size: Tuple[int, int],
+                   labels: Optional[Tensor]) -> Dict[str, Optional[Union[Tensor, Tuple[int, int], float]]]:
         """What the model is conditioned on for a ``(K*T*N)`` batch of images of ``size`` (H, W): the context
         ``(B, L, D)``, the class ``labels`` ``(B,)``, the pooled text embedding ``(B, P)`` and the images' size
         (the family's pass makes the size conditioning it needs from it, such as SDXL's time ids)."""
@@ -359,7 +360,9 @@ class DiffusionBackbone(BaseModule):
         images = F.pad(inputs, (0, pad_w, 0, pad_h)) if pad_h or pad_w else inputs
         # 2. a latent-diffusion model denoises the VAE's latents of the images
         if self.vae_encoder is not None:
-            with torch.no_grad():
+            full_precision = (contextlib.nullcontext() if images.device.type == 'meta' else
+                              torch.autocast(images.device.type, enabled=False))
+            with torch.no_grad(), full_precision:
                 images = self.vae_encoder(images.float())
         # 3. noise every image to every timestep (and every draw) in one batch
         sample, timesteps = self.noised(images, timesteps)
@@ -367,7 +370,7 @@ class DiffusionBackbone(BaseModule):
             sample = sample.contiguous(memory_format=torch.channels_last)
         if labels is not None:  # every draw and timestep of an image has its label
             labels = labels.repeat(sample.shape[0] // labels.shape[0])
-        conditions = self.conditions(sample.shape[0], size, labels, sample.device)
+        conditions = self.conditions(sample.shape[0], size, labels)
         # 4. run the model to the last output and no further (in float32 without an autocast region, which a
         # meta tensor's device, used to check shapes without values, does not have)
         autocast = (contextlib.nullcontext() if self.autocast_dtype == torch.float32 else

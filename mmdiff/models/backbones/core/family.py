@@ -1,4 +1,4 @@
-"""The seam between the shared backbone core and a family of denoising models (U-Nets now, transformers next).
+"""The seam between the shared backbone core and a family of denoising models (U-Nets, diffusion transformers).
 
 The core (:class:`~mmdiff.models.backbones.core.diffusion_backbone.DiffusionBackbone`) owns everything that is the
 same for every family: noising with the model's scheduler, timesteps, noise draws, the VAE latent path, the
@@ -70,8 +70,8 @@ class ModelPass(Protocol):
         """The wanted taps ``name -> (B, C, h, w)`` of the model on ``sample`` ``(B, C, h, w)`` at ``timesteps``
         ``(B,)``; nothing behind the last wanted one runs."""
 
-    def modules_used(self, wanted: Collection[str]) -> List[nn.Module]:
-        """The modules a pass for ``wanted`` calls: only their parameters can get a gradient."""
+    def parameters_used(self, wanted: Collection[str]) -> List[nn.Parameter]:
+        """The parameters a pass for ``wanted`` can give a gradient (the others are frozen when fine-tuning)."""
 
 
 class DiffusionFamily(ABC):
@@ -80,11 +80,9 @@ class DiffusionFamily(ABC):
     Attributes:
         name (str): What the family's models are called in messages, e.g. ``'U-Net'``.
         module_name (str): The backbone attribute, and so the state-dict prefix, holding the model (``'unet'``).
-        presets (dict): Preset name -> keyword arguments of the model (``arch``).
     """
     name: str
     module_name: str
-    presets: Dict[str, dict]
 
     @abstractmethod
     def resolve_model(self, arch: Union[str, dict, None], model_dir: Optional[str], for_build: bool) -> ModelSource:

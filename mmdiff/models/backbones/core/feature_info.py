@@ -44,7 +44,7 @@ def declare_feature_info(taps: Sequence[Tap],
     """
     check_choice('timestep_fusion', timestep_fusion, FUSIONS)
     levels = select_levels(taps, out_strides, out_blocks, resample_missing_strides, model)
-    level_maps = attention_map_taps(taps, levels, attention_maps)
+    level_maps = attention_map_taps(taps, levels, attention_maps, model)
     if projection_channels is not None:
         if not isinstance(projection_channels, (list, tuple)) or not all(
                 is_integer(width) and width >= 1 for width in projection_channels):

@@ -110,7 +110,7 @@ class LatentContext(nn.Module):
                 raise ValueError(f'the context {path!r} holds {tokens.shape[0]} tokens, but num_tokens={num_tokens}')
         if tokens.shape[1] != dim:
             raise ValueError(f'the context {path!r} has shape {tuple(tokens.shape)}, but the {described} cross-attends '
-                             f'to {dim}-dimensional tokens (cross_attention_dim={dim})')
+                             f'to {dim}-dimensional tokens')
         self.type = type
         if type == 'learnable':
             self.tokens = nn.Parameter(tokens)

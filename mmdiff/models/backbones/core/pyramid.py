@@ -110,8 +110,8 @@ def fused_channels(channels: int, num_timesteps: int, fusion: str) -> int:
     return channels * num_timesteps if fusion == 'concat' else channels
 
 
-def attention_map_taps(taps: Sequence[Tap], levels: Sequence[Level],
-                       strides: Optional[Sequence[int]]) -> List[Tuple[str, ...]]:
+def attention_map_taps(taps: Sequence[Tap], levels: Sequence[Level], strides: Optional[Sequence[int]],
+                       model: str = 'U-Net') -> List[Tuple[str, ...]]:
     """Per level, the cross-attention maps VPD appends to it: at each output stride in ``strides``, the maps of
     every encoder and decoder cross-attention at the level's source stride (VPD's ``'up_cross+down_cross'``; the
     middle block's are not used).
@@ -120,6 +120,7 @@ def attention_map_taps(taps: Sequence[Tap], levels: Sequence[Level],
         taps (Sequence[Tap]): The U-Net's taps, with its ``'attention_map'`` taps.
         levels (Sequence[Level]): The pyramid, from :func:`select_levels`.
         strides (Sequence[int], optional): Output strides that get the maps. None for none.
+        model (str): What the taps belong to, for the messages. Defaults to ``'U-Net'``.
 
     Returns:
         list[tuple[str, ...]]: Map tap names per level (empty where none are appended).
@@ -128,7 +129,7 @@ def attention_map_taps(taps: Sequence[Tap], levels: Sequence[Level],
         return [() for _ in levels]
     maps = [tap for tap in taps if tap.kind == 'attention_map' and tap.stage in ('encoder', 'decoder')]
     if not maps:
-        raise ValueError(f'attention_maps={strides!r} appends cross-attention maps, but this U-Net has none (they '
+        raise ValueError(f'attention_maps={strides!r} appends cross-attention maps, but this {model} has none (they '
                          f'need a text-conditioned U-Net with a context)')
     output_strides = [stride for _, stride in levels]
     if isinstance(strides, (str, int)) or not strides or len(set(strides)) != len(strides) or any(

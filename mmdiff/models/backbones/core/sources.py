@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Tuple, Union
 
 from diffusers import DDIMScheduler, DDPMScheduler, FlowMatchEulerDiscreteScheduler, SchedulerMixin, UNet2DModel
+from torch import nn
 
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.model_check import constructor_defaults
@@ -54,9 +55,10 @@ def read_diffusers_config(folder: str, kind: type = UNet2DModel) -> Tuple[str, d
     return config.get('_class_name'), {key: value for key, value in config.items() if not key.startswith('_')}
 
 
-def pipeline_subfolder(model_dir: Optional[str], name: str) -> Optional[str]:
-    """``model_dir``'s subfolder ``name`` (``'vae'``, ``'scheduler'``) when it is a pipeline folder with one."""
-    if model_dir is None or not os.path.isdir(os.path.join(model_dir, name)):
+def pipeline_subfolder(model_dir: Optional[str], name: str, config_file: str) -> Optional[str]:
+    """``model_dir``'s subfolder ``name`` (``'vae'``, ``'scheduler'``) when it is a pipeline folder with one that
+    holds ``config_file``."""
+    if model_dir is None or not os.path.isfile(os.path.join(model_dir, name, config_file)):
         return None
     return os.path.join(model_dir, name)
 
@@ -99,7 +101,7 @@ class VAESource:
 def resolve_vae(vae: Union[str, dict, None], latents: str, model_dir: Optional[str]) -> Optional[VAESource]:
     """``model_dir``'s ``vae/`` (checked against ``vae``), else the preset or dict ``vae``, else None."""
     given, config = vae, resolve_preset('vae', vae, VAE_PRESETS, 'AutoencoderKL')
-    folder = pipeline_subfolder(model_dir, 'vae')
+    folder = pipeline_subfolder(model_dir, 'vae', 'config.json')
     if folder is not None:
         folder_config = full_vae_config(read_diffusers_config(folder)[1])
         if config is not None:
@@ -140,7 +142,7 @@ def resolve_scheduler(noise_scheduler: Optional[dict], model_dir: Optional[str],
     """``noise_scheduler`` as ``dict(type=..., **kwargs)``, else ``model_dir``'s ``scheduler/`` (a DDPM with its
     betas, or its flow matching), else ``default`` (the family's; :data:`DEFAULT_SCHEDULER`, linear DDPM with
     T = 1000, when None)."""
-    folder = pipeline_subfolder(model_dir, 'scheduler') if noise_scheduler is None else None
+    folder = pipeline_subfolder(model_dir, 'scheduler', 'scheduler_config.json') if noise_scheduler is None else None
     if folder is not None:
         class_name, config = read_diffusers_config(folder, DDPMScheduler)
         scheduler_type = class_name if class_name in FLOW_MATCHING_SCHEDULERS else 'DDPMScheduler'
@@ -169,13 +171,15 @@ def model_folder(model_dir: str, subfolder: str) -> str:
 
 def resolve_model_source(arch: Union[str, dict, None], model_dir: Optional[str], for_build: bool,
                          presets: Mapping[str, dict], classes: Mapping[str, type], subfolder: str, described: str,
-                         folder_class: Callable[[str, dict], str] = lambda name, config: name) -> ModelSource:
+                         folder_class: Callable[[str, dict], str] = lambda name, config: name,
+                         default_class: bool = True) -> ModelSource:
     """The model ``arch`` (a preset name, a dict with ``type``, or None) and ``model_dir`` name, from configuration
     files alone, checked against each other.
 
     Args:
         arch (str | dict | None): A name in ``presets``, a dict of the model's keyword arguments (``type``: a key of
-            ``classes``, else the first), or None to take ``model_dir``'s model as it is.
+            ``classes``; without it, the first key when ``classes`` has a default, see ``default_class``), or None
+            to take ``model_dir``'s model as it is.
         model_dir (str, optional): A local diffusers model folder or pipeline folder (the model in ``subfolder``).
         for_build (bool): ``model_dir`` must exist; otherwise a missing one is described by ``arch``.
         presets (Mapping[str, dict]): The family's presets.
@@ -184,6 +188,8 @@ def resolve_model_source(arch: Union[str, dict, None], model_dir: Optional[str],
         described (str): What the model is called in messages (``'U-Net'``).
         folder_class (Callable): The class a folder's ``_class_name`` and config name (diffusers' own remapping of
             legacy names). Defaults to the name itself.
+        default_class (bool): A dict without ``type`` is the first of ``classes``; otherwise ``type`` is required.
+            Defaults to True.
 
     Returns:
         ModelSource: The class name, its full config (defaults included) and the folder its weights load from.
@@ -191,7 +197,7 @@ def resolve_model_source(arch: Union[str, dict, None], model_dir: Optional[str],
     given, config = arch, resolve_preset('arch', arch, presets, described)
     if config is not None:
         config = dict(config)
-        model_type = config.pop('type', next(iter(classes)))
+        model_type = config.pop('type', next(iter(classes)) if default_class else None)
         check_choice('arch type', model_type, classes)
     folder = None
     if model_dir is not None and (for_build or os.path.isdir(model_dir) or config is None):
@@ -210,3 +216,16 @@ def resolve_model_source(arch: Union[str, dict, None], model_dir: Optional[str],
     elif config is None:
         raise ValueError(f'arch=None needs model_dir, a local diffusers folder to take the {described} from')
     return ModelSource(model_type, dict(constructor_defaults(classes[model_type]), **config), folder)
+
+
+def build_model_source(source: ModelSource, classes: Mapping[str, type]) -> nn.Module:
+    """The model ``source`` describes: loaded from its folder with ``local_files_only=True``, else random weights.
+
+    Args:
+        source (ModelSource): The resolved model.
+        classes (Mapping[str, type]): The family's diffusers classes by name.
+    """
+    model_class = classes[source.class_name]
+    if source.folder is not None:
+        return model_class.from_pretrained(source.folder, local_files_only=True, low_cpu_mem_usage=False)
+    return model_class(**source.config)

@@ -10,7 +10,6 @@ import os
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
-from mmdiff.diffusers_compat import check_diffusers_version
 from mmdiff.utils.choices import check_choice
 from .backbone_inputs import check_class_label, check_timesteps
 from .family import DiffusionFamily, ModelInputs, ModelSource
@@ -32,7 +31,6 @@ class BackboneSpec:
         vae (VAESource, optional): The VAE of a latent model; None for a pixel model.
         context (dict, optional): :class:`~mmdiff.models.backbones.core.latent_context.LatentContext` arguments
             (``dim`` and ``pooled_dim`` filled in); None for a model without cross-attention.
-        context_tokens (int, optional): Tokens of the context where known without building it.
         scheduler (SchedulerSource): The noise schedule.
         timesteps (tuple[int, ...]): The noise steps.
         class_label (int, optional): The label a class-conditional model runs with when a call gives none.
@@ -44,7 +42,6 @@ class BackboneSpec:
     inputs: ModelInputs
     vae: Optional[VAESource]
     context: Optional[dict]
-    context_tokens: Optional[int]
     scheduler: SchedulerSource
     timesteps: Tuple[int, ...]
     class_label: Optional[int]
@@ -142,8 +139,7 @@ def resolve_spec(family: DiffusionFamily,
     Returns:
         BackboneSpec: The resolved description.
     """
-    check_diffusers_version()
-    model = family.resolve_model(arch, model_dir, for_build)
+    model = family.resolve_model(arch, model_dir, for_build)  # checks the diffusers version first
     inputs = family.model_inputs(model)
     class_label = check_class_label(inputs.num_classes, class_label, family.name)
     class_label = inputs.null_class if class_label is None else class_label
@@ -157,5 +153,5 @@ def resolve_spec(family: DiffusionFamily,
     feature_info = declare_feature_info(taps, steps, timestep_fusion, out_strides, out_blocks,
                                         resample_missing_strides, attention_maps, tokens, projection_channels,
                                         family.name)
-    return BackboneSpec(family, model, inputs, vae_source, context_arguments, tokens, scheduler, steps, class_label,
-                        taps, feature_info)
+    return BackboneSpec(family, model, inputs, vae_source, context_arguments, scheduler, steps, class_label, taps,
+                        feature_info)

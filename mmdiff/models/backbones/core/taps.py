@@ -84,7 +84,7 @@ def resolve_taps(taps: Sequence[Tap], blocks: Sequence[Union[str, int]], model: 
     resolved = []
     for block in blocks:
         if isinstance(block, bool) or not isinstance(block, (str, int)):
-            raise TypeError(f'out_blocks entries are submodule names (str) or diffssl block numbers (int), '
+            raise TypeError(f'out_blocks entries are submodule names (str) or block numbers (int), '
                             f'got {block!r} of type {type(block).__name__}')
         if isinstance(block, int):
             if block not in by_index:

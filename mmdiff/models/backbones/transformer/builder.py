@@ -10,7 +10,7 @@ from torch import nn
 
 from mmdiff.diffusers_compat import check_diffusers_version
 from ..core.family import ModelSource
-from ..core.sources import resolve_model_source
+from ..core.sources import build_model_source, resolve_model_source
 from .presets import TRANSFORMER_PRESETS
 
 TRANSFORMER_TYPES = {'DiTTransformer2DModel': DiTTransformer2DModel, 'PixArtTransformer2DModel': PixArtTransformer2DModel,
@@ -37,12 +37,9 @@ def resolve_transformer(arch: Union[str, dict, None], model_dir: Optional[str], 
     """
     check_diffusers_version()
     return resolve_model_source(arch, model_dir, for_build, TRANSFORMER_PRESETS, TRANSFORMER_TYPES, 'transformer',
-                                'transformer', folder_class)
+                                'transformer', folder_class, default_class=False)
 
 
 def build_transformer_model(source: ModelSource) -> nn.Module:
     """The transformer ``source`` describes: loaded from its folder with ``local_files_only=True``, else random."""
-    model_class = TRANSFORMER_TYPES[source.class_name]
-    if source.folder is not None:
-        return model_class.from_pretrained(source.folder, local_files_only=True, low_cpu_mem_usage=False)
-    return model_class(**source.config)
+    return build_model_source(source, TRANSFORMER_TYPES)

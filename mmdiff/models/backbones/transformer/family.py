@@ -6,7 +6,6 @@ from torch import nn
 from ..core.family import DiffusionFamily, ModelInputs, ModelSource
 from ..core.taps import Tap
 from .builder import FLOW_MATCHING_TYPES, build_transformer_model, resolve_transformer
-from .presets import TRANSFORMER_PRESETS
 from .taps import list_transformer_taps
 from .transformer_pass import TransformerPass
 
@@ -18,7 +17,6 @@ class TransformerFamily(DiffusionFamily):
     every block a tap at the token stride, and :class:`TransformerPass` to the deepest one."""
     name = 'transformer'
     module_name = 'transformer'
-    presets = TRANSFORMER_PRESETS
 
     def resolve_model(self, arch: Union[str, dict, None], model_dir: Optional[str], for_build: bool) -> ModelSource:
         return resolve_transformer(arch, model_dir, for_build)

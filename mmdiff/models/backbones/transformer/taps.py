@@ -8,14 +8,10 @@ joint-attention families are dropped; the image tokens are laid out as a map at 
 """
 from typing import List, Mapping, Optional
 
+from mmdiff.diffusers_compat import token_stride
 from ..core.taps import Tap
 
 TRANSFORMER_STAGE = 'transformer'
-
-
-def token_stride(class_name: str, config: Mapping) -> int:
-    """Model input pixels per token: the patch size, or FLUX's 2x2 packing."""
-    return 2 if class_name == 'FluxTransformer2DModel' else config['patch_size']
 
 
 def block_names(class_name: str, config: Mapping) -> List[str]:
@@ -40,6 +36,6 @@ def list_transformer_taps(class_name: str, config: Mapping, input_stride: int = 
         list[Tap]: One per block, with its width, stride and block number.
     """
     width = config['num_attention_heads'] * config['attention_head_dim']
-    stride = input_stride * token_stride(class_name, config)
+    stride = input_stride * token_stride(class_name, config['patch_size'])
     return [Tap(name, width, stride, TRANSFORMER_STAGE, 'layer', index + 1, block_index=index)
             for index, name in enumerate(block_names(class_name, config))]

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from mmdiff.diffusers_compat import TokenState, tokens_to_map, transformer_blocks
+from mmdiff.diffusers_compat import (TokenState, text_output_modules, tokens_to_map, transformer_blocks,
+                                     transformer_embedding_modules)
 
 
 class TransformerPass:
@@ -38,14 +39,14 @@ class TransformerPass:
                            f'{", ".join(self._position)}')
         return max(self._position[name] for name in wanted)
 
-    def modules_used(self, wanted: Collection[str]) -> List[nn.Module]:
-        """The blocks a pass for ``wanted`` calls, and every module that is not a block (the embeddings)."""
+    def parameters_used(self, wanted: Collection[str]) -> List[nn.Parameter]:
+        """The parameters a pass for ``wanted`` can give a gradient: the embeddings', the blocks' up to the deepest
+        wanted one, but not what only makes that block's text tokens (no later block reads them), nor the output
+        head's."""
         last = self._last(wanted)
-        called = [block for _, block in self.blocks[:last + 1]]
-        skipped = {id(block) for _, block in self.blocks[last + 1:]}
-        others = [module for name, module in self.model.named_children()
-                  if name not in ('transformer_blocks', 'single_transformer_blocks')]
-        return called + [module for module in others if id(module) not in skipped]
+        text_only = {id(p) for module in text_output_modules(self.blocks[last][1]) for p in module.parameters()}
+        modules = transformer_embedding_modules(self.model) + [block for _, block in self.blocks[:last + 1]]
+        return [p for module in modules for p in module.parameters() if id(p) not in text_only]
 
     def __call__(self,
                  sample: Tensor,

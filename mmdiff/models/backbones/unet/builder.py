@@ -12,7 +12,7 @@ from torch import nn
 
 from mmdiff.diffusers_compat import check_diffusers_version
 from ..core.family import ModelSource
-from ..core.sources import resolve_model_source
+from ..core.sources import build_model_source, resolve_model_source
 from .presets import UNET_PRESETS
 
 UNET_TYPES = {'UNet2DModel': UNet2DModel, 'UNet2DConditionModel': UNet2DConditionModel}
@@ -57,10 +57,7 @@ def resolve_unet(arch: Union[str, dict, None], model_dir: Optional[str], for_bui
 
 def build_unet_model(source: ModelSource) -> nn.Module:
     """The U-Net ``source`` describes: loaded from its folder with ``local_files_only=True``, else random."""
-    unet_class = UNET_TYPES[source.class_name]
-    if source.folder is not None:
-        return unet_class.from_pretrained(source.folder, local_files_only=True, low_cpu_mem_usage=False)
-    return unet_class(**source.config)
+    return build_model_source(source, UNET_TYPES)
 
 
 def build_unet(arch: Union[str, dict, None], model_dir: Optional[str] = None) -> nn.Module:

@@ -7,7 +7,6 @@ from mmdiff.diffusers_compat import NUM_TIME_IDS
 from ..core.family import DiffusionFamily, ModelInputs, ModelSource
 from ..core.taps import Tap
 from .builder import build_unet_model, resolve_unet
-from .presets import UNET_PRESETS
 from .taps import list_config_taps
 from .unet_pass import UNetPass
 
@@ -17,7 +16,6 @@ class UNetFamily(DiffusionFamily):
     VPD's cross-attention maps, SDXL's added conditioning, and :class:`UNetPass` to the last tap."""
     name = 'U-Net'
     module_name = 'unet'
-    presets = UNET_PRESETS
 
     def resolve_model(self, arch: Union[str, dict, None], model_dir: Optional[str], for_build: bool) -> ModelSource:
         return resolve_unet(arch, model_dir, for_build)

@@ -6,6 +6,8 @@ restates block widths by hand.
 """
 from typing import Optional, Sequence, Union
 
+from mmdiff.diffusers_compat import NUM_TIME_IDS
+
 ADM_BLOCK_TYPES = {
     # (has attention, resblock up/down) -> (down block type, up block type)
     (True, True): ('AttnDownBlock2D', 'AttnUpBlock2D'),
@@ -240,7 +242,7 @@ def sdxl_unet_config(block_out_channels: Sequence[int], layers_per_block: int,
         use_linear_projection=True,
         addition_embed_type='text_time',
         addition_time_embed_dim=addition_time_embed_dim,
-        projection_class_embeddings_input_dim=pooled_dim + 6 * addition_time_embed_dim,
+        projection_class_embeddings_input_dim=pooled_dim + NUM_TIME_IDS * addition_time_embed_dim,
         upcast_attention=None,
     )
 

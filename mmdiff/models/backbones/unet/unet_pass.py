@@ -25,7 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mmdiff.diffusers_compat import (ResnetBlock2D, check_map_support, cross_attention_map_names, embedding_modules,
                                 is_plain_attention, resnet_from_residual, resnet_residual, resnet_residual_modules,
-                                sdxl_conditions, time_embedding, transformer_with_maps)
+                                time_embedding, transformer_with_maps)
 
 # what a step does: see UNetPass._apply
 STEP_KINDS = ('conv_in', 'resnet', 'residual', 'attention', 'resample', 'output')
@@ -139,8 +139,8 @@ class UNetPass:
                 check_map_support(step.module, step.name)
         return tuple(step for step in self.steps[:last + 1] if step.kind != 'residual' or step.name in wanted)
 
-    def modules_used(self, wanted: Collection[str]) -> List[nn.Module]:
-        """The U-Net modules a pass for ``wanted`` calls: only their parameters can get a gradient."""
+    def parameters_used(self, wanted: Collection[str]) -> List[nn.Parameter]:
+        """The parameters of the U-Net modules a pass for ``wanted`` calls: only they can get a gradient."""
         modules = embedding_modules(self.unet)
         steps = self.plan(wanted)
         completed = {step.name for step in steps if step.kind == 'resnet'}
@@ -149,7 +149,7 @@ class UNetPass:
                 modules += resnet_residual_modules(step.module)  # only its residual branch runs: not its shortcut
             elif step.module is not None:
                 modules.append(step.module)
-        return modules
+        return [p for module in modules for p in module.parameters()]
 
     def __call__(self,
                  sample: Tensor,
@@ -188,7 +188,7 @@ class UNetPass:
         if late:
             raise KeyError(f'additions to {late} come after the last wanted output of this pass')
         call = _checkpointed if checkpointing and torch.is_grad_enabled() else _direct
-        emb = time_embedding(self.unet, timesteps, labels, sample.dtype, sdxl_conditions(pooled, image_size))
+        emb = time_embedding(self.unet, timesteps, labels, sample.dtype, pooled, image_size)
         hidden, skips, residual = sample, [], None
         outputs: Dict[str, Tensor] = {}
         for step in steps:
