@@ -48,9 +48,9 @@ class DiffusionBackbone(BaseModule):
             weights; load an mmdiff checkpoint with ``init_cfg``).
         vae (str | dict, optional): The ``AutoencoderKL`` of a latent-diffusion model: a preset of
             :data:`VAE_PRESETS` (``'sd'``, ``'sdxl'``, ``'sd3'``, ``'flux'``, and tiny ones) or its keyword
-            arguments. Images are encoded to the posterior mean x ``scaling_factor`` and the model runs on those latents. None takes ``model_dir``'s
-            ``vae/`` when it has one (a given preset or dict is checked against it), else the model runs on
-            pixels. Defaults to None.
+            arguments. Images are encoded to the posterior mean x ``scaling_factor`` and the model runs on those
+            latents. None takes ``model_dir``'s ``vae/`` when it has one (a given preset or dict is checked against
+            it), else the model runs on pixels. Defaults to None.
         vae_latents (str): ``'scaled'``: the posterior mode, shifted and multiplied by the VAE's ``scaling_factor``
             (what the model was trained on); ``'unscaled'``: the raw mode, as VPD feeds it. Defaults to
             ``'scaled'``.
