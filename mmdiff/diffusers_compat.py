@@ -64,11 +64,12 @@ ATTENTION_PROCESSORS = {'sdpa': AttnProcessor2_0, 'math': AttnProcessor}
 NUM_TIME_IDS = 6
 
 __all__ = [
-    'TESTED_DIFFUSERS', 'INTERNAL_ATTRIBUTES', 'DOWN_BLOCKS', 'UP_BLOCKS', 'MID_BLOCK_RESNETS', 'ATTENTION_PROCESSORS',
-    'NUM_TIME_IDS', 'Attention', 'ResnetBlock2D', 'VAEEncoderLayers', 'randn_tensor', 'check_diffusers_version',
-    'set_attention_processor', 'is_plain_attention', 'sdxl_conditions', 'cross_attention_map_name', 'resnet_residual', 'resnet_from_residual',
-    'resnet_residual_modules', 'time_embedding', 'embedding_modules', 'cross_attention_map_names', 'check_map_support',
-    'transformer_with_maps', 'tokens_to_map', 'flux_packed', 'flux_image_ids', 'transformer_blocks', 'TokenState',
+    'TESTED_DIFFUSERS', 'INTERNAL_ATTRIBUTES', 'DOWN_BLOCKS', 'UP_BLOCKS', 'MID_BLOCK_RESNETS',
+    'ATTENTION_PROCESSORS', 'NUM_TIME_IDS', 'Attention', 'ResnetBlock2D', 'VAEEncoderLayers', 'randn_tensor',
+    'check_diffusers_version', 'set_attention_processor', 'is_plain_attention', 'sdxl_conditions',
+    'cross_attention_map_name', 'resnet_residual', 'resnet_from_residual', 'resnet_residual_modules',
+    'time_embedding', 'embedding_modules', 'cross_attention_map_names', 'check_map_support', 'transformer_with_maps',
+    'tokens_to_map', 'flux_packed', 'flux_image_ids', 'transformer_blocks', 'TokenState',
     'transformer_embedding_modules', 'text_output_modules', 'token_stride'
 ]
 
@@ -277,7 +278,8 @@ def flux_packed(latents: Tensor) -> Tensor:
 
 
 def flux_image_ids(grid: Tuple[int, int], device: torch.device, dtype: torch.dtype) -> Tensor:
-    """FLUX's image position ids ``(h * w, 3)``: ``[0, row, column]``, as its pipeline's ``_prepare_latent_image_ids``."""
+    """FLUX's image position ids ``(h * w, 3)``: ``[0, row, column]``, as its pipeline's
+    ``_prepare_latent_image_ids`` makes them."""
     ids = torch.zeros(*grid, 3, device=device, dtype=dtype)
     ids[..., 1] = ids[..., 1] + torch.arange(grid[0], device=device, dtype=dtype)[:, None]
     ids[..., 2] = ids[..., 2] + torch.arange(grid[1], device=device, dtype=dtype)[None, :]
