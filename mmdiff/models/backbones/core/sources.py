@@ -12,6 +12,7 @@ from typing import Callable, Mapping, Optional, Tuple, Union
 from diffusers import DDIMScheduler, DDPMScheduler, FlowMatchEulerDiscreteScheduler, SchedulerMixin, UNet2DModel
 from torch import nn
 
+from mmdiff.diffusers_compat import check_diffusers_version
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.model_check import constructor_defaults
 from .family import ModelSource
@@ -194,6 +195,7 @@ def resolve_model_source(arch: Union[str, dict, None], model_dir: Optional[str],
     Returns:
         ModelSource: The class name, its full config (defaults included) and the folder its weights load from.
     """
+    check_diffusers_version()  # every family's models go through here before anything is read or built
     given, config = arch, resolve_preset('arch', arch, presets, described)
     if config is not None:
         config = dict(config)

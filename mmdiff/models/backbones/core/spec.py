@@ -139,7 +139,7 @@ def resolve_spec(family: DiffusionFamily,
     Returns:
         BackboneSpec: The resolved description.
     """
-    model = family.resolve_model(arch, model_dir, for_build)  # checks the diffusers version first
+    model = family.resolve_model(arch, model_dir, for_build)  # checks the diffusers version first (sources.py)
     inputs = family.model_inputs(model)
     class_label = check_class_label(inputs.num_classes, class_label, family.name)
     class_label = inputs.null_class if class_label is None else class_label

@@ -8,7 +8,6 @@ from typing import Mapping, Optional, Union
 from diffusers import DiTTransformer2DModel, FluxTransformer2DModel, PixArtTransformer2DModel, SD3Transformer2DModel
 from torch import nn
 
-from mmdiff.diffusers_compat import check_diffusers_version
 from ..core.family import ModelSource
 from ..core.sources import build_model_source, resolve_model_source
 from .presets import TRANSFORMER_PRESETS
@@ -35,7 +34,6 @@ def resolve_transformer(arch: Union[str, dict, None], model_dir: Optional[str], 
         model_dir (str, optional): A local diffusers model or pipeline folder. Defaults to None (random weights).
         for_build (bool): ``model_dir`` must exist. Defaults to True.
     """
-    check_diffusers_version()
     return resolve_model_source(arch, model_dir, for_build, TRANSFORMER_PRESETS, TRANSFORMER_TYPES, 'transformer',
                                 'transformer', folder_class, default_class=False)
 

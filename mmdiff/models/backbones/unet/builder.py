@@ -10,7 +10,6 @@ from typing import Mapping, Optional, Union
 from diffusers import UNet2DConditionModel, UNet2DModel
 from torch import nn
 
-from mmdiff.diffusers_compat import check_diffusers_version
 from ..core.family import ModelSource
 from ..core.sources import build_model_source, resolve_model_source
 from .presets import UNET_PRESETS
@@ -49,7 +48,6 @@ def resolve_unet(arch: Union[str, dict, None], model_dir: Optional[str], for_bui
     Returns:
         ModelSource: The U-Net class, its full config and the folder its weights load from.
     """
-    check_diffusers_version()
     source = resolve_model_source(arch, model_dir, for_build, UNET_PRESETS, UNET_TYPES, 'unet', 'U-Net')
     check_supported(source.class_name, source.config)
     return source
