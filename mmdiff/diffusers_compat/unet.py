@@ -1,53 +1,29 @@
-"""Every use mmdiff makes of diffusers internals, in one place, with the diffusers versions it is tested on.
-
-diffusers' public surface (model classes, ``from_pretrained``, ``load_config``, schedulers, ``forward``) is used
-everywhere; this module alone reaches below it: the submodules of a ``ResnetBlock2D`` and an ``Attention`` called
-one by one (to return a resnet's residual branch and a cross-attention's probabilities, which diffusers' forward
-never returns), the U-Net's embedding layers (to run its pass up to a tap), the block classes of its layout, and
-the classes diffusers does not export at the top level. These change between diffusers releases, so
-:func:`check_diffusers_version` refuses a version outside :data:`TESTED_DIFFUSERS`, naming both, and ``pyproject.toml``
-declares the same range. :data:`INTERNAL_ATTRIBUTES` lists the attributes read here; a test checks that no other
-mmdiff module touches them.
-"""
+"""The diffusers internals of the U-Net family: a resnet's residual branch, a cross-attention's probabilities (VPD's
+maps), the time embedding and the block tables of the layouts, called one by one where diffusers' forward returns
+none of them."""
 from typing import Dict, List, Optional, Tuple
 
 import diffusers
 import torch
-from diffusers import FluxTransformer2DModel
-from packaging.specifiers import SpecifierSet
-from packaging.version import Version
 from torch import Tensor, nn
 
-# the diffusers releases mmdiff is tested on; pyproject.toml declares the same range
-TESTED_DIFFUSERS = '>=0.42.1,<0.43'
-
-
-def _version_message(installed: str) -> str:
-    return (f'diffusers {installed} is installed, but mmdiff reaches diffusers internals tested on '
-            f'diffusers{TESTED_DIFFUSERS} only (pyproject.toml); install a release in that range, e.g. pip install '
-            f'"diffusers{TESTED_DIFFUSERS}"')
-
+from .version import version_message
 
 try:  # a release that moved these cannot be driven: say so with both versions, not with a bare ImportError
-    from diffusers.models.attention import JointTransformerBlock
     from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
-    from diffusers.models.autoencoders.vae import Encoder as VAEEncoderLayers
     from diffusers.models.resnet import ResnetBlock2D
-    from diffusers.models.transformers.transformer_flux import FluxTransformerBlock
     from diffusers.utils.torch_utils import randn_tensor
 except ImportError as error:
-    raise ImportError(_version_message(diffusers.__version__)) from error
+    raise ImportError(version_message(diffusers.__version__)) from error
 
-# every diffusers attribute below the public surface that this module reads (a test keeps the others off them)
-INTERNAL_ATTRIBUTES = frozenset({
+# the diffusers attributes below the public surface that this module reads (a test keeps other modules off them)
+UNET_INTERNALS = frozenset({
     'norm1', 'conv1', 'norm2', 'conv2', 'nonlinearity', 'time_emb_proj', 'skip_time_act', 'time_embedding_norm',
     'output_scale_factor', 'conv_shortcut', 'head_to_batch_dim', 'batch_to_head_dim', 'get_attention_scores',
     'to_q', 'to_k', 'to_v', 'to_out', 'residual_connection', 'rescale_output_factor', 'norm_cross', 'group_norm',
     'spatial_norm', 'use_linear_projection', 'is_input_continuous', 'proj_in', 'proj_out', 'transformer_blocks',
     'attn1', 'attn2', 'norm3', 'ff', 'norm_type', 'pos_embed', 'only_cross_attention', 'time_proj',
-    'time_embedding', 'time_embed_act', 'class_embedding', 'add_time_proj', 'add_embedding', 'set_processor',
-    'x_embedder', 'time_text_embed', 'context_embedder', 'adaln_single', 'caption_projection',
-    'use_additional_conditions', 'single_transformer_blocks', 'to_add_out', 'ff_context', 'norm2_context'
+    'time_embedding', 'time_embed_act', 'class_embedding', 'add_time_proj', 'add_embedding', 'set_processor'
 })
 
 # what a U-Net block holds beside its resnets, one per layer: None, 'attention' (a diffusers Attention: self- or
@@ -63,27 +39,6 @@ ATTENTION_PROCESSORS = {'sdpa': AttnProcessor2_0, 'math': AttnProcessor}
 # SDXL's added time ids: original (h, w), crop (top, left), target (h, w)
 NUM_TIME_IDS = 6
 
-__all__ = [
-    'TESTED_DIFFUSERS', 'INTERNAL_ATTRIBUTES', 'DOWN_BLOCKS', 'UP_BLOCKS', 'MID_BLOCK_RESNETS',
-    'ATTENTION_PROCESSORS', 'NUM_TIME_IDS', 'Attention', 'ResnetBlock2D', 'VAEEncoderLayers', 'randn_tensor',
-    'check_diffusers_version', 'set_attention_processor', 'is_plain_attention', 'sdxl_conditions',
-    'cross_attention_map_name', 'resnet_residual', 'resnet_from_residual', 'resnet_residual_modules',
-    'time_embedding', 'embedding_modules', 'cross_attention_map_names', 'check_map_support', 'transformer_with_maps',
-    'tokens_to_map', 'flux_packed', 'flux_image_ids', 'transformer_blocks', 'TokenState',
-    'transformer_embedding_modules', 'text_output_modules', 'token_stride'
-]
-
-
-def check_diffusers_version(installed: Optional[str] = None) -> None:
-    """Refuse a diffusers release outside :data:`TESTED_DIFFUSERS`, naming both.
-
-    Args:
-        installed (str, optional): The version to check. Defaults to None (the installed ``diffusers.__version__``).
-    """
-    installed = diffusers.__version__ if installed is None else installed
-    if Version(installed) not in SpecifierSet(TESTED_DIFFUSERS):
-        raise RuntimeError(_version_message(installed))
-
 
 def set_attention_processor(model: nn.Module, attention: str) -> None:
     """Give every plain attention of ``model`` the processor ``attention`` names: ``'sdpa'`` (PyTorch's fused
@@ -98,7 +53,6 @@ def set_attention_processor(model: nn.Module, attention: str) -> None:
 def is_plain_attention(module: nn.Module) -> bool:
     """A diffusers ``Attention`` (called on the hidden state alone), rather than a ``Transformer2DModel``."""
     return isinstance(module, Attention)
-
 
 # ------------------------------------------------------------------------------------------------------ resnets
 def resnet_residual(resnet: ResnetBlock2D, hidden: Tensor, emb: Tensor) -> Tensor:
@@ -262,117 +216,3 @@ def transformer_with_maps(transformer: nn.Module, hidden: Tensor,
     if not transformer.use_linear_projection:
         tokens = transformer.proj_out(tokens)
     return tokens + residual, maps
-
-
-# ---------------------------------------------------------------------------------------- diffusion transformers
-def tokens_to_map(tokens: Tensor, grid: Tuple[int, int]) -> Tensor:
-    """Row-major image tokens ``(B, h * w, C)`` as a map ``(B, C, h, w)``."""
-    return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], *grid)
-
-
-def flux_packed(latents: Tensor) -> Tensor:
-    """FLUX's 2x2-packed latents, as its pipeline's ``_pack_latents``: ``(B, C, h, w)`` -> ``(B, h/2 * w/2, 4C)``."""
-    batch, channels, height, width = latents.shape
-    packed = latents.view(batch, channels, height // 2, 2, width // 2, 2).permute(0, 2, 4, 1, 3, 5)
-    return packed.reshape(batch, (height // 2) * (width // 2), channels * 4)
-
-
-def flux_image_ids(grid: Tuple[int, int], device: torch.device, dtype: torch.dtype) -> Tensor:
-    """FLUX's image position ids ``(h * w, 3)``: ``[0, row, column]``, as its pipeline's
-    ``_prepare_latent_image_ids`` makes them."""
-    ids = torch.zeros(*grid, 3, device=device, dtype=dtype)
-    ids[..., 1] = ids[..., 1] + torch.arange(grid[0], device=device, dtype=dtype)[:, None]
-    ids[..., 2] = ids[..., 2] + torch.arange(grid[1], device=device, dtype=dtype)[None, :]
-    return ids.reshape(grid[0] * grid[1], 3)
-
-
-TRANSFORMER_EMBEDDINGS = ('pos_embed', 'x_embedder', 'time_text_embed', 'context_embedder', 'adaln_single',
-                          'caption_projection')
-
-
-def transformer_embedding_modules(model: nn.Module) -> List[nn.Module]:
-    """The modules a transformer runs before its blocks (its output head is not among them)."""
-    return [getattr(model, name) for name in TRANSFORMER_EMBEDDINGS if getattr(model, name, None) is not None]
-
-
-def text_output_modules(block: nn.Module) -> List[nn.Module]:
-    """The parts of a joint block (SD3, FLUX double-stream) that only make the text tokens of its output (none in a
-    block that hands no text tokens on, such as SD3's last)."""
-    if not isinstance(block, (JointTransformerBlock, FluxTransformerBlock)) or block.ff_context is None:
-        return []
-    return [block.norm2_context, block.ff_context, block.attn.to_add_out]
-
-
-def token_stride(class_name: str, patch_size: int) -> int:
-    """Model input pixels per token: the patch size, or FLUX's 2x2 packing."""
-    return 2 if class_name == 'FluxTransformer2DModel' else patch_size
-
-
-def transformer_blocks(model: nn.Module) -> List[Tuple[str, nn.Module]]:
-    """A diffusion transformer's blocks in forward order, named by their module paths (FLUX: its double-stream
-    ``transformer_blocks`` then its single-stream ``single_transformer_blocks``)."""
-    blocks = [(f'transformer_blocks.{i}', block) for i, block in enumerate(model.transformer_blocks)]
-    singles = model.single_transformer_blocks if isinstance(model, FluxTransformer2DModel) else []
-    return blocks + [(f'single_transformer_blocks.{j}', block) for j, block in enumerate(singles)]
-
-
-class TokenState:
-    """The start of one transformer pass, as the model's forward makes it: the embedded image tokens
-    (:attr:`tokens`, on the grid :attr:`grid`), the text tokens of the joint families (:attr:`context`) and the
-    keyword arguments every block is called with.
-
-    Args:
-        model (nn.Module): A ``DiTTransformer2DModel``, ``PixArtTransformer2DModel``, ``SD3Transformer2DModel`` or
-            ``FluxTransformer2DModel``.
-        sample (Tensor): The noised latents ``(B, C, h, w)``.
-        timesteps (Tensor): Their steps ``(B,)`` in [0, T): DiT and PixArt take them as they are, SD3 ``t`` and
-            FLUX ``t / 1000`` (which it multiplies by 1000), as their pipelines pass sigma x 1000.
-        context (Tensor, optional): Text tokens ``(B, L, D)`` (PixArt, SD3, FLUX).
-        labels (Tensor, optional): Class labels ``(B,)`` (DiT; its null class is ``num_embeds_ada_norm``).
-        pooled (Tensor, optional): The pooled text embedding ``(B, P)`` (SD3, FLUX).
-        image_size (tuple[int, int], optional): The images' (H, W), for PixArt-alpha's resolution conditioning.
-        guidance (float, optional): FLUX's distilled guidance scale, for a model with ``guidance_embeds``.
-    """
-
-    def __init__(self, model: nn.Module, sample: Tensor, timesteps: Tensor, context: Optional[Tensor] = None,
-                 labels: Optional[Tensor] = None, pooled: Optional[Tensor] = None,
-                 image_size: Optional[Tuple[int, int]] = None, guidance: Optional[float] = None) -> None:
-        kind = type(model).__name__
-        batch = sample.shape[0]
-        self.joint = kind in ('SD3Transformer2DModel', 'FluxTransformer2DModel')
-        self.context = None
-        stride = token_stride(kind, model.config.patch_size)
-        self.grid = (sample.shape[2] // stride, sample.shape[3] // stride)
-        if kind == 'FluxTransformer2DModel':
-            self.tokens = model.x_embedder(flux_packed(sample))
-            dtype = self.tokens.dtype
-            steps = (timesteps.to(dtype) / 1000) * 1000  # the pipeline passes t / 1000, the model multiplies back
-            embed = (model.time_text_embed(steps, pooled) if guidance is None else model.time_text_embed(
-                steps, torch.full((batch, ), guidance, device=sample.device).to(dtype) * 1000, pooled))
-            self.context = model.context_embedder(context)
-            ids = torch.cat([torch.zeros(context.shape[1], 3, device=sample.device, dtype=dtype),
-                             flux_image_ids(self.grid, sample.device, dtype)])
-            self.kwargs = dict(temb=embed, image_rotary_emb=model.pos_embed(ids))
-            return
-        self.tokens = model.pos_embed(sample)
-        if kind == 'DiTTransformer2DModel':
-            self.kwargs = dict(timestep=timesteps, class_labels=labels)
-        elif kind == 'PixArtTransformer2DModel':
-            added = dict(resolution=None, aspect_ratio=None)
-            if model.use_additional_conditions:
-                height, width = image_size
-                added = dict(resolution=torch.tensor([[height, width]], device=sample.device).expand(batch, -1),
-                             aspect_ratio=torch.tensor([[height / width]], device=sample.device).expand(batch, -1))
-            modulation, _ = model.adaln_single(timesteps, added, batch_size=batch, hidden_dtype=self.tokens.dtype)
-            text = model.caption_projection(context).view(batch, -1, self.tokens.shape[-1])
-            self.kwargs = dict(encoder_hidden_states=text, timestep=modulation)
-        else:  # SD3
-            self.context = model.context_embedder(context)
-            self.kwargs = dict(temb=model.time_text_embed(timesteps, pooled))
-
-    def apply(self, block: nn.Module, tokens: Tensor, context: Optional[Tensor]) -> Tuple[Optional[Tensor], Tensor]:
-        """One block on the image tokens (and, for the joint families, the text tokens), called as the model's
-        forward calls it: the new ``(text tokens or None, image tokens)``."""
-        if self.joint:
-            return block(hidden_states=tokens, encoder_hidden_states=context, **self.kwargs)
-        return None, block(tokens, **self.kwargs)
