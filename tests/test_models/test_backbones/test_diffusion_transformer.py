@@ -9,35 +9,10 @@ import torch
 
 from mmdiff.models.backbones import DiffusionTransformerBackbone, declared_out_channels
 from mmdiff.models.backbones.transformer import resolve_transformer
+from tests.test_utils.transformer_backbones import FAMILIES, TOKEN_STRIDES, TOKENS, tiny_backbone
 
 PUBLISHED = Path(__file__).parent / 'published'
-TOKENS = 3
-# family -> (preset, VAE, context width, pooled width)
-FAMILIES = {
-    'dit': ('dit-tiny', 'sd-tiny', None, None),
-    'pixart': ('pixart-tiny', 'sd-tiny', 32, None),
-    'sd3': ('sd3-tiny', 'sd3-tiny', 32, 16),
-    'flux': ('flux-tiny', 'flux-tiny', 32, 8),
-}
 TAPS = (0, 'transformer_blocks.1', -1)
-
-
-def context_file(folder, width, pooled) -> str:
-    generator = torch.Generator().manual_seed(4)
-    saved = dict(prompt_embeds=torch.randn(1, TOKENS, width, generator=generator))
-    if pooled is not None:
-        saved['pooled_prompt_embeds'] = torch.randn(1, pooled, generator=generator)
-    path = folder / 'prompt.pth'
-    torch.save(saved, path)
-    return str(path)
-
-
-def tiny_backbone(family: str, tmp_path, **kwargs) -> DiffusionTransformerBackbone:
-    arch, vae, width, pooled = FAMILIES[family]
-    context = None if width is None else dict(type='file', path=context_file(tmp_path, width, pooled))
-    guidance = 3.5 if family == 'flux' else None
-    torch.manual_seed(0)
-    return DiffusionTransformerBackbone(arch=arch, vae=vae, context=context, guidance=guidance, **kwargs)
 
 
 def flux_pack(latents: torch.Tensor) -> torch.Tensor:
@@ -70,6 +45,8 @@ def reference_forward(family: str, backbone, sample, steps, hooks_at) -> dict:
     elif family == 'pixart':
         model(sample, encoder_hidden_states=text, timestep=steps,
               added_cond_kwargs=dict(resolution=None, aspect_ratio=None))
+    elif family == 'sana':  # SanaPipeline passes t x timestep_scale (1.0)
+        model(sample, encoder_hidden_states=text, timestep=steps.float() * model.config.timestep_scale)
     elif family == 'sd3':
         model(hidden_states=sample, timestep=steps, encoder_hidden_states=text,
               pooled_projections=backbone.context.pooled_embedding(batch))
@@ -87,16 +64,17 @@ def test_taps_equal_the_familys_own_forward(family, tmp_path):
     latents, steps and conditioning, laid out on the token grid; the noising is the family's scheduler's."""
     backbone = tiny_backbone(family, tmp_path, out_strides=None, out_blocks=TAPS, timesteps=(30, 700),
                              timestep_fusion='stack')
-    flow = family in ('sd3', 'flux')
+    flow = family in ('sd3', 'flux', 'sana')
     assert type(backbone.noise_scheduler).__name__ == ('FlowMatchEulerDiscreteScheduler' if flow else 'DDPMScheduler')
     images = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
         outputs = dict(zip((level.block for level in backbone.feature_info), backbone(images)))
         sample, steps = backbone.noised(backbone.vae_encoder(images))
         captured = reference_forward(family, backbone, sample, steps, outputs)
-    assert [level.stride for level in backbone.feature_info] == [16] * 3
+    stride = TOKEN_STRIDES[family]
+    assert [level.stride for level in backbone.feature_info] == [stride] * 3
     for name, output in outputs.items():
-        grid = (64 // 16, 96 // 16)
+        grid = (64 // stride, 96 // stride)
         expected = captured[name].transpose(1, 2).reshape(4, -1, *grid)
         expected = expected.view(2, 2, *expected.shape[1:]).transpose(0, 1)  # (N, T, C, h, w)
         torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-5, msg=name)
@@ -164,8 +142,9 @@ def test_the_flux_schnell_preset_is_the_published_layout(tmp_path):
 
 @pytest.mark.parametrize('family', FAMILIES)
 def test_the_frozen_backbone_traces_and_exports(family, tmp_path):
-    """torch.jit.trace, torch.export and (but for FLUX, whose RMSNorm the TorchScript ONNX exporter of torch 2.14
-    does not convert: aten::rms_norm) ONNX give the eager outputs."""
+    """torch.jit.trace, torch.export and ONNX give the eager outputs; but for FLUX, whose RMSNorm the TorchScript
+    ONNX exporter of torch 2.14 does not convert (aten::rms_norm), and Sana, whose DC-AE encoder it writes as a
+    Transpose with a negative permutation that onnxruntime refuses."""
     import onnxruntime
     backbone = tiny_backbone(family, tmp_path, timesteps=(10, 150), out_strides=(8, 16)).eval()
     images = torch.rand(2, 3, 32, 32) * 2 - 1
@@ -173,7 +152,7 @@ def test_the_frozen_backbone_traces_and_exports(family, tmp_path):
         expected = backbone(images)
         results = [torch.jit.trace(backbone, images, check_trace=False)(images),
                    torch.export.export(backbone, (images, )).module()(images)]
-    if family != 'flux':
+    if family not in ('flux', 'sana'):
         onnx_file = io.BytesIO()
         torch.onnx.export(backbone, (images, ), onnx_file, dynamo=False)
         session = onnxruntime.InferenceSession(onnx_file.getvalue())

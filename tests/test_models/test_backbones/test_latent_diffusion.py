@@ -136,7 +136,7 @@ def test_bad_folders_and_mismatches_are_named(pipeline_dir, tmp_path):
     with pytest.raises(ValueError, match=r"the VAE makes 4-channel latents, but the U-Net takes 3 input channels"):
         DiffusionUNetBackbone(arch='adm-tiny', vae='sd-tiny')
     with pytest.raises(ValueError, match=r"vae='sd4' is not supported; choose one of \['sd', 'sdxl', 'sd3', 'flux', "
-                                         r"'sd-tiny', 'sd3-tiny', 'flux-tiny'\]"):
+                                         r"'sd-tiny', 'sd3-tiny', 'flux-tiny', 'sana', 'sana-tiny'\]"):
         DiffusionUNetBackbone(arch='sd-tiny', vae='sd4', context=dict(type='zero'))
 
 

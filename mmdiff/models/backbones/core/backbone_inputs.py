@@ -33,6 +33,17 @@ def check_noise_arguments(noise_mode: str, num_noise_draws: int, noise_seed: int
         raise ValueError(f'noise_seed must be an integer >= 0, got {noise_seed!r}')
 
 
+def check_gradient_options(attention_maps_grad: bool, attention_maps, with_cp: bool, frozen: bool,
+                           family: str) -> None:
+    """Refuse ``attention_maps_grad=False`` without maps, and gradient checkpointing of a frozen model."""
+    if not attention_maps_grad and attention_maps is None:
+        raise ValueError('attention_maps_grad=False detaches the cross-attention maps, but attention_maps is None '
+                         '(no maps are appended); give attention_maps or leave attention_maps_grad=True')
+    if with_cp and frozen:
+        raise ValueError(f'with_cp=True checkpoints gradients, but a frozen {family} has none; set frozen=False to '
+                         f'fine-tune with gradient checkpointing')
+
+
 def check_pretrained(init_cfg: Optional[dict]) -> None:
     """Fail at construction, before any training step, when a ``Pretrained`` init_cfg's checkpoint file is missing."""
     if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained':

@@ -50,7 +50,7 @@ def declared_feature_info(backbone: dict) -> Tuple[FeatureLevel, ...]:
                         args['context'], args['noise_scheduler'], args['timesteps'], args['out_strides'],
                         args['out_blocks'], args['attention_maps'], args['resample_missing_strides'],
                         args['projection_channels'], args['timestep_fusion'], args['class_label'],
-                        for_build=False).feature_info
+                        args['pyramid'], for_build=False).feature_info
 
 
 def declared_out_channels(backbone: dict) -> List[int]:

@@ -11,12 +11,12 @@ from torch import Tensor, nn
 from mmdiff.utils.checkpoint_weights import check_weights_fit, checkpoint_weights
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.safe_checkpoint import load_checkpoint_file
-from .backbone_inputs import (check_image_batch, check_noise_arguments, check_per_image_timesteps,
-                              check_pretrained, per_image_class_labels)
+from .backbone_inputs import (check_gradient_options, check_image_batch, check_noise_arguments,
+                              check_per_image_timesteps, check_pretrained, per_image_class_labels)
 from .family import DiffusionFamily
 from .latent_context import LatentContext
 from .noising import FixedNoise, noised_stack
-from .pyramid import FUSIONS, FeatureLevel, assemble_level
+from .pyramid import FUSIONS, FeatureLevel, assemble_level, level_feature, level_modules
 from .spec import resolve_spec
 from .speed_options import DTYPES, check_precision, compile_pass, prepare_model
 from .taps import Tap, format_taps
@@ -47,8 +47,8 @@ class DiffusionBackbone(BaseModule):
             ``local_files_only=True``; of ``vae/`` only the encoder is kept. Defaults to None (random
             weights; load an mmdiff checkpoint with ``init_cfg``).
         vae (str | dict, optional): The ``AutoencoderKL`` of a latent-diffusion model: a preset of
-            :data:`VAE_PRESETS` (``'sd'``, ``'sdxl'``, ``'sd3'``, ``'flux'``, and tiny ones) or its keyword
-            arguments. Images are encoded to the posterior mean x ``scaling_factor`` and the model runs on those
+            :data:`VAE_PRESETS` (``'sd'``, ``'sdxl'``, ``'sd3'``, ``'flux'``, Sana's ``AutoencoderDC`` ``'sana'``,
+            and tiny ones) or its keyword arguments (``type='AutoencoderDC'`` for a deep-compression one). Images are encoded to the posterior mean x ``scaling_factor`` and the model runs on those
             latents. None takes ``model_dir``'s ``vae/`` when it has one (a given preset or dict is checked against
             it), else the model runs on pixels. Defaults to None.
         vae_latents (str): ``'scaled'``: the posterior mode, shifted and multiplied by the VAE's ``scaling_factor``
@@ -93,6 +93,11 @@ class DiffusionBackbone(BaseModule):
             Defaults to False (such a stride is an error).
         projection_channels (Sequence[int], optional): Per output, the width of a trainable 1x1 convolution
             applied after fusion. Defaults to None (no projection).
+        pyramid (str): How levels at other strides than their block's are made: ``'resample'`` (see
+            ``resample_missing_strides``), or ``'simple'``: ViTDet's simple feature pyramid (Li et al. 2022) makes
+            every stride of ``out_strides`` from one block (``out_blocks``' only entry, else the last) with
+            trainable layers: x4 and x2 transposed convolutions (to 1/4 and 1/2 of the channels), x1, and x1/2
+            max-pooling. Defaults to ``'resample'``.
         timestep_fusion (str): ``'concat'`` (channels add up, in timestep order), ``'mean'`` or ``'stack'``
             (outputs are ``(N, T, C, h, w)``, for fusion heads). Defaults to ``'concat'``.
         class_label (int, optional): The label a class-conditional model is run with, when ``forward`` is given
@@ -144,6 +149,7 @@ class DiffusionBackbone(BaseModule):
                  attention_maps_grad: bool = True,
                  resample_missing_strides: bool = False,
                  projection_channels: Optional[Sequence[int]] = None,
+                 pyramid: str = 'resample',
                  timestep_fusion: str = 'concat',
                  class_label: Optional[int] = None,
                  frozen: bool = True,
@@ -162,17 +168,12 @@ class DiffusionBackbone(BaseModule):
         check_noise_arguments(noise_mode, num_noise_draws, noise_seed)
         check_choice('timestep_fusion', timestep_fusion, FUSIONS)
         check_precision(dtype, weights_dtype, frozen)
-        if not attention_maps_grad and attention_maps is None:
-            raise ValueError('attention_maps_grad=False detaches the cross-attention maps, but attention_maps is None '
-                             '(no maps are appended); give attention_maps or leave attention_maps_grad=True')
-        if with_cp and frozen:
-            raise ValueError(f'with_cp=True checkpoints gradients, but a frozen {self.family.name} has none; set '
-                             f'frozen=False to fine-tune with gradient checkpointing')
+        check_gradient_options(attention_maps_grad, attention_maps, with_cp, frozen, self.family.name)
 
         # 1. the description, resolved once from configuration files; then the parts it names
         self.spec = resolve_spec(self.family, arch, model_dir, vae, vae_latents, context, noise_scheduler, timesteps,
                                  out_strides, out_blocks, attention_maps, resample_missing_strides,
-                                 projection_channels, timestep_fusion, class_label)
+                                 projection_channels, timestep_fusion, class_label, pyramid)
         self.add_module(self.family.module_name, self.family.build_model(self.spec.model))
         self.vae_encoder = None if self.spec.vae is None else self.spec.vae.build()
         self.context = None if self.spec.context is None else LatentContext(**self.spec.context)
@@ -190,15 +191,14 @@ class DiffusionBackbone(BaseModule):
         self.channels_last = channels_last
         self.attention_maps_grad = attention_maps_grad
         prepare_model(self.model, weights_dtype, channels_last, attention)
-        self.model_pass = self.family.model_pass(self.model)
+        self.model_pass = self.family.model_pass(self.model, **self.pass_options)
         self._compiled_pass = compile_pass(self.run_model, torch_compile)
 
         # 2. the outputs, as declared, and their projections
         self.taps = self.spec.taps
         self.downsample_factor = self.spec.downsample_factor
         self.feature_info: Tuple[FeatureLevel, ...] = self.spec.feature_info
-        self.projections = None if projection_channels is None else nn.ModuleList(
-            nn.Conv2d(level.projected_from, level.channels, kernel_size=1) for level in self.feature_info)
+        self.projections = level_modules(self.feature_info)  # 1x1 projections or simple-pyramid stages
 
         # 3. training mode
         self._input_range_checked = False
@@ -235,6 +235,11 @@ class DiffusionBackbone(BaseModule):
         self._is_init = True
 
     # ----------------------------------------------------------------------------------------------- training
+    @property
+    def pass_options(self) -> dict:
+        """The family's options for its model pass (:meth:`DiffusionFamily.model_pass`); none by default."""
+        return {}
+
     @property
     def output_taps(self) -> Tuple[Tap, ...]:
         """The tap of each output, in output order."""
@@ -329,24 +334,11 @@ class DiffusionBackbone(BaseModule):
         """
         return self.model_pass(sample, timesteps, self.pass_outputs, checkpointing=self.with_cp, **conditions)
 
-    def forward(self, inputs: Tensor, timesteps: Optional[Tensor] = None,
-                class_labels: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
-        """Noise the images, run the model to the last tap and return the pyramid.
-
-        Args:
-            inputs (Tensor): Images ``(N, C, H, W)`` normalised to [-1, 1]; any H and W.
-            timesteps (Tensor, optional): One noise step per image ``(N,)``, in place of the configured one (e.g.
-                drawn by RepFusion's timestep policy); needs a backbone configured with a single timestep.
-                Defaults to None.
-            class_labels (Tensor, optional): One label per image ``(N,)`` for a class-conditional model, in
-                place of ``class_label`` (e.g. the ground truth, as RepFusion's ImageNet-64 teacher takes it).
-                Defaults to None.
-
-        Returns:
-            tuple[Tensor]: One tensor per :attr:`feature_info` entry, by increasing stride:
-            ``(N, channels, ceil(H / stride), ceil(W / stride))``, or ``(N, T, channels, h, w)`` with
-            ``timestep_fusion='stack'``.
-        """
+    def prepare_inputs(self, inputs: Tensor, timesteps: Optional[Tensor] = None,
+                       class_labels: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, dict]:
+        """What the model pass of :meth:`forward` is given: the noised (draws x timesteps x images) stack
+        ``(K*T*N, C, h, w)`` (the images padded to the model's downsampling, encoded by the VAE), its steps
+        ``(K*T*N,)`` and :meth:`conditions`. The arguments are :meth:`forward`'s."""
         check_image_batch(inputs, self.in_channels, first_batch=not self._input_range_checked)
         self._input_range_checked = True
         if timesteps is not None:
@@ -370,25 +362,36 @@ class DiffusionBackbone(BaseModule):
             sample = sample.contiguous(memory_format=torch.channels_last)
         if labels is not None:  # every draw and timestep of an image has its label
             labels = labels.repeat(sample.shape[0] // labels.shape[0])
-        conditions = self.conditions(sample.shape[0], size, labels)
-        # 4. run the model to the last output and no further (in float32 without an autocast region, which a
+        return sample, timesteps, self.conditions(sample.shape[0], size, labels)
+
+    def forward(self, inputs: Tensor, timesteps: Optional[Tensor] = None,
+                class_labels: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+        """Noise the images, run the model to the last tap and return the pyramid.
+
+        Args:
+            inputs (Tensor): Images ``(N, C, H, W)`` normalised to [-1, 1]; any H and W.
+            timesteps (Tensor, optional): One noise step per image ``(N,)``, in place of the configured one (e.g.
+                drawn by RepFusion's timestep policy); needs a backbone configured with a single timestep.
+                Defaults to None.
+            class_labels (Tensor, optional): One label per image ``(N,)`` for a class-conditional model, in
+                place of ``class_label`` (e.g. the ground truth, as RepFusion's ImageNet-64 teacher takes it).
+                Defaults to None.
+
+        Returns:
+            tuple[Tensor]: One tensor per :attr:`feature_info` entry, by increasing stride:
+            ``(N, channels, ceil(H / stride), ceil(W / stride))``, or ``(N, T, channels, h, w)`` with
+            ``timestep_fusion='stack'``.
+        """
+        sample, timesteps, conditions = self.prepare_inputs(inputs, timesteps, class_labels)
+        # 1. run the model to the last output and no further (in float32 without an autocast region, which a
         # meta tensor's device, used to check shapes without values, does not have)
         autocast = (contextlib.nullcontext() if self.autocast_dtype == torch.float32 else
                     torch.autocast(inputs.device.type, dtype=self.autocast_dtype))
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.model_needs_grad), autocast:
             features = self._compiled_pass(sample, timesteps, conditions)
-        # 5. assemble the pyramid, level by declared level (VPD's cross-attention maps appended where asked)
+        # 2. assemble the pyramid, level by declared level (VPD's cross-attention maps appended where asked)
         projections = [None] * len(self.feature_info) if self.projections is None else self.projections
         return tuple(
-            assemble_level(self._level_features(features, level), level, size, self.num_noise_draws, projection)
+            assemble_level(level_feature(features, level, self.attention_maps_grad), level, inputs.shape[-2:],
+                           self.num_noise_draws, projection)
             for level, projection in zip(self.feature_info, projections))
-
-    def _level_features(self, features: Dict[str, Tensor], level: FeatureLevel) -> Tensor:
-        """The tapped output of ``level``, with the mean of its cross-attention maps appended."""
-        feature = features[level.block]
-        if not level.attention_maps:
-            return feature
-        mean_map = torch.stack([features[name] for name in level.attention_maps]).mean(0)
-        if not self.attention_maps_grad:
-            mean_map = mean_map.detach()
-        return torch.cat([feature, mean_map.to(feature.dtype)], dim=1)

@@ -120,5 +120,6 @@ class DiffusionFamily(ABC):
         """The model: loaded from ``source.folder`` with ``local_files_only=True``, else with random weights."""
 
     @abstractmethod
-    def model_pass(self, model: nn.Module) -> ModelPass:
-        """The explicit pass through ``model`` that returns the wanted taps."""
+    def model_pass(self, model: nn.Module, **options) -> ModelPass:
+        """The explicit pass through ``model`` that returns the wanted taps, with the backbone's ``pass_options``
+        (the transformers' ``modulated``)."""

@@ -3,7 +3,9 @@ from typing import Optional, Sequence, Tuple, Union
 
 from mmdiff.utils.choices import check_choice
 from .backbone_inputs import is_integer
-from .pyramid import DEFAULT_STRIDES, FUSIONS, FeatureLevel, attention_map_taps, fused_channels, select_levels
+from .pyramid import (DEFAULT_STRIDES, FUSIONS, PYRAMIDS, FeatureLevel, attention_map_taps, fused_channels,
+                      select_levels, simple_levels)
+from .simple_pyramid import SIMPLE_SCALES
 from .taps import Tap
 
 
@@ -16,7 +18,8 @@ def declare_feature_info(taps: Sequence[Tap],
                          attention_maps: Optional[Sequence[int]] = None,
                          context_tokens: Optional[int] = None,
                          projection_channels: Optional[Sequence[int]] = None,
-                         model: str = 'U-Net') -> Tuple[FeatureLevel, ...]:
+                         model: str = 'U-Net',
+                         pyramid: str = 'resample') -> Tuple[FeatureLevel, ...]:
     """The outputs of a :class:`DiffusionUNetBackbone` with these options, from its U-Net's taps alone.
 
     The levels are :func:`select_levels`'s (sorted by stride, ties in forward order), each with the
@@ -38,12 +41,20 @@ def declare_feature_info(taps: Sequence[Tap],
         projection_channels (Sequence[int], optional): Per output, the width of its 1x1 projection. Defaults to
             None.
         model (str): What the taps belong to, for the messages. Defaults to ``'U-Net'``.
+        pyramid (str): ``'resample'``, or ``'simple'``: ViTDet's simple pyramid makes every stride of
+            ``out_strides`` from one block (:func:`simple_levels`), its channels a quarter, a half, all and all of
+            the block's at x4, x2, x1 and x1/2 of its resolution. Defaults to ``'resample'``.
 
     Returns:
         tuple[FeatureLevel, ...]: One record per output, in output order.
     """
     check_choice('timestep_fusion', timestep_fusion, FUSIONS)
-    levels = select_levels(taps, out_strides, out_blocks, resample_missing_strides, model)
+    check_choice('pyramid', pyramid, PYRAMIDS)
+    if pyramid == 'simple' and (projection_channels is not None or attention_maps is not None):
+        raise ValueError("pyramid='simple' makes each level's channels with ViTDet's stages; it takes no "
+                         'projection_channels or attention_maps (give them with the default pyramid=\'resample\')')
+    levels = (simple_levels(taps, out_strides, out_blocks, model) if pyramid == 'simple' else
+              select_levels(taps, out_strides, out_blocks, resample_missing_strides, model))
     level_maps = attention_map_taps(taps, levels, attention_maps, model)
     if projection_channels is not None:
         if not isinstance(projection_channels, (list, tuple)) or not all(
@@ -56,14 +67,17 @@ def declare_feature_info(taps: Sequence[Tap],
     feature_info = []
     for index, ((tap, stride), maps) in enumerate(zip(levels, level_maps)):
         fused = fused_channels(tap.channels + (context_tokens if maps else 0), len(timesteps), timestep_fusion)
+        if pyramid == 'simple' and fused % 4:
+            raise ValueError(f"pyramid='simple' quarters the channels of {tap.name} ({fused} after fusion) at x4; "
+                             f'they must be a multiple of 4')
+        if pyramid == 'simple':
+            channels, projected_from = int(fused * SIMPLE_SCALES[tap.stride / stride]), fused
+        elif projection_channels is not None:
+            channels, projected_from = projection_channels[index], fused
+        else:
+            channels, projected_from = fused, None
         feature_info.append(
-            FeatureLevel(
-                channels=fused if projection_channels is None else projection_channels[index],
-                stride=stride,
-                block=tap.name,
-                source_stride=tap.stride,
-                timesteps=tuple(timesteps),
-                fusion=timestep_fusion,
-                attention_maps=maps,
-                projected_from=None if projection_channels is None else fused))
+            FeatureLevel(channels=channels, stride=stride, block=tap.name, source_stride=tap.stride,
+                         timesteps=tuple(timesteps), fusion=timestep_fusion, attention_maps=maps,
+                         projected_from=projected_from, pyramid=pyramid))
     return tuple(feature_info)

@@ -1,15 +1,19 @@
 """The feature pyramid of a diffusion backbone: which taps make its levels, and how each level is assembled."""
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .simple_pyramid import SIMPLE_SCALES, simple_scale
 from .taps import Tap, final_stage, final_tap_at_stride, format_taps, resolve_taps
 
 FUSIONS = ('concat', 'mean', 'stack')
 DEFAULT_STRIDES = (4, 8, 16, 32)
+# how a level at another stride than its tap's is made: parameter-free resampling, or ViTDet's simple pyramid
+PYRAMIDS = ('resample', 'simple')
 
 Level = Tuple[Tap, int]  # a tap and the stride its level is output at
 
@@ -28,8 +32,10 @@ class FeatureLevel:
             the output is ``(N, T, channels, h, w)``).
         attention_maps (tuple[str, ...]): The cross-attention maps whose mean is appended to the block's channels
             (one channel per context token, VPD's extra channels); empty for none.
-        projected_from (int, optional): Channels before the output's 1x1 projection (the fused tap and maps);
-            None without a projection. Defaults to None.
+        projected_from (int, optional): Channels before the output's 1x1 projection or simple-pyramid stage (the
+            fused tap and maps); None without either. Defaults to None.
+        pyramid (str): ``'resample'`` (bilinear up, average-pooling down) or ``'simple'`` (ViTDet's trainable
+            stage, :func:`~mmdiff.models.backbones.core.simple_pyramid.simple_scale`). Defaults to ``'resample'``.
     """
     channels: int
     stride: int
@@ -39,13 +45,16 @@ class FeatureLevel:
     fusion: str
     attention_maps: Tuple[str, ...] = ()
     projected_from: Optional[int] = None
+    pyramid: str = 'resample'
 
     def __str__(self) -> str:
-        resampled = '' if self.source_stride == self.stride else f' (resampled from stride {self.source_stride})'
+        made = 'by the simple pyramid' if self.pyramid == 'simple' else 'resampled'
+        resampled = '' if self.source_stride == self.stride else f' ({made} from stride {self.source_stride})'
         return (f'stride {self.stride:>3}, {self.channels:>5} channels: {self.block} at t={list(self.timesteps)}, '
                 f'{self.fusion}{resampled}'
                 + (f', + the mean of {len(self.attention_maps)} cross-attention maps' if self.attention_maps else '')
-                + ('' if self.projected_from is None else f', projected from {self.projected_from} channels'))
+                + ('' if self.projected_from is None or self.pyramid == 'simple' else
+               f', projected from {self.projected_from} channels'))
 
 
 def _tap_for_stride(taps: Sequence[Tap], stride: int, resample: bool) -> Tap:
@@ -97,6 +106,35 @@ def select_levels(taps: Sequence[Tap], out_strides: Optional[Sequence[int]],
     return sorted(levels, key=lambda level: (level[1], order[level[0].name]))
 
 
+def simple_levels(taps: Sequence[Tap], out_strides: Optional[Sequence[int]],
+                  out_blocks: Optional[Sequence[Union[str, int]]], model: str = 'U-Net') -> List[Level]:
+    """The levels of ViTDet's simple pyramid: one tap (``out_blocks``' only entry, else the model's last) at every
+    stride of ``out_strides`` (default (4, 8, 16, 32)), each within x4 up and x2 down of the tap's stride."""
+    out_blocks = _as_tuple(out_blocks)
+    if out_blocks is not None and len(out_blocks) != 1:
+        raise ValueError(f"pyramid='simple' makes every level from one block; out_blocks names {len(out_blocks)}: "
+                         f'{out_blocks!r} (give one, or None for the last)')
+    tap = taps[-1] if out_blocks is None else resolve_taps(taps, out_blocks, model)[0]
+    strides = _as_tuple(out_strides) or DEFAULT_STRIDES
+    valid = sorted(int(tap.stride / scale) for scale in SIMPLE_SCALES)
+    if len(set(strides)) != len(strides) or any(stride not in valid for stride in strides):
+        raise ValueError(f"pyramid='simple' makes the strides {valid} from {tap.name} at stride {tap.stride} "
+                         f'(x4, x2, x1 and x1/2), got out_strides={out_strides!r}')
+    return [(tap, stride) for stride in sorted(strides)]
+
+
+def level_modules(feature_info: Sequence[FeatureLevel]) -> Optional[nn.ModuleList]:
+    """The trainable module of each level: its 1x1 projection, or its simple-pyramid stage (None for a level with
+    neither); None when no level has one."""
+    if all(level.projected_from is None for level in feature_info):
+        return None
+    return nn.ModuleList(
+        nn.Identity() if level.projected_from is None else simple_scale(level.projected_from, level.source_stride /
+                                                                         level.stride)
+        if level.pyramid == 'simple' else nn.Conv2d(level.projected_from, level.channels, kernel_size=1)
+        for level in feature_info)
+
+
 def _as_tuple(value) -> Optional[tuple]:
     """A sequence as a tuple, a single stride / block / name as a 1-tuple, None as None."""
     if value is None:
@@ -145,38 +183,53 @@ def attention_map_taps(taps: Sequence[Tap], levels: Sequence[Level], strides: Op
     return per_level
 
 
+def level_feature(features: Dict[str, Tensor], level: FeatureLevel, maps_grad: bool = True) -> Tensor:
+    """The tapped output of ``level`` from a pass's ``features``, with the mean of its cross-attention maps appended
+    (detached unless ``maps_grad``)."""
+    feature = features[level.block]
+    if not level.attention_maps:
+        return feature
+    mean_map = torch.stack([features[name] for name in level.attention_maps]).mean(0)
+    if not maps_grad:
+        mean_map = mean_map.detach()
+    return torch.cat([feature, mean_map.to(feature.dtype)], dim=1)
+
+
 def assemble_level(feature: Tensor, level: FeatureLevel, size: Tuple[int, int], num_draws: int,
-                   projection: Optional[nn.Module]) -> Tensor:
+                   module: Optional[nn.Module]) -> Tensor:
     """One pyramid level from a tapped output of the (draws x timesteps x images) batch of the model.
 
     The draws are averaged, the map resampled from the level's ``source_stride`` to its ``stride`` (average pooling
-    down, bilinear up), cropped to ``ceil(size / stride)``, the timesteps fused and the projection applied.
+    down, bilinear up; with ``pyramid='simple'``, the level's simple-pyramid stage after fusion), cropped to
+    ``ceil(size / stride)``, the timesteps fused and the level's projection applied.
 
     Args:
         feature (Tensor): ``(K * T * N, C, h, w)``, draws outermost.
         level (FeatureLevel): The level it makes.
         size (tuple[int, int]): The input images' (H, W) before padding.
         num_draws (int): K, the noise draws averaged.
-        projection (nn.Module, optional): A 1x1 convolution after fusion.
+        module (nn.Module, optional): A 1x1 convolution, or the simple-pyramid stage, applied after fusion.
 
     Returns:
         Tensor: ``(N, C', ceil(H / stride), ceil(W / stride))``, or ``(N, T, C', h, w)`` for ``fusion='stack'``.
     """
     source_stride, stride = level.source_stride, level.stride
+    rows, columns = math.ceil(size[0] / stride), math.ceil(size[1] / stride)
     feature = feature.float()
     feature = feature.view(num_draws, -1, *feature.shape[1:]).mean(0) if num_draws > 1 else feature
-    if source_stride < stride:
-        feature = F.avg_pool2d(feature, stride // source_stride, ceil_mode=True)
-    elif source_stride > stride:
-        feature = F.interpolate(feature, scale_factor=source_stride // stride, mode='bilinear', align_corners=False)
-    feature = feature[..., :math.ceil(size[0] / stride), :math.ceil(size[1] / stride)]
+    if level.pyramid == 'resample':
+        if source_stride < stride:
+            feature = F.avg_pool2d(feature, stride // source_stride, ceil_mode=True)
+        elif source_stride > stride:
+            feature = F.interpolate(feature, scale_factor=source_stride // stride, mode='bilinear',
+                                    align_corners=False)
+        feature = feature[..., :rows, :columns]
     feature = feature.view(len(level.timesteps), -1, *feature.shape[1:]).transpose(0, 1)  # (N, T, C, h, w)
     if level.fusion == 'concat':
         feature = feature.flatten(1, 2)
     elif level.fusion == 'mean':
         feature = feature.mean(1)
-    if projection is None:
-        return feature
-    if level.fusion == 'stack':
-        return projection(feature.flatten(0, 1)).unflatten(0, feature.shape[:2])
-    return projection(feature)
+    if module is not None:
+        feature = (module(feature.flatten(0, 1)).unflatten(0, feature.shape[:2]) if level.fusion == 'stack' else
+                   module(feature))
+    return feature[..., :rows, :columns]  # the simple pyramid's stage makes the stride: cropped after it

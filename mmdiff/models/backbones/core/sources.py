@@ -77,7 +77,7 @@ def check_folder_matches(argument: str, given: Union[str, dict], wanted: Mapping
 
 @dataclass(frozen=True)
 class VAESource:
-    """The ``AutoencoderKL`` whose encoder makes a latent model's inputs.
+    """The autoencoder (``AutoencoderKL``, ``AutoencoderDC``) whose encoder makes a latent model's inputs.
 
     Args:
         config (Mapping): Its keyword arguments, defaults included.
@@ -101,10 +101,11 @@ class VAESource:
 
 def resolve_vae(vae: Union[str, dict, None], latents: str, model_dir: Optional[str]) -> Optional[VAESource]:
     """``model_dir``'s ``vae/`` (checked against ``vae``), else the preset or dict ``vae``, else None."""
-    given, config = vae, resolve_preset('vae', vae, VAE_PRESETS, 'AutoencoderKL')
+    given, config = vae, resolve_preset('vae', vae, VAE_PRESETS, 'AutoencoderKL (or, with type, AutoencoderDC)')
     folder = pipeline_subfolder(model_dir, 'vae', 'config.json')
     if folder is not None:
-        folder_config = full_vae_config(read_diffusers_config(folder)[1])
+        class_name, folder_config = read_diffusers_config(folder)
+        folder_config = full_vae_config(dict(folder_config, type=class_name or 'AutoencoderKL'))
         if config is not None:
             check_folder_matches('vae', given, full_vae_config(config), folder_config, folder)
         config = folder_config
@@ -141,12 +142,17 @@ class SchedulerSource:
 def resolve_scheduler(noise_scheduler: Optional[dict], model_dir: Optional[str],
                       default: Optional[dict] = None) -> SchedulerSource:
     """``noise_scheduler`` as ``dict(type=..., **kwargs)``, else ``model_dir``'s ``scheduler/`` (a DDPM with its
-    betas, or its flow matching), else ``default`` (the family's; :data:`DEFAULT_SCHEDULER`, linear DDPM with
+    betas, or its flow matching, also a solver's on flow sigmas), else ``default`` (the family's; :data:`DEFAULT_SCHEDULER`, linear DDPM with
     T = 1000, when None)."""
     folder = pipeline_subfolder(model_dir, 'scheduler', 'scheduler_config.json') if noise_scheduler is None else None
     if folder is not None:
         class_name, config = read_diffusers_config(folder, DDPMScheduler)
         scheduler_type = class_name if class_name in FLOW_MATCHING_SCHEDULERS else 'DDPMScheduler'
+        if scheduler_type == 'DDPMScheduler' and (config.get('use_flow_sigmas') or
+                                                  config.get('prediction_type') == 'flow_prediction'):
+            # a multistep solver on flow-matching sigmas (Sana's DPMSolverMultistepScheduler): noised as flow matching
+            scheduler_type, folder = 'FlowMatchEulerDiscreteScheduler', None
+            config = dict(num_train_timesteps=config['num_train_timesteps'])
     else:
         config = dict((default or DEFAULT_SCHEDULER) if noise_scheduler is None else noise_scheduler)
         scheduler_type = config.pop('type', None)

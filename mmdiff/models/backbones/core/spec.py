@@ -70,7 +70,7 @@ def _check_vae(vae: Optional[VAESource], latents: str, model: ModelSource, input
     if vae is None:
         if inputs.latent and model_dir is not None:
             raise FileNotFoundError(f'{model_dir!r} holds a latent-diffusion {family} ({model.class_name}) but no '
-                                    f'vae/ folder with the AutoencoderKL that makes its latents; add vae/ (only its '
+                                    f'vae/ folder with the autoencoder that makes its latents; add vae/ (only its '
                                     f'encoder is kept) or give vae=')
         if latents != 'scaled':
             raise ValueError(f'vae_latents={latents!r} chooses how VAE latents are scaled, but this {family} runs on '
@@ -127,6 +127,7 @@ def resolve_spec(family: DiffusionFamily,
                  projection_channels: Optional[Sequence[int]],
                  timestep_fusion: str,
                  class_label: Optional[int] = None,
+                 pyramid: str = 'resample',
                  for_build: bool = True) -> BackboneSpec:
     """Resolve a backbone's arguments (those of :class:`DiffusionBackbone` of the same names) into its spec.
 
@@ -152,6 +153,6 @@ def resolve_spec(family: DiffusionFamily,
     taps = tuple(family.list_taps(model, 1 if vae_source is None else vae_source.latent_stride, tokens))
     feature_info = declare_feature_info(taps, steps, timestep_fusion, out_strides, out_blocks,
                                         resample_missing_strides, attention_maps, tokens, projection_channels,
-                                        family.name)
+                                        family.name, pyramid)
     return BackboneSpec(family, model, inputs, vae_source, context_arguments, scheduler, steps, class_label, taps,
                         feature_info)

@@ -5,7 +5,8 @@ and ``vae/``); it is always read with ``local_files_only=True``.
 """
 from typing import Mapping, Optional, Union
 
-from diffusers import DiTTransformer2DModel, FluxTransformer2DModel, PixArtTransformer2DModel, SD3Transformer2DModel
+from diffusers import (DiTTransformer2DModel, FluxTransformer2DModel, PixArtTransformer2DModel, SanaTransformer2DModel,
+                       SD3Transformer2DModel)
 from torch import nn
 
 from ..core.family import ModelSource
@@ -13,9 +14,10 @@ from ..core.sources import build_model_source, resolve_model_source
 from .presets import TRANSFORMER_PRESETS
 
 TRANSFORMER_TYPES = {'DiTTransformer2DModel': DiTTransformer2DModel, 'PixArtTransformer2DModel': PixArtTransformer2DModel,
-                     'SD3Transformer2DModel': SD3Transformer2DModel, 'FluxTransformer2DModel': FluxTransformer2DModel}
+                     'SD3Transformer2DModel': SD3Transformer2DModel, 'FluxTransformer2DModel': FluxTransformer2DModel,
+                     'SanaTransformer2DModel': SanaTransformer2DModel}
 # the families trained with flow matching (the others with DDPM betas)
-FLOW_MATCHING_TYPES = ('SD3Transformer2DModel', 'FluxTransformer2DModel')
+FLOW_MATCHING_TYPES = ('SD3Transformer2DModel', 'FluxTransformer2DModel', 'SanaTransformer2DModel')
 # DiT and PixArt folders saved before their classes existed name the generic class; diffusers picks by norm_type
 LEGACY_CLASSES = {'ada_norm_zero': 'DiTTransformer2DModel', 'ada_norm_single': 'PixArtTransformer2DModel'}
 

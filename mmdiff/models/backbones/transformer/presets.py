@@ -34,6 +34,13 @@ TRANSFORMER_PRESETS = {
     dict(type='FluxTransformer2DModel', patch_size=1, in_channels=64, num_layers=19, num_single_layers=38,
          attention_head_dim=128, num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
          guidance_embeds=True, axes_dims_rope=(16, 56, 56)),
+    # Sana 1600M at 1024 px (Efficient-Large-Model/Sana_1600M_1024px_diffusers): linear-attention blocks on the
+    # 32x latents of its AutoencoderDC, Gemma-2 context (2304-wide tokens), flow matching; pair with vae='sana'
+    'sana-1600m-1024':
+    dict(type='SanaTransformer2DModel', in_channels=32, out_channels=32, num_attention_heads=70, attention_head_dim=32,
+         num_layers=20, num_cross_attention_heads=20, cross_attention_head_dim=112, cross_attention_dim=2240,
+         caption_channels=2304, mlp_ratio=2.5, dropout=0.0, attention_bias=False, sample_size=32, patch_size=1,
+         norm_elementwise_affine=False, norm_eps=1e-6, interpolation_scale=None),
 }
 TRANSFORMER_PRESETS.update({
     'flux-schnell': dict(TRANSFORMER_PRESETS['flux-dev'], guidance_embeds=False),
@@ -45,6 +52,9 @@ TRANSFORMER_PRESETS.update({
     'sd3-tiny': dict(TRANSFORMER_PRESETS['sd35-medium'], sample_size=8, num_layers=3, attention_head_dim=8,
                      num_attention_heads=2, joint_attention_dim=32, caption_projection_dim=16, pooled_projection_dim=16,
                      pos_embed_max_size=96, dual_attention_layers=(0, )),
+    'sana-tiny': dict(TRANSFORMER_PRESETS['sana-1600m-1024'], num_attention_heads=2, attention_head_dim=8, num_layers=3,
+                      num_cross_attention_heads=2, cross_attention_head_dim=8, cross_attention_dim=16,
+                      caption_channels=32, sample_size=2),
     'flux-tiny': dict(TRANSFORMER_PRESETS['flux-dev'], num_layers=2, num_single_layers=2, attention_head_dim=16,
                       num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=8, axes_dims_rope=(4, 6, 6)),
 })
