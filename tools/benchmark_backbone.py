@@ -5,6 +5,10 @@ peak, the first call (for a compiled setting the compilation: cold on an empty i
 compile in the same process, which reuses the cache), peak device memory (CUDA), the weights' memory and the error
 against the fp32 features of the same weights. Optionally a ``torch.profiler`` table of one setting's top kernels,
 the cost of the input checks, and a summary against the GPU target, printed last.
+
+``--arch`` names a U-Net preset or a diffusion-transformer preset; a transformer runs with the VAE, prompt length
+(zero tokens) and guidance its pipeline pairs it with (``TRANSFORMER_COMPANIONS``). The full-forward rows, the
+cheaper U-Net taps and the summary against the ADM-256 target are the U-Nets' only.
 """
 import argparse
 import json
@@ -13,7 +17,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from mmdiff.models.backbones import DiffusionUNetBackbone
+from mmdiff.models.backbones import DiffusionBackbone, DiffusionTransformerBackbone, DiffusionUNetBackbone
+from mmdiff.models.backbones.transformer import TRANSFORMER_COMPANIONS
 from mmdiff.models.backbones.core.backbone_inputs import check_image_batch
 from mmdiff.utils.benchmark_timing import (count_flops, device_name, host_synchronisations, matmul_peak_tflops,
                                            median_seconds, profile_top_ops, relative_error, timed, weights_gib)
@@ -47,11 +52,24 @@ PROFILED = ('bf16 weights, channels_last, compiled', 'bf16 weights, channels_las
 TARGET_IMAGES_PER_S = 600
 TARGET_THREE_TIMESTEP_RATIO = 0.9
 TARGET_RELATIVE_ERROR = 1e-2
+# every preset --arch takes, and its backbone
+ARCHES = dict(dict.fromkeys(DiffusionUNetBackbone.arch_settings, DiffusionUNetBackbone),
+              **dict.fromkeys(DiffusionTransformerBackbone.arch_settings, DiffusionTransformerBackbone))
+
+
+def arch_options(arch: str) -> dict:
+    """What the preset's backbone is built with beside ``arch``: a transformer's companions, nothing for a U-Net."""
+    return dict(TRANSFORMER_COMPANIONS[arch]) if ARCHES[arch] is DiffusionTransformerBackbone else {}
+
+
+def runs_setting(arch: str, kind: str, options: dict) -> bool:
+    """Whether the setting applies to ``arch``: a transformer has no full-forward row and no U-Net taps."""
+    return ARCHES[arch] is DiffusionUNetBackbone or (kind == 'backbone' and 'out_blocks' not in options)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``backbone`` subcommand's options."""
-    parser.add_argument('--arch', default='adm-256u', choices=sorted(DiffusionUNetBackbone.arch_settings))
+    parser.add_argument('--arch', default='adm-256u', choices=sorted(ARCHES))
     parser.add_argument('--checkpoint', help='an mmdiff backbone checkpoint for the weights (errors at trained '
                         'scale); default: random weights')
     parser.add_argument('--batch-size', type=int, default=32)
@@ -70,7 +88,7 @@ def output_name(args: argparse.Namespace) -> str:
     return f'backbone_{args.arch}_{args.device}'
 
 
-def _runner(kind: str, backbone: DiffusionUNetBackbone) -> Callable[[torch.Tensor], Tuple[torch.Tensor, ...]]:
+def _runner(kind: str, backbone: DiffusionBackbone) -> Callable[[torch.Tensor], Tuple[torch.Tensor, ...]]:
     """What one timed call runs: the backbone, or diffusers' full forward on the same noised batch."""
     if kind == 'backbone':
         return backbone
@@ -84,11 +102,11 @@ def _runner(kind: str, backbone: DiffusionUNetBackbone) -> Callable[[torch.Tenso
     return full_forward
 
 
-def _build(args: argparse.Namespace, options: dict, weights: Dict[str, torch.Tensor]) -> DiffusionUNetBackbone:
+def _build(args: argparse.Namespace, options: dict, weights: Dict[str, torch.Tensor]) -> DiffusionBackbone:
     """The setting's backbone on the device, in eval mode, with the reference weights."""
     if options.get('torch_compile'):
         torch.compiler.reset()  # every compiled setting starts from a clean dynamo state (no recompile limit)
-    backbone = DiffusionUNetBackbone(arch=args.arch, **options).to(args.device)
+    backbone = ARCHES[args.arch](arch=args.arch, **arch_options(args.arch), **options).to(args.device)
     backbone.load_state_dict(weights)
     return backbone.eval()
 
@@ -112,7 +130,7 @@ class Bench:
         self.device = torch.device(args.device)
         torch.manual_seed(0)
         init_cfg = dict(type='Pretrained', checkpoint=args.checkpoint) if args.checkpoint else None
-        reference = DiffusionUNetBackbone(arch=args.arch, init_cfg=init_cfg)
+        reference = ARCHES[args.arch](arch=args.arch, init_cfg=init_cfg, **arch_options(args.arch))
         if init_cfg is not None:
             reference.init_weights()
         reference.to(self.device)
@@ -120,8 +138,10 @@ class Bench:
         self.check_batch = self.fresh_batch()
         with torch.no_grad():
             self.reference_features = reference(self.check_batch)
-            noisy, steps = reference.noised(self.check_batch)
-            self.reference_full = reference.unet(noisy, steps).sample
+            self.reference_full = None  # diffusers' full forward: the U-Nets' rows
+            if ARCHES[args.arch] is DiffusionUNetBackbone:
+                noisy, steps = reference.noised(self.check_batch)
+                self.reference_full = reference.unet(noisy, steps).sample
         self.weights = {key: value.cpu() for key, value in reference.state_dict().items()}
         del reference  # each setting then holds one model, so peak memory is that setting's
         if self.device.type == 'cuda':
@@ -167,7 +187,7 @@ class Bench:
                    if name == WARM_COMPILE else None, flops_per_batch=flops,
                    gflop_per_image=flops / args.batch_size / 1e9, achieved_tflops=achieved,
                    fraction_of_matmul_peak=achieved / peak, peak_memory_gib=peak_memory,
-                   weights_gib=weights_gib(backbone.unet), relative_error_vs_fp32=error)
+                   weights_gib=weights_gib(backbone.model), relative_error_vs_fp32=error)
         return row, profiled
 
     @torch.no_grad()
@@ -194,7 +214,7 @@ def benchmark_backbone(args: argparse.Namespace) -> Dict:
                   profile=None)
     profiled = PROFILED[0] if args.compile else PROFILED[1]
     for name, (kind, options) in SETTINGS.items():
-        if options.get('torch_compile') and not args.compile:
+        if (options.get('torch_compile') and not args.compile) or not runs_setting(args.arch, kind, options):
             continue
         row, profile = bench.measure(name, kind, options, result['rows'], args.profile and name == profiled)
         result['rows'].append(row)
@@ -204,7 +224,7 @@ def benchmark_backbone(args: argparse.Namespace) -> Dict:
     fp32_backbone = next(row for row in result['rows'] if row['setting'] == 'fp32 backbone (truncated)')
     result['input_checks'] = benchmark_input_checks(bench.check_batch, args.repeats,
                                                     fp32_backbone['seconds_per_batch'])
-    result['summary'] = summarize(result['rows'])
+    result['summary'] = summarize(result['rows']) if ARCHES[args.arch] is DiffusionUNetBackbone else []
     return result
 
 
@@ -267,8 +287,9 @@ def print_table(result: Dict) -> None:
               f'call):\n\n| kernel or operator | calls per call | ms per call | share |\n|---|---|---|---|')
         for row in profile['rows']:
             print(f'| {row["name"][:80]} | {row["calls"]} | {row["self_ms"]:.3f} | {row["fraction"]:.1%} |')
-    print('\nsummary (the target is for one H100/H200 at 256x256 with ADM-256):\n\n| check | value | target | met |'
-          '\n|---|---|---|---|')
+    if result['summary']:
+        print('\nsummary (the target is for one H100/H200 at 256x256 with ADM-256):\n\n| check | value | target | '
+              'met |\n|---|---|---|---|')
     for check in result['summary']:
         value = f'{check["value"]:.1e}' if 'error' in check['check'] else f'{check["value"]:.2f}'
         print(f'| {check["check"]} | {value} | {check["target"]} | {"yes" if check["met"] else "no"} |')

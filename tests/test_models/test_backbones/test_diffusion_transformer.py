@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmdiff.models.backbones import DiffusionTransformerBackbone, declared_out_channels
+from mmdiff.models.backbones import DiffusionTransformerBackbone, declared_feature_info, declared_out_channels
 from mmdiff.models.backbones.transformer import resolve_transformer
 from tests.test_utils.transformer_backbones import FAMILIES, TOKEN_STRIDES, TOKENS, tiny_backbone
 
@@ -138,6 +138,28 @@ def test_the_flux_schnell_preset_is_the_published_layout(tmp_path):
     assert declared_out_channels(dict(type='DiffusionTransformerBackbone', arch='flux-schnell', vae='flux',
                                       model_dir=str(folder.parent), context=dict(type='zero'),
                                       out_strides=None, out_blocks=(18, -1))) == [3072, 3072]
+
+
+@pytest.mark.parametrize('preset, published', [
+    ('dit-xl-2-256', 'dit-xl-2-256'), ('pixart-sigma-xl-2-1024', 'pixart-sigma-xl-2-1024-ms'),
+    ('sd35-medium', 'sd3.5-medium'), ('flux-dev', 'flux.1-dev'), ('sana-1600m-1024', 'sana-1600m-1024')])
+def test_the_full_size_presets_match_the_published_layouts(preset, published, tmp_path):
+    """Each preset is checked against its layout as the conversion script that wrote the Hub file states it
+    (published/reconstructed/, rebuilt from those scripts), as a folder is checked against arch; Sana's folder also
+    brings its DC-AE and its flow-sigma solver, noised as flow matching."""
+    folder = tmp_path / preset
+    (folder / 'transformer').mkdir(parents=True)
+    shutil.copy(PUBLISHED / 'reconstructed' / f'{published}_transformer_config.json', folder / 'transformer' /
+                'config.json')
+    assert resolve_transformer(preset, str(folder), for_build=False).folder == str(folder / 'transformer')
+    if preset == 'sana-1600m-1024':
+        for name, file in (('vae', 'config.json'), ('scheduler', 'scheduler_config.json')):
+            (folder / name).mkdir()
+            shutil.copy(PUBLISHED / 'reconstructed' / f'sana-1600m-1024_{name}_config.json', folder / name / file)
+        info = declared_feature_info(dict(type='DiffusionTransformerBackbone', arch=preset, vae='sana',
+                                          model_dir=str(folder), context=dict(type='zero', num_tokens=300),
+                                          out_strides=None, out_blocks=(-1, )))
+        assert [(level.channels, level.stride) for level in info] == [(2240, 32)]
 
 
 @pytest.mark.parametrize('family', FAMILIES)

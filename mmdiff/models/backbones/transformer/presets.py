@@ -58,3 +58,19 @@ TRANSFORMER_PRESETS.update({
     'flux-tiny': dict(TRANSFORMER_PRESETS['flux-dev'], num_layers=2, num_single_layers=2, attention_head_dim=16,
                       num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=8, axes_dims_rope=(4, 6, 6)),
 })
+# what each preset runs with beside it, as its pipeline pairs them: its VAE, as many text tokens as its pipeline's
+# default prompt length (zero tokens stand in for a prompt embedding where no text encoder is at hand, as in
+# tools/benchmark.py) and FLUX.1-dev's default guidance
+TRANSFORMER_COMPANIONS = {
+    'dit-xl-2-256': dict(vae='sd'),
+    'pixart-sigma-xl-2-1024': dict(vae='sdxl', context=dict(type='zero', num_tokens=300)),
+    'sd35-medium': dict(vae='sd3', context=dict(type='zero', num_tokens=77 + 256)),
+    'flux-dev': dict(vae='flux', context=dict(type='zero', num_tokens=512), guidance=3.5),
+    'flux-schnell': dict(vae='flux', context=dict(type='zero', num_tokens=256)),
+    'sana-1600m-1024': dict(vae='sana', context=dict(type='zero', num_tokens=300)),
+    'dit-tiny': dict(vae='sd-tiny'),
+    'pixart-tiny': dict(vae='sd-tiny', context=dict(type='zero', num_tokens=8)),
+    'sd3-tiny': dict(vae='sd3-tiny', context=dict(type='zero', num_tokens=8)),
+    'flux-tiny': dict(vae='flux-tiny', context=dict(type='zero', num_tokens=8), guidance=3.5),
+    'sana-tiny': dict(vae='sana-tiny', context=dict(type='zero', num_tokens=8)),
+}
