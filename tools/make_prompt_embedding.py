@@ -32,6 +32,9 @@ classifier-free guidance; ``--max-sequence-length`` (the T5 tokens) defaults to 
   the L tokens its attention mask keeps (the prompt's tokens and the end token, not the padding). The pipeline hands
   its transformer all 300 tokens and the mask; the file holds no mask, and mmdiff's backbone attends to every token
   in it, so the padded tokens are left out (the empty prompt keeps one token, the end token).
+* Sana (``SanaPipeline``, 300): ``prompt_embeds`` ``(1, L, 2304)`` alone: the pipeline's own ``encode_prompt`` with
+  the complex human instruction its ``__call__`` prepends by default (Gemma-2's hidden states of the first token
+  and the last 299), only the L tokens its attention mask keeps, as for PixArt-Sigma.
 
 The empty prompt for SD3.5 medium, ``(1, 333, 4096)`` and ``(1, 2048)``::
 
@@ -39,6 +42,7 @@ The empty prompt for SD3.5 medium, ``(1, 333, 4096)`` and ``(1, 2048)``::
 """
 import argparse
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -50,7 +54,8 @@ import torch
 # of its text_encoder*/ and tokenizer*/ folders)
 TRANSFORMER_PIPELINES = {'StableDiffusion3Pipeline': ('SD3', 256, ('', '_2', '_3')),
                          'FluxPipeline': ('FLUX', 512, ('', '_2')),
-                         'PixArtSigmaPipeline': ('PixArt-Sigma', 300, ('', ))}
+                         'PixArtSigmaPipeline': ('PixArt-Sigma', 300, ('', )),
+                         'SanaPipeline': ('Sana', 300, ('', ))}
 
 
 def parse_args() -> argparse.Namespace:
@@ -61,8 +66,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--classes', help="'ade20k', 'coco', a comma-separated list, or a text file with one "
                         'class name per line: one pooled embedding per class (SD 1.x / 2.x)')
     parser.add_argument('--template', default='a photo of a {}', help='prompt per class; {} is the class name')
-    parser.add_argument('--max-sequence-length', type=int, help='T5 tokens for SD3, FLUX and PixArt-Sigma. Defaults '
-                        "to the pipeline's own (256, 512, 300)")
+    parser.add_argument('--max-sequence-length', type=int, help='T5 tokens for SD3, FLUX and PixArt-Sigma, Gemma '
+                        "tokens for Sana. Defaults to the pipeline's own (256, 512, 300, 300)")
     parser.add_argument('--overwrite', action='store_true', help='replace an existing output file')
     return parser.parse_args()
 
@@ -157,6 +162,19 @@ def pixart_conditioning(pipeline_dir: str, prompt: str, max_length: int) -> Dict
     return conditioning(hidden[:, inputs.attention_mask[0].bool()])
 
 
+def sana_conditioning(pipeline_dir: str, prompt: str, max_length: int) -> Dict[str, torch.Tensor]:
+    """Sana's own ``encode_prompt`` (its pipeline loaded without transformer and VAE), with the complex human
+    instruction ``SanaPipeline.__call__`` prepends by default: the tokens its attention mask keeps."""
+    from diffusers import SanaPipeline
+    pipeline = SanaPipeline.from_pretrained(pipeline_dir, transformer=None, vae=None, local_files_only=True)
+    instruction = inspect.signature(SanaPipeline.__call__).parameters['complex_human_instruction'].default
+    with torch.no_grad():
+        embeds, mask, _, _ = pipeline.encode_prompt(prompt, do_classifier_free_guidance=False, device='cpu',
+                                                    max_sequence_length=max_length,
+                                                    complex_human_instruction=instruction)
+    return conditioning(embeds[:, mask[0].bool()])
+
+
 def sd_context(pipeline_dir: str, prompts: List[str], pooled: bool) -> torch.Tensor:
     """SD 1.x / 2.x: the prompt's token sequence, or (``pooled``) one end-of-text embedding per prompt."""
     from transformers import CLIPTextModel, CLIPTokenizer
@@ -164,7 +182,8 @@ def sd_context(pipeline_dir: str, prompts: List[str], pooled: bool) -> torch.Ten
     return (output.pooler_output if pooled else output.last_hidden_state[0]).float().contiguous()
 
 
-WRITERS = {'SD3': sd3_conditioning, 'FLUX': flux_conditioning, 'PixArt-Sigma': pixart_conditioning}
+WRITERS = {'SD3': sd3_conditioning, 'FLUX': flux_conditioning, 'PixArt-Sigma': pixart_conditioning,
+           'Sana': sana_conditioning}
 
 
 def family(pipeline_dir: str) -> tuple:
@@ -193,7 +212,8 @@ def refusal(args: argparse.Namespace, name: str, max_length: Optional[int], suff
         return (f'--classes writes one pooled embedding per class (VPD\'s context for SD 1.x / 2.x); for the {name} '
                 'pipeline write one prompt\'s conditioning with --prompt')
     if max_length is None and args.max_sequence_length is not None:
-        return f'--max-sequence-length sets the T5 tokens of SD3, FLUX and PixArt-Sigma; {name} has CLIP\'s 77'
+        return (f'--max-sequence-length sets the T5 tokens of SD3, FLUX and PixArt-Sigma and the Gemma tokens of '
+                f'Sana; {name} has CLIP\'s 77')
     return None
 
 

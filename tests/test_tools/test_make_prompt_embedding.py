@@ -210,3 +210,53 @@ def test_pixart_sigma_gets_the_tokens_its_attention_mask_keeps(tmp_path):
                                                     max_sequence_length=8)
     assert mask.tolist() == [[1, 1, 1, 0, 0, 0, 0, 0]]  # a, cat, </s>, then padding
     assert_written(saved, dict(prompt_embeds=embeds[:, :3]), dict(prompt_embeds=(1, 3, 32)))
+
+
+def tiny_gemma():
+    """A Gemma tokenizer over a few words ('<pad>' 0, '<eos>' 1, '<bos>' 2 prepended, '<unk>' 3) and a seeded
+    32-wide Gemma-2 encoder."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import Gemma2Config, Gemma2Model, GemmaTokenizerFast
+    words = ['<pad>', '<eos>', '<bos>', '<unk>', 'a', 'cat', 'dog', 'photo']
+    tokenizer = Tokenizer(models.WordLevel({word: index for index, word in enumerate(words)}, unk_token='<unk>'))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(single='<bos> $A', special_tokens=[('<bos>', 2)])
+    fast = GemmaTokenizerFast(tokenizer_object=tokenizer, pad_token='<pad>', eos_token='<eos>', bos_token='<bos>',
+                              unk_token='<unk>')
+    torch.manual_seed(0)
+    config = Gemma2Config(vocab_size=8, hidden_size=32, intermediate_size=16, num_hidden_layers=1,
+                          num_attention_heads=2, num_key_value_heads=1, head_dim=16, pad_token_id=0)
+    return fast, Gemma2Model(config).eval()
+
+
+@needs_transformers
+def test_sana_gets_its_pipelines_encode_prompt_with_the_default_instruction(tmp_path):
+    """The file holds SanaPipeline.encode_prompt's tokens under its attention mask, with the complex human
+    instruction __call__ prepends; attending to them alone equals the transformer given all tokens and the mask."""
+    import inspect
+
+    from diffusers import AutoencoderDC, DPMSolverMultistepScheduler, SanaPipeline, SanaTransformer2DModel
+    tokenizer, gemma = tiny_gemma()
+    transformer = SanaTransformer2DModel(in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8,
+                                         num_layers=1, num_cross_attention_heads=2, cross_attention_head_dim=8,
+                                         cross_attention_dim=16, caption_channels=32, sample_size=4)
+    vae = AutoencoderDC(latent_channels=4, encoder_block_out_channels=(8, 8), decoder_block_out_channels=(8, 8),
+                        encoder_block_types='ResBlock', decoder_block_types='ResBlock', encoder_layers_per_block=(1, 1),
+                        decoder_layers_per_block=(1, 1), encoder_qkv_multiscales=((), ()),
+                        decoder_qkv_multiscales=((), ()))
+    pipeline = SanaPipeline(tokenizer=tokenizer, text_encoder=gemma, vae=vae, transformer=transformer,
+                            scheduler=DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=3.0,
+                                                                  prediction_type='flow_prediction'))
+    saved = written(pipeline, tmp_path / 'sana', '--prompt', 'A cat', '--max-sequence-length', '8')
+    pipeline = SanaPipeline.from_pretrained(tmp_path / 'sana', local_files_only=True)  # as the tool reads it
+    instruction = inspect.signature(SanaPipeline.__call__).parameters['complex_human_instruction'].default
+    with torch.no_grad():
+        embeds, mask, _, _ = pipeline.encode_prompt('A cat', do_classifier_free_guidance=False, device='cpu',
+                                                    max_sequence_length=8, complex_human_instruction=instruction)
+    assert 0 < int(mask.sum()) < mask.shape[1]  # the instruction's tokens and the prompt's, not the padding
+    assert_written(saved, dict(prompt_embeds=embeds[:, mask[0].bool()]), dict(prompt_embeds=(1, int(mask.sum()), 32)))
+    latents, step = torch.randn(1, 4, 4, 4), torch.tensor([500.0])
+    with torch.no_grad():
+        with_mask = pipeline.transformer(latents, encoder_hidden_states=embeds, encoder_attention_mask=mask, timestep=step)
+        kept_only = pipeline.transformer(latents, encoder_hidden_states=saved['prompt_embeds'], timestep=step)
+    torch.testing.assert_close(kept_only.sample, with_mask.sample, rtol=1e-5, atol=1e-5)
