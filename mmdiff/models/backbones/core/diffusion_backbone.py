@@ -43,9 +43,9 @@ class DiffusionBackbone(BaseModule):
             arguments. With ``model_dir``, None takes the folder's architecture; a preset or dict is then checked
             against it.
         model_dir (str, optional): A local diffusers folder (``config.json`` + weights, or a pipeline folder
-            with the model's folder (``unet/``, ``transformer/``), ``scheduler/`` and, for latent diffusion, ``vae/``), loaded with
-            ``local_files_only=True``; of ``vae/`` only the encoder is kept. Defaults to None (random
-            weights; load an mmdiff checkpoint with ``init_cfg``).
+            with the model's folder (``unet/``, ``transformer/``), ``scheduler/`` and, for latent diffusion,
+            ``vae/``), loaded with ``local_files_only=True``; of ``vae/`` only the encoder is kept. Defaults to None
+            (random weights; load an mmdiff checkpoint with ``init_cfg``).
         vae (str | dict, optional): The ``AutoencoderKL`` of a latent-diffusion model: a preset of
             :data:`VAE_PRESETS` (``'sd'``, ``'sdxl'``, ``'sd3'``, ``'flux'``, Sana's ``AutoencoderDC`` ``'sana'``,
             and tiny ones) or its keyword arguments (``type='AutoencoderDC'`` for a deep-compression one). Images are encoded to the posterior mean x ``scaling_factor`` and the model runs on those

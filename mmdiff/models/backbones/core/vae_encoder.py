@@ -55,9 +55,10 @@ VAE_PRESETS['sana'] = dict(
     decoder_norm_types='rms_norm',
     decoder_act_fns='silu',
     scaling_factor=0.41407)
-VAE_PRESETS['sana-tiny'] = dict(VAE_PRESETS['sana'], attention_head_dim=8, encoder_block_out_channels=(8, 8, 16, 16, 32, 32),
-                                decoder_block_out_channels=(8, 8, 16, 16, 32, 32), encoder_layers_per_block=(1, ) * 6,
-                                decoder_layers_per_block=(1, ) * 6)
+VAE_PRESETS['sana-tiny'] = dict(VAE_PRESETS['sana'], attention_head_dim=8,
+                                encoder_block_out_channels=(8, 8, 16, 16, 32, 32),
+                                decoder_block_out_channels=(8, 8, 16, 16, 32, 32),
+                                encoder_layers_per_block=(1, ) * 6, decoder_layers_per_block=(1, ) * 6)
 # the autoencoder classes a VAE config's type names (AutoencoderKL without one)
 VAE_TYPES = {'AutoencoderKL': AutoencoderKL, 'AutoencoderDC': AutoencoderDC}
 # each autoencoder's encoder layers, and their arguments: encoder argument -> the autoencoder's config key
