@@ -47,6 +47,19 @@ def test_backbone_benchmark_reports_every_setting():
     assert 'input checks per batch: first' in result.stdout
 
 
+def test_backbone_benchmark_takes_a_transformer_preset_with_its_companions():
+    """A FLUX preset runs with its VAE, context and guidance; only the backbone rows apply, no ADM summary."""
+    result = run('backbone', '--arch', 'flux-tiny', '--batch-size', '1', '--size', '32', '--repeats', '1',
+                 '--warmup', '0', '--device', 'cpu')
+    assert result.returncode == 0, result.stderr
+    report = json.loads((ROOT / 'work_dirs' / 'benchmarks' / 'backbone_flux-tiny_cpu.json').read_text())
+    assert [row['setting'] for row in report['rows']] == [
+        'fp32 backbone (truncated)', 'bf16 backbone', 'bf16 backbone, channels_last', 'bf16 weights, channels_last',
+        'bf16 weights, channels_last, 3 timesteps']
+    assert report['summary'] == [] and 'summary (the target' not in result.stdout
+    assert report['rows'][0]['relative_error_vs_fp32'] == 0.0 and report['rows'][3]['weights_gib'] > 0
+
+
 def test_step_benchmark_runs_a_segmentation_config():
     result = run('step', 'configs/upernet_diffusion_ade20k.py', '--backbone-arch', 'adm-tiny', '--batch-size', '2',
                  '--size', '64', '--repeats', '1', '--warmup', '0', '--device', 'cpu')
