@@ -19,6 +19,7 @@ from mmengine.utils import import_modules_from_strings
 
 from .choices import check_choice
 from .model_check import check_model_arguments, check_pixel_normalisation
+from .safe_checkpoint import enable_safe_loading
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 
@@ -73,7 +74,9 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 
 
 def enter_config_scope(cfg: Config) -> None:
-    """Import the config's ``custom_imports`` and make its ``default_scope`` current, as the runner does."""
+    """Import the config's ``custom_imports`` and make its ``default_scope`` current, as the runner does; an mmdiff
+    tool's process loads every checkpoint with mmdiff's safe loader (``weights_only=True``, nothing remote)."""
+    enable_safe_loading()
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', 'mmengine'))

@@ -3,8 +3,13 @@
 ``torch.load(weights_only=False)``, which mmengine's ``CheckpointLoader`` uses, runs whatever a pickle names, so a
 crafted checkpoint executes code when it is loaded. :func:`load_checkpoint_file` unpickles only tensors, containers,
 primitives and the few classes mmengine's and mmdiff's own checkpoints hold (:data:`CHECKPOINT_GLOBALS`), and names
-the file and the offending global otherwise. :func:`register_safe_checkpoint_loader` makes mmengine use it for every
-local path (``init_cfg``, ``load_from``, ``--resume``) and refuse remote schemes: mmdiff never downloads.
+the file and the offending global otherwise. mmdiff's own loading paths (its backbones' ``init_cfg``, its tools, its
+caches) use it and refuse remote paths: mmdiff never downloads.
+
+Importing mmdiff leaves every other loading path as mmengine does it. :func:`enable_safe_loading` makes mmengine's
+``CheckpointLoader`` use the safe loader for every local path of the process (``load_from``, ``--resume``, any
+module's ``init_cfg=dict(type='Pretrained')``) and refuse its remote schemes; mmdiff's tools call it, and any other
+process opts in with the environment variable ``MMDIFF_SAFE_LOADING=1`` (read when mmdiff is imported).
 """
 import os
 import pickle
@@ -36,9 +41,11 @@ CHECKPOINT_GLOBALS: List[Any] = [
     np._core.multiarray.scalar,
     *{type(np.dtype(name)) for name in ('float64', 'float32', 'float16', 'int64', 'int32', 'uint32', 'uint8', 'bool')},
 ]
-# mmengine's remote schemes: refused, never fetched
+# mmengine's remote schemes, its own patterns included (``x:s3://``, ``petrel://``): refused, never fetched
 REMOTE_PREFIXES = ('http://', 'https://', 'torchvision://', 'open-mmlab://', 'openmmlab://', 'mmcls://', 'pavi://',
-                   's3://', 'modelzoo://')
+                   's3://', 'modelzoo://', r'(\S+\:)?s3://', r'(\S+\:)?petrel://')
+# the environment variable that opts a whole process into the safe loader (mmdiff's tools opt in themselves)
+SAFE_LOADING_SWITCH = 'MMDIFF_SAFE_LOADING'
 
 
 class UnsafeCheckpointError(ValueError):
@@ -91,12 +98,21 @@ def _first_line(error: BaseException) -> str:
 
 
 def _refuse_remote(filename: str, map_location: Any = None) -> None:
-    check_local(filename)  # mmengine hands it only paths of a remote scheme: it raises
+    """mmengine's loader for its remote schemes, while the safe loader is enabled: a refusal naming the switch."""
+    raise ValueError(f'{filename!r} is remote, and this process loads checkpoints with mmdiff\'s safe loader '
+                     f'(an mmdiff tool, or {SAFE_LOADING_SWITCH}=1), which never downloads: download it yourself and '
+                     f'pass the local file, or run without {SAFE_LOADING_SWITCH} to let mmengine fetch it')
 
 
-def register_safe_checkpoint_loader() -> None:
-    """Make mmengine's ``CheckpointLoader`` read local paths with :func:`load_checkpoint_file` and refuse remote
-    schemes. Called when mmdiff is imported (``custom_imports``), so the runner's ``load_from``, ``resume`` and
-    every ``init_cfg=dict(type='Pretrained')`` go through it."""
+def safe_loading_requested() -> bool:
+    """Whether the process opted into the safe loader with ``MMDIFF_SAFE_LOADING=1``."""
+    return os.environ.get(SAFE_LOADING_SWITCH) == '1'
+
+
+def enable_safe_loading() -> None:
+    """Make mmengine's ``CheckpointLoader`` read every local path of this process with :func:`load_checkpoint_file`
+    and refuse every remote scheme, mmengine's own patterns included: the runner's ``load_from`` and ``resume`` and
+    every module's ``init_cfg=dict(type='Pretrained')``. mmdiff's tools call it; importing mmdiff calls it only with
+    ``MMDIFF_SAFE_LOADING=1``."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
     CheckpointLoader.register_scheme(prefixes=list(REMOTE_PREFIXES), loader=_refuse_remote, force=True)

@@ -1,12 +1,15 @@
-"""No checkpoint runs code, and nothing is downloaded: every loading path refuses a crafted pickle and a URL."""
+"""No checkpoint runs code, and nothing is downloaded, on mmdiff's own loading paths (its backbones, its tools, and a
+process that opts in with MMDIFF_SAFE_LOADING=1); importing mmdiff leaves every other loading path as it is."""
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
 
-import mmdiff  # noqa: F401  registers the safe loader with mmengine, as custom_imports does
 from mmdiff.models import DiffusionUNetBackbone
-from mmdiff.utils.safe_checkpoint import UnsafeCheckpointError, load_checkpoint_file
+from mmdiff.utils.safe_checkpoint import UnsafeCheckpointError, enable_safe_loading, load_checkpoint_file
 
 
 class RunsACommand:
@@ -36,10 +39,12 @@ def test_the_safe_loader_refuses_a_pickle_that_runs_code(hostile):
     assert marker.exists()
 
 
-def test_mmengine_loading_paths_go_through_the_safe_loader(hostile):
-    """``init_cfg``, ``load_from`` and ``--resume`` all reach mmengine's ``_load_checkpoint``."""
+def test_mmengine_loading_paths_go_through_the_safe_loader_once_enabled(hostile):
+    """With the safe loader enabled (as mmdiff's tools enable it), ``init_cfg``, ``load_from`` and ``--resume`` all
+    reach mmengine's ``_load_checkpoint``, and it refuses the crafted pickle."""
     from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
 
+    enable_safe_loading()  # what every mmdiff tool does; this test process already runs them
     path, marker = hostile
     with pytest.raises(UnsafeCheckpointError):
         _load_checkpoint(str(path), map_location='cpu')
@@ -51,8 +56,14 @@ def test_mmengine_loading_paths_go_through_the_safe_loader(hostile):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize('url', ['https://example.com/unet.pth', 'torchvision://resnet50', 'open-mmlab://resnet50_v1c'])
+REMOTE = ['https://example.com/unet.pth', 'torchvision://resnet50', 'open-mmlab://resnet50_v1c', 'x:s3://bucket/a.pth',
+          'petrel://bucket/a.pth', 's3://bucket/a.pth', 'pavi://a.pth', 'mmcls://resnet50', 'modelzoo://resnet50']
+
+
+@pytest.mark.parametrize('url', REMOTE)
 def test_remote_checkpoints_are_refused_before_any_connection(url, monkeypatch):
+    """Every scheme mmengine registers (its petrel / ceph patterns too) is refused by mmdiff's backbones, and by
+    mmengine's loader once the safe loader is enabled, naming the switch."""
     import socket
 
     def no_network(*args, **kwargs):
@@ -61,10 +72,52 @@ def test_remote_checkpoints_are_refused_before_any_connection(url, monkeypatch):
     monkeypatch.setattr(socket.socket, 'connect', no_network)
     from mmengine.runner.checkpoint import _load_checkpoint
 
-    with pytest.raises(ValueError, match='mmdiff never downloads'):
+    enable_safe_loading()
+    with pytest.raises(ValueError, match=r"is remote, and this process loads checkpoints with mmdiff's safe loader "
+                       r'\(an mmdiff tool, or MMDIFF_SAFE_LOADING=1\)'):
         _load_checkpoint(url, map_location='cpu')
     with pytest.raises(ValueError, match='is remote: mmdiff never downloads'):
         DiffusionUNetBackbone(arch='adm-tiny', init_cfg=dict(type='Pretrained', checkpoint=url))
+
+
+# a fresh interpreter: fakes mmengine's download, imports mmdiff, then loads a torchvision:// ResNet and a pickle that
+# runs code through mmengine, printing what happened (after mmengine's own log lines)
+PROCESS = textwrap.dedent('''
+    import sys
+    import mmengine.runner.checkpoint as checkpoint
+    fetched = []
+    checkpoint.load_url = lambda url, **kwargs: fetched.append(url) or {'state_dict': {}}
+    import mmdiff  # noqa: F401
+    try:
+        checkpoint._load_checkpoint('torchvision://resnet50', map_location='cpu')
+        print('RESULT fetched', len(fetched))
+    except ValueError as error:
+        print('RESULT refused', error)
+    try:
+        checkpoint._load_checkpoint(sys.argv[1], map_location='cpu')
+        print('RESULT loaded')
+    except Exception as error:
+        print('RESULT refused', type(error).__name__)
+''')
+
+
+@pytest.mark.parametrize('switch', [None, '1'])
+def test_importing_mmdiff_leaves_mmengine_loading_as_it_is_unless_opted_in(switch, hostile):
+    """Without the switch, a process that imports mmdiff downloads through mmengine (the fake is called) and
+    unpickles as mmengine does; with MMDIFF_SAFE_LOADING=1 both are refused, the download naming the switch."""
+    path, marker = hostile
+    env = {key: value for key, value in os.environ.items() if key != 'MMDIFF_SAFE_LOADING'}
+    if switch:
+        env['MMDIFF_SAFE_LOADING'] = switch
+    result = subprocess.run([sys.executable, '-c', PROCESS, str(path)], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = [line[len('RESULT '):] for line in result.stdout.splitlines() if line.startswith('RESULT ')]
+    if switch:
+        assert 'MMDIFF_SAFE_LOADING=1' in lines[0] and lines[0].startswith('refused')
+        assert lines[1] == 'refused UnsafeCheckpointError' and not marker.exists()
+    else:
+        assert lines[:2] == ['fetched 1', 'loaded'] and marker.exists()
 
 
 def test_checkpoints_mmdiff_and_mmengine_write_load(tmp_path):
