@@ -11,4 +11,4 @@ _base_ = [
 #     --preset 256x256_diffusion_uncond
 pretrained = 'checkpoints/adm-256u_imagenet-uncond.pth'
 model = dict(backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', checkpoint=pretrained)))
-custom_hooks = [dict(type='EvalProgressBarHook')]  # a progress bar while evaluating
+custom_hooks = [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating

@@ -16,4 +16,4 @@ model = dict(
     backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(num_classes=150),
     auxiliary_head=dict(num_classes=150))
-custom_hooks = [dict(type='EvalProgressBarHook')]  # a progress bar while evaluating
+custom_hooks = [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating

@@ -1,9 +1,9 @@
-"""mmdiff's registries, children of mmengine's root registries.
+"""mmdiff's registries, children of mmengine's root registries, and the only registries mmdiff's classes are in.
 
-``type='mmdiff.DiffusionUNetBackbone'`` finds modules here from any scope. A plain ``type='DiffusionUNetBackbone'``
-in a config whose ``default_scope`` is ``mmdet``, ``mmseg`` or ``mmpretrain`` searches that package's registry and
-its ancestors, never its siblings, so :func:`register_module` also registers each module in the shared mmengine
-root, the one ancestor all scopes have in common.
+A config reaches them from any scope as ``type='mmdiff.DiffusionUNetBackbone'``: mmengine resolves the ``mmdiff.``
+scope to these children of its root registries (importing :mod:`mmdiff.registry`, and the ``locations`` below, on
+first use), whatever the config's ``default_scope`` (``mmdet``, ``mmseg``, ``mmpretrain``). Nothing is registered in
+mmengine's root registries, so another plugin may register the same class names without a clash.
 
 The ``locations`` below are imported when a registry is first searched; they need torch, diffusers and mmengine
 only, never mmdet, mmseg or mmpretrain.
@@ -28,7 +28,7 @@ TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmdiff',
 
 def register_module(registry: Registry,
                     name: Optional[str] = None) -> Callable[[ModuleType], ModuleType]:
-    """Register a class in an mmdiff registry and in that registry's mmengine root.
+    """Register a class in an mmdiff registry (only there: it is reached as ``'mmdiff.<name>'``).
 
     Args:
         registry (Registry): An mmdiff registry from this file, e.g. :data:`MODELS`.
@@ -45,13 +45,12 @@ def register_module(registry: Registry,
         class MyNeck(torch.nn.Module):
             ...
     """
-    if registry.parent is None:
-        raise ValueError(f'registry {registry.name!r} has no parent; pass an mmdiff registry such as '
+    if registry.scope != 'mmdiff':
+        raise ValueError(f'registry {registry.name!r} is {registry.scope!r}\'s; pass an mmdiff registry such as '
                          f'mmdiff.registry.MODELS')
 
     def _register(cls: ModuleType) -> ModuleType:
         registry.register_module(name=name, module=cls)
-        registry.parent.register_module(name=name, module=cls)
         return cls
 
     return _register

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -51,18 +52,59 @@ def registered_probe():
     register_module(MODELS)(RegistryProbe)
     yield RegistryProbe
     MODELS._module_dict.pop('RegistryProbe')
-    MODELS.parent._module_dict.pop('RegistryProbe')
 
 
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'mmpretrain'])
-def test_registered_module_builds_from_every_scope(registered_probe, scope):
+def test_registered_module_builds_from_every_scope_by_its_mmdiff_name(registered_probe, scope):
+    """'mmdiff.X' builds from each codebase's registry in its scope; the plain name is not in mmengine's root."""
+    import importlib
+
     from mmengine.registry import MODELS as ROOT_MODELS
 
+    codebase_models = importlib.import_module(f'{scope}.registry').MODELS
     with DefaultScope.overwrite_default_scope(scope):
-        plain = ROOT_MODELS.build(dict(type='RegistryProbe', width=3))
-        scoped = ROOT_MODELS.build(dict(type='mmdiff.RegistryProbe', width=4))
-    assert isinstance(plain, registered_probe) and plain.width == 3
+        scoped = codebase_models.build(dict(type='mmdiff.RegistryProbe', width=4))
+        with pytest.raises(KeyError, match='RegistryProbe is not in the'):
+            codebase_models.build(dict(type='RegistryProbe'))
     assert isinstance(scoped, registered_probe) and scoped.width == 4
+    assert 'RegistryProbe' not in ROOT_MODELS.module_dict
+
+
+def test_mmengine_root_registries_hold_no_mmdiff_class():
+    """Every mmdiff class is in mmdiff's registries only (importing every module, heads and datasets too)."""
+    import importlib
+    import pkgutil
+
+    import mmdiff
+    from mmengine import registry as root
+    from mmdiff import registry
+
+    for module in pkgutil.walk_packages(mmdiff.__path__, 'mmdiff.'):
+        importlib.import_module(module.name)
+    ours = {name for r in (registry.MODELS, registry.DATASETS, registry.HOOKS, registry.TRANSFORMS)
+            for name in r.module_dict}
+    assert {'DiffusionUNetBackbone', 'LinearProbeHead', 'AttentionHead', 'MLPHead', 'NonFiniteLossHook'} <= ours
+    for root_registry in (root.MODELS, root.DATASETS, root.HOOKS, root.TRANSFORMS):
+        assert ours.isdisjoint(root_registry.module_dict)
+
+
+def test_another_plugin_may_register_the_same_names(tmp_path):
+    """A plugin that registers AttentionHead, MLPHead and CNNHead in mmengine's root, imported before mmdiff: both
+    import, and each builds its own class."""
+    result = run_python(textwrap.dedent('''
+        import torch
+        from mmengine.registry import MODELS, DefaultScope
+        for name in ('AttentionHead', 'MLPHead', 'CNNHead', 'DiffusionUNetBackbone'):
+            MODELS.register_module(name=name, module=type(name, (torch.nn.Module, ), {}))
+        import mmdiff
+        import mmdiff.models.heads
+        from mmpretrain.registry import MODELS as PRETRAIN
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            print(type(PRETRAIN.build(dict(type='MLPHead'))).__module__,
+                  type(PRETRAIN.build(dict(type='mmdiff.MLPHead', num_classes=2, in_channels=4))).__module__)
+    '''))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ['__main__', 'mmdiff.models.heads.mlp_head']  # the plugin's, mmdiff's
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:

@@ -30,8 +30,8 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_runner_config(args)
     hooks = list(cfg.get('custom_hooks') or [])
-    for hook_type in ('NonFiniteLossHook', 'RandomStateHook'):
-        if not any(hook.get('type') == hook_type for hook in hooks):
+    for hook_type in ('mmdiff.NonFiniteLossHook', 'mmdiff.RandomStateHook'):
+        if not any(hook.get('type') in (hook_type, hook_type.split('.')[1]) for hook in hooks):
             hooks.append(dict(type=hook_type))
     cfg.custom_hooks = hooks
     check_work_dir(cfg.work_dir, resume=args.resume == 'auto', overwrite=args.overwrite)

@@ -4,4 +4,4 @@
 _base_ = ['./attention-head_adm-tiny-b24-t150_demo-shapes.py']
 
 model = dict(
-    backbone=dict(type='DifFeedBackbone', feedback=(21, 24, 27, 30, 33, 36), adapter='conv1x1-bn-relu'))
+    backbone=dict(type='mmdiff.DifFeedBackbone', feedback=(21, 24, 27, 30, 33, 36), adapter='conv1x1-bn-relu'))

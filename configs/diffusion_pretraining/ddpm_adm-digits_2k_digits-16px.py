@@ -6,7 +6,7 @@ _base_ = ['../_base_/datasets/digits_16px.py', 'mmpretrain::_base_/default_runti
 custom_imports = dict(imports=['mmdiff', 'mmdiff.datasets.digits'], allow_failed_imports=False)
 
 model = dict(
-    type='DiffusionPretrainer',
+    type='mmdiff.DiffusionPretrainer',
     arch='adm-digits',
     noise_scheduler=dict(type='DDPMScheduler', num_train_timesteps=1000, beta_schedule='linear',
                          prediction_type='epsilon'),
@@ -25,7 +25,7 @@ param_scheduler = [
 custom_hooks = [
     # the checkpoints' state_dict holds these averaged weights (the raw ones go to ema_state_dict)
     dict(type='EMAHook', momentum=5e-3, update_buffers=True),
-    dict(type='DiffusionSamplesHook', interval=500, num_images=64, sampler='ddim', num_inference_steps=50),
+    dict(type='mmdiff.DiffusionSamplesHook', interval=500, num_images=64, sampler='ddim', num_inference_steps=50),
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),

@@ -9,19 +9,19 @@ custom_imports = dict(
     allow_failed_imports=False)
 cache_root = 'work_dirs/feature_cache/linear-probe_adm-tiny-b24-t150_demo-shapes/'
 model = dict(
-    backbone=dict(_delete_=True, type='CachedFeatureBackbone'),
+    backbone=dict(_delete_=True, type='mmdiff.CachedFeatureBackbone'),
     data_preprocessor=dict(_delete_=True, type='ClsDataPreprocessor'))
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,
-        type='CachedFeatureDataset',
+        type='mmdiff.CachedFeatureDataset',
         cache_dir=cache_root + 'train',
         expected_backbone={{_base_.model.backbone}},
         expected_dataset={{_base_.train_dataloader.dataset}}))
 val_dataloader = dict(
     dataset=dict(
         _delete_=True,
-        type='CachedFeatureDataset',
+        type='mmdiff.CachedFeatureDataset',
         cache_dir=cache_root + 'val',
         expected_backbone={{_base_.model.backbone}},
         expected_dataset={{_base_.val_dataloader.dataset}}))

@@ -13,12 +13,12 @@ model = dict(
     teacher=dict(out_blocks=('mid_block.resnets.1.conv2', )),
     backbone=dict(init_cfg=None, zero_init_residual=False),
     normalize=False,
-    timestep_policy=dict(_delete_=True, type='TimestepPolicy', arch='conv', zero_init=False),
+    timestep_policy=dict(_delete_=True, type='mmdiff.TimestepPolicy', arch='conv', zero_init=False),
     reward_head_channels=(64, 64),
     reward_baseline=False,
     entropy_weight=0.1)
 custom_hooks = [
-    dict(type='EntropyDecayHook', start=0.1, decay_epochs=24),
+    dict(type='mmdiff.EntropyDecayHook', start=0.1, decay_epochs=24),
     dict(type='EMAHook', momentum=0.08, priority='ABOVE_NORMAL'),
 ]
 train_dataloader = dict(sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True))

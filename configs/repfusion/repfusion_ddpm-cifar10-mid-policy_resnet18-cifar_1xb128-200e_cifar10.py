@@ -27,7 +27,7 @@ model = dict(
     reward_baseline=False,
     entropy_weight=0.1)
 custom_hooks = [
-    dict(type='EntropyDecayHook', start=0.1, decay_epochs=100),
+    dict(type='mmdiff.EntropyDecayHook', start=0.1, decay_epochs=100),
     dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL'),
 ]
 train_dataloader = dict(batch_size=128, num_workers=2)

@@ -99,7 +99,7 @@ def test_real_configs_run_a_train_step_with_the_tiny_unet(config):
 
     def head_channels(backbone: dict):  # a fusion head reads every output, the others the last one
         channels = declared_out_channels(backbone)
-        return tuple(channels) if cfg.model.head.type == 'DifFormerHead' else channels[-1]
+        return tuple(channels) if cfg.model.head.type == 'mmdiff.DifFormerHead' else channels[-1]
 
     in_channels = cfg.model.head.in_channels  # literal in the config, equal to the backbone's declared channels
     assert (tuple(in_channels) if isinstance(in_channels, (list, tuple)) else in_channels) == head_channels(

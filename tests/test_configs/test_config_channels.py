@@ -13,8 +13,8 @@ from mmdiff.models.backbones import (DiffusionTransformerBackbone, DiffusionUNet
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
-BACKBONES = {'DiffusionUNetBackbone': DiffusionUNetBackbone, 'DifFeedBackbone': DifFeedBackbone,
-             'DiffusionTransformerBackbone': DiffusionTransformerBackbone}
+BACKBONES = {'mmdiff.DiffusionUNetBackbone': DiffusionUNetBackbone, 'mmdiff.DifFeedBackbone': DifFeedBackbone,
+             'mmdiff.DiffusionTransformerBackbone': DiffusionTransformerBackbone}
 
 
 def offline_backbone(cfg: dict) -> torch.nn.Module:

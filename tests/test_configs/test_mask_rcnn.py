@@ -22,7 +22,8 @@ DETECTION_CONFIGS = sorted((ROOT / 'configs').glob('mask_rcnn*.py')) + sorted(
 
 def backbone_channels(backbone: dict) -> list:
     """A diffusion backbone's declared channels (no weights built); any other backbone's, from one forward pass."""
-    if backbone.type in ('DiffusionUNetBackbone', 'DifFeedBackbone', 'DiffusionTransformerBackbone'):
+    if backbone.type in ('mmdiff.DiffusionUNetBackbone', 'mmdiff.DifFeedBackbone',
+                         'mmdiff.DiffusionTransformerBackbone'):
         return declared_out_channels(backbone)
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
@@ -41,7 +42,7 @@ def test_neck_channels_match_the_declared_backbone_channels(config):
     assert cfg.model.data_preprocessor.mean == [127.5] * 3 and cfg.model.data_preprocessor.std == [127.5] * 3
 
 
-@pytest.mark.parametrize('backbone_type', ['DiffusionUNetBackbone', 'DifFeedBackbone'])
+@pytest.mark.parametrize('backbone_type', ['mmdiff.DiffusionUNetBackbone', 'mmdiff.DifFeedBackbone'])
 def test_main_config_with_the_tiny_unet_runs_a_loss_and_a_predict_step(backbone_type):
     from mmdet.testing import demo_mm_inputs
     from mmengine.registry import MODELS, init_default_scope
@@ -69,7 +70,7 @@ def test_main_config_with_the_tiny_unet_runs_a_loss_and_a_predict_step(backbone_
     assert torch.isfinite(total) and all(math.isfinite(value) for value in log_vars.values())
     total.backward()
     assert all(p.grad is None for p in model.backbone.unet.parameters())  # frozen by default
-    if backbone_type == 'DifFeedBackbone':  # every pyramid level is fed back; each adapter learns
+    if backbone_type == 'mmdiff.DifFeedBackbone':  # every pyramid level is fed back; each adapter learns
         assert len(model.backbone.adapters) == 4
         assert all(adapter.conv.weight.grad.abs().sum() > 0 for adapter in model.backbone.adapters)
     model.eval()

@@ -38,7 +38,7 @@ def train_three_epochs(root: Path, work_dir: Path, hooks: list) -> list:
 @pytest.mark.slow
 def test_adapter_statistics_stop_after_the_first_validation_with_the_hook_only(classification_shapes, tmp_path):
     published = train_three_epochs(classification_shapes, tmp_path / 'published',
-                                   [dict(type='EvalModeAfterFirstValHook')])
+                                   [dict(type='mmdiff.EvalModeAfterFirstValHook')])
     epochs = [adapter_statistics(path) for path in published]
     assert torch.equal(epochs[1], epochs[0]) and torch.equal(epochs[2], epochs[0])  # epochs 2 and 3 train in eval
     assert torch.load(published[2], weights_only=False)['meta']['eval_mode_after_val'] is True

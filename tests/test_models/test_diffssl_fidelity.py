@@ -171,12 +171,12 @@ def test_paper_configs_carry_the_published_recipe(config, lr, batch):
                                                                                      'float16', True)
     assert cfg.model.head.init_cfg is None  # PyTorch's default initialisation, as the reference
     # diffssl trains in eval mode after its first evaluation; only DifFeed's adapters (BatchNorm) notice it
-    assert (dict(type='EvalModeAfterFirstValHook') in cfg.custom_hooks) == (config == DIFFEED)
+    assert (dict(type='mmdiff.EvalModeAfterFirstValHook') in cfg.custom_hooks) == (config == DIFFEED)
     train, test = cfg.train_dataloader.dataset.pipeline, cfg.val_dataloader.dataset.pipeline
-    assert [step['type'] for step in train] == ['LoadImageFromFile', 'ADMResizeCrop', 'RandomFlip', 'PackInputs']
-    assert train[1] == dict(type='ADMResizeCrop', image_size=256, random_crop=True)
-    assert [step['type'] for step in test] == ['LoadImageFromFile', 'ADMResizeCrop', 'PackInputs']
-    assert test[1] == dict(type='ADMResizeCrop', image_size=256)
+    assert [step['type'] for step in train] == ['LoadImageFromFile', 'mmdiff.ADMResizeCrop', 'RandomFlip', 'PackInputs']
+    assert train[1] == dict(type='mmdiff.ADMResizeCrop', image_size=256, random_crop=True)
+    assert [step['type'] for step in test] == ['LoadImageFromFile', 'mmdiff.ADMResizeCrop', 'PackInputs']
+    assert test[1] == dict(type='mmdiff.ADMResizeCrop', image_size=256)
 
 
 @pytest.mark.parametrize('config', [LINEAR, ATTENTION, DIFFORMER, DIFFEED, CUB_LINEAR],

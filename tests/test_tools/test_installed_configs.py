@@ -190,10 +190,10 @@ def test_a_wheel_installed_in_a_fresh_venv_ships_the_configs_and_their_bases_res
     found = run_outside_repository(python, INSTALLED_CHECK, tmp_path, tmp_path / 'downstream.py')
     assert Path(found['mmdiff_file']).is_relative_to(site_packages)
     assert Path(found['config']) == site_packages / 'mmdiff' / '.mim' / 'configs' / 'mask_rcnn_diffusion_coco.py'
-    assert found['backbone'] == 'DiffusionUNetBackbone'  # from mmdiff's _base_/models
+    assert found['backbone'] == 'mmdiff.DiffusionUNetBackbone'  # from mmdiff's _base_/models
     assert found['model'] == 'MaskRCNN'  # from mmdet::_base_/models through mmdiff's _base_
     assert found['dataset'] == 'CocoDataset' and found['optimizer'] == 'SGD'  # mmdet::_base_ datasets, schedules
-    assert (found['inherited_backbone'], found['inherited_arch']) == ('DiffusionUNetBackbone', 'adm-tiny')
+    assert (found['inherited_backbone'], found['inherited_arch']) == ('mmdiff.DiffusionUNetBackbone', 'adm-tiny')
     assert found['inherited_timesteps'] == [50]
 
 

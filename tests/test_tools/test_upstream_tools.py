@@ -67,7 +67,7 @@ def test_every_config_runs_once_and_every_codebase_has_a_fresh_interpreter_run()
 def generated_cifar(cfg: Config) -> dict:
     """mmpretrain's CIFAR10 checks its files' md5 sums against the real archive: read the generated ones with
     tests/test_utils/tiny_datasets.py's TinyCIFAR10 (the same class without that check) instead."""
-    loaders = {name: dict(dataset=dict(type='TinyCIFAR10')) for name in ('train_dataloader', 'val_dataloader',
+    loaders = {name: dict(dataset=dict(type='mmdiff.TinyCIFAR10')) for name in ('train_dataloader', 'val_dataloader',
                                                                          'test_dataloader')
                if cfg.get(name) is not None and cfg[name].dataset.type == 'CIFAR10'}
     if not loaders:

@@ -77,7 +77,7 @@ def build_datasets(cfg: Config, dataset_cfgs: Dict[str, dict]) -> Dict[str, Base
     with DATASETS.switch_scope_and_registry(cfg.default_scope) as registry:
         for split, dataset_cfg in dataset_cfgs.items():
             if dataset_cfg.type == CIFAR10.__name__:
-                dataset_cfg.type = TinyCIFAR10.__name__
+                dataset_cfg.type = f'mmdiff.{TinyCIFAR10.__name__}'
             datasets[split] = registry.build(dataset_cfg)
     return datasets
 

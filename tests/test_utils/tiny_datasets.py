@@ -48,8 +48,8 @@ class TinyCIFAR10(CIFAR10):
     """mmpretrain's ``CIFAR10`` without the md5 check of its batch files, for :func:`make_cifar10`'s root.
 
     ``CIFAR10._check_integrity`` skips a file whose md5 is None; nothing else changes. Registered in mmdiff's
-    registry and mmengine's root, so ``type='TinyCIFAR10'`` builds from any default scope (a process that builds
-    it from a config needs ``tests.test_utils.tiny_datasets`` in its ``custom_imports``).
+    registry, so ``type='mmdiff.TinyCIFAR10'`` builds from any default scope (a process that builds it from a config
+    needs ``tests.test_utils.tiny_datasets`` in its ``custom_imports``).
     """
     train_list = [[file_name, None] for file_name, _ in CIFAR10.train_list]
     test_list = [[file_name, None] for file_name, _ in CIFAR10.test_list]

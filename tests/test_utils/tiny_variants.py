@@ -15,7 +15,8 @@ from mmengine.config import Config
 from mmdiff.models.backbones import declared_out_channels
 from mmdiff.models.backbones.unet.presets import UNET_PRESETS, sd_unet_config
 
-DIFFUSION_BACKBONES = ('DiffusionUNetBackbone', 'DifFeedBackbone', 'DiffusionTransformerBackbone')
+DIFFUSION_BACKBONES = ('mmdiff.DiffusionUNetBackbone', 'mmdiff.DifFeedBackbone',
+                       'mmdiff.DiffusionTransformerBackbone')
 # a full-size transformer preset -> its family's tiny layout and VAE
 TINY_TRANSFORMERS = {'dit-xl-2-256': ('dit-tiny', 'sd-tiny'), 'pixart-sigma-xl-2-1024': ('pixart-tiny', 'sd-tiny'),
                      'sd35-medium': ('sd3-tiny', 'sd3-tiny'), 'flux-dev': ('flux-tiny', 'flux-tiny')}
@@ -24,7 +25,7 @@ SMALL_ARCHS = ('adm-tiny', 'adm-digits', 'sd-tiny')  # already cheap on a CPU: k
 TINY_SD15 = sd_unet_config(block_out_channels=(16, 32, 64, 64), layers_per_block=2, cross_attention_dim=32,
                            attention_head_dim=2, norm_num_groups=8, sample_size=16)
 ITERATIONS = 2
-UNSLICEABLE_DATASETS = ('CachedFeatureDataset', )  # not an mmengine BaseDataset: no ``indices``
+UNSLICEABLE_DATASETS = ('mmdiff.CachedFeatureDataset', )  # not an mmengine BaseDataset: no ``indices``
 
 
 def tiny_backbone(backbone: dict) -> Optional[dict]:
@@ -33,7 +34,7 @@ def tiny_backbone(backbone: dict) -> Optional[dict]:
     overrides = dict(init_cfg=None, with_cp=False)
     if isinstance(arch, str) and arch in SMALL_ARCHS and backbone.get('model_dir') is None:
         return overrides if backbone.get('init_cfg') is not None else None
-    if backbone.get('type') == 'DiffusionTransformerBackbone':
+    if backbone.get('type') == 'mmdiff.DiffusionTransformerBackbone':
         tiny_arch, tiny_vae = TINY_TRANSFORMERS[arch]
         overrides.update(arch=tiny_arch, vae=tiny_vae, model_dir=None)
         context = backbone.get('context')

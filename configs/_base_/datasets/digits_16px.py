@@ -3,7 +3,7 @@
 # Configs add 'mmdiff.datasets.digits' to their custom_imports. The images all have one size, so batches are stacked
 # into one tensor (default_collate): DataLoader workers hand one array per batch to the model's process instead of 64.
 dataset = dict(
-    type='DigitsDataset', image_size=16, test_fraction=0.25, split_seed=0, pipeline=[dict(type='PackInputs')])
+    type='mmdiff.DigitsDataset', image_size=16, test_fraction=0.25, split_seed=0, pipeline=[dict(type='PackInputs')])
 train_dataloader = dict(
     batch_size=64,
     num_workers=2,

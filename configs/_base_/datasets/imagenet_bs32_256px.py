@@ -12,13 +12,13 @@ data_root = '{{$MMDIFF_IMAGENET_ROOT:data/imagenet/}}'
 
 train_pipeline = [
     dict(type='LoadImageFromFile', imdecode_backend='pillow', color_type='color_ignore_orientation'),
-    dict(type='ADMResizeCrop', image_size=256, random_crop=True),
+    dict(type='mmdiff.ADMResizeCrop', image_size=256, random_crop=True),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', imdecode_backend='pillow', color_type='color_ignore_orientation'),
-    dict(type='ADMResizeCrop', image_size=256),
+    dict(type='mmdiff.ADMResizeCrop', image_size=256),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(data_root=data_root, pipeline=train_pipeline))

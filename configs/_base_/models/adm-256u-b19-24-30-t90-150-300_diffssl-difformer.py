@@ -10,7 +10,7 @@ model = dict(
     backbone=dict(timesteps=(90, 150, 300), out_blocks=(19, 24, 30), timestep_fusion='stack'),
     head=dict(
         _delete_=True,
-        type='DifFormerHead',
+        type='mmdiff.DifFormerHead',
         num_classes=1000,
         in_channels=(512, 1024, 1024),
         num_timesteps=3,

@@ -3,4 +3,4 @@
 # untrained model gives the plain features), with the lighter attention head.
 _base_ = ['./adm-256u-b24-t150_attention-head-lite.py']
 
-model = dict(backbone=dict(type='DifFeedBackbone', feedback=None, adapter='gated-conv3x3-bn-relu'))
+model = dict(backbone=dict(type='mmdiff.DifFeedBackbone', feedback=None, adapter='gated-conv3x3-bn-relu'))

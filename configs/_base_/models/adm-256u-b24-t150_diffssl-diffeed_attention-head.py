@@ -6,8 +6,8 @@
 _base_ = ['./adm-256u-b24-t150_diffssl-attention-head.py']
 
 model = dict(
-    backbone=dict(type='DifFeedBackbone', feedback=(21, 24, 27, 30, 33, 36), adapter='conv1x1-bn-relu'))
+    backbone=dict(type='mmdiff.DifFeedBackbone', feedback=(21, 24, 27, 30, 33, 36), adapter='conv1x1-bn-relu'))
 # diffssl's finetune.py calls model.train() once and its test() model.eval(), which nothing undoes: from the first
 # evaluation (epoch 7) on, the model trains in eval mode, so the adapters' BatchNorm layers normalise with their
 # running statistics, which stop moving. mmdiff's lighter DifFeed (diffeed-lite) keeps batch statistics throughout.
-custom_hooks = [dict(type='EvalProgressBarHook'), dict(type='EvalModeAfterFirstValHook')]
+custom_hooks = [dict(type='mmdiff.EvalProgressBarHook'), dict(type='mmdiff.EvalModeAfterFirstValHook')]

@@ -3,14 +3,14 @@
 # ./adm-256u-b24-t150_diffssl-linear-probe.py (docs/fidelity.md).
 custom_imports = dict(imports=['mmdiff', 'mmdiff.models.heads', 'mmdiff.datasets.transforms'],
                       allow_failed_imports=False)
-custom_hooks = [dict(type='EvalProgressBarHook')]  # a progress bar while evaluating
+custom_hooks = [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating
 
 # guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint by
 # python tools/convert_adm_checkpoint.py 256x256_diffusion_uncond.pt checkpoints/adm-256u_imagenet-uncond.pth \
 #     --preset 256x256_diffusion_uncond
 pretrained = 'checkpoints/adm-256u_imagenet-uncond.pth'
 backbone = dict(
-    type='DiffusionUNetBackbone',
+    type='mmdiff.DiffusionUNetBackbone',
     arch='adm-256u',
     timesteps=(150, ),
     noise_mode='fixed',
@@ -24,7 +24,7 @@ model = dict(
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5], to_rgb=True),
     backbone=backbone,
     head=dict(
-        type='LinearProbeHead',
+        type='mmdiff.LinearProbeHead',
         num_classes=1000,
         in_channels=1024,  # block 24 of ADM-256
         pool_size=2,

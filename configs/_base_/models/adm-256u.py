@@ -5,7 +5,7 @@
 custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
 backbone = dict(
     _delete_=True,
-    type='DiffusionUNetBackbone',
+    type='mmdiff.DiffusionUNetBackbone',
     arch='adm-256u',
     timesteps=(150, ),
     noise_mode='fixed',

@@ -6,7 +6,7 @@
 # at stride 16 of the image.
 dit_backbone = dict(
     _delete_=True,
-    type='DiffusionTransformerBackbone',
+    type='mmdiff.DiffusionTransformerBackbone',
     arch='dit-xl-2-256',
     vae='sd',
     model_dir='checkpoints/DiT-XL-2-256',

@@ -7,7 +7,7 @@
 # Its 19 double- and 38 single-stream blocks give 3072 channels at stride 16 of the image.
 flux_backbone = dict(
     _delete_=True,
-    type='DiffusionTransformerBackbone',
+    type='mmdiff.DiffusionTransformerBackbone',
     arch='flux-dev',
     vae='flux',
     model_dir='checkpoints/FLUX.1-dev',

@@ -6,13 +6,13 @@
 # candidate timesteps and num_classes. The student sees no labels here (head=None): only the teacher's features.
 custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
 model = dict(
-    type='RepFusionDistiller',
+    type='mmdiff.RepFusionDistiller',
     # the U-Net was trained on images in [-1, 1]; the student learns on the same inputs
     data_preprocessor=dict(type='ClsDataPreprocessor', mean=[127.5] * 3, std=[127.5] * 3, to_rgb=True),
-    teacher=dict(type='DiffusionUNetBackbone', noise_mode='none', frozen=True, out_strides=None),
+    teacher=dict(type='mmdiff.DiffusionUNetBackbone', noise_mode='none', frozen=True, out_strides=None),
     backbone=dict(type='ResNet_CIFAR', depth=18),
     alignment='pooled',
     normalize=True,
-    timestep_policy=dict(type='TimestepPolicy'),
+    timestep_policy=dict(type='mmdiff.TimestepPolicy'),
     entropy_weight=0.01)
-custom_hooks = [dict(type='EntropyDecayHook')]
+custom_hooks = [dict(type='mmdiff.EntropyDecayHook')]

@@ -6,7 +6,7 @@
 model_dir = 'checkpoints/stable-diffusion-v1-5'
 sd15_backbone = dict(
     _delete_=True,
-    type='DiffusionUNetBackbone',
+    type='mmdiff.DiffusionUNetBackbone',
     arch='sd15',
     vae='sd',
     model_dir=model_dir,

@@ -7,7 +7,7 @@
 # mmdiff's setting, not a paper's. Its 24 blocks give 1536 channels at stride 16 of the image.
 sd35_backbone = dict(
     _delete_=True,
-    type='DiffusionTransformerBackbone',
+    type='mmdiff.DiffusionTransformerBackbone',
     arch='sd35-medium',
     vae='sd3',
     model_dir='checkpoints/stable-diffusion-3.5-medium',

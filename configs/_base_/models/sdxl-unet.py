@@ -10,7 +10,7 @@
 model_dir = 'checkpoints/stable-diffusion-xl-base-1.0'
 sdxl_backbone = dict(
     _delete_=True,
-    type='DiffusionUNetBackbone',
+    type='mmdiff.DiffusionUNetBackbone',
     arch='sdxl-base',
     vae='sdxl',
     model_dir=model_dir,

@@ -17,7 +17,7 @@ class EvalModeAfterFirstValHook(Hook):
     feedback adapters' BatchNorm layers therefore normalise with their running statistics, which stop moving, for the
     rest of training (dropout, where a head has any, is off too). mmengine's loop calls ``model.train()`` every
     epoch, so without this hook the adapters train with batch statistics throughout (mmdiff's lighter DifFeed
-    configs keep that). Add it with ``custom_hooks = [dict(type='EvalModeAfterFirstValHook')]``; a resumed run
+    configs keep that). Add it with ``custom_hooks = [dict(type='mmdiff.EvalModeAfterFirstValHook')]``; a resumed run
     continues in the mode it was in (the state travels in the checkpoint's ``meta``).
     """
     priority = 'LOW'

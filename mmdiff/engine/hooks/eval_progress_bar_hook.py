@@ -13,7 +13,7 @@ class EvalProgressBarHook(Hook):
     """Show a progress bar (done/total batches, rate, ETA) while the runner validates or tests.
 
     mmengine's logger reports training with an ETA but evaluation only every ``interval`` batches; this hook draws
-    a bar on the main process. Add it with ``custom_hooks = [dict(type='EvalProgressBarHook')]``.
+    a bar on the main process. Add it with ``custom_hooks = [dict(type='mmdiff.EvalProgressBarHook')]``.
     """
     priority = 'VERY_LOW'
 

@@ -57,7 +57,7 @@ def test_a_diffusers_outside_the_tested_range_is_refused_naming_both(version, mo
     with pytest.raises(RuntimeError, match=message):
         DiffusionUNetBackbone(arch='adm-tiny')
     with pytest.raises(RuntimeError, match=message):
-        declared_out_channels(dict(type='DiffusionUNetBackbone', arch='adm-tiny'))
+        declared_out_channels(dict(type='mmdiff.DiffusionUNetBackbone', arch='adm-tiny'))
 
 
 def test_flow_matching_noises_as_the_scheduler_does():

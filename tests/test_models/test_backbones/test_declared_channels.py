@@ -78,7 +78,7 @@ BACKBONES = {
                                                                        'up_blocks.2.resnets.0.conv2', 4)),
     'adm-tiny-resampled-projected': dict(ADM_TINY, out_strides=(4, 64), resample_missing_strides=True,
                                          timesteps=(5, 50, 500), projection_channels=(7, 9)),
-    'adm-tiny-diffeed': dict(ADM_TINY, type='DifFeedBackbone', out_strides=None, out_blocks=(24, ),
+    'adm-tiny-diffeed': dict(ADM_TINY, type='mmdiff.DifFeedBackbone', out_strides=None, out_blocks=(24, ),
                              feedback=(21, 24)),
     'adm-digits-default': dict(arch='adm-digits', out_strides=(1, 2, 4, 8)),
     'adm-digits-block-18': dict(arch='adm-digits', out_strides=None, out_blocks=(18, 13), timesteps=(100, 200)),
@@ -104,7 +104,7 @@ def described(feature_info) -> list:
 def test_declared_feature_info_is_the_built_backbones(name):
     """The declaration (no module built) equals the built backbone's feature_info, its projections take the declared
     widths, and a forward pass returns exactly the declared shapes."""
-    config = dict(BACKBONES[name], type=BACKBONES[name].get('type', 'DiffusionUNetBackbone'))
+    config = dict(BACKBONES[name], type=BACKBONES[name].get('type', 'mmdiff.DiffusionUNetBackbone'))
     declared = declared_feature_info(config)
     torch.manual_seed(0)
     backbone = MODELS.build(config)
@@ -174,8 +174,8 @@ def test_declarations_refuse_what_the_backbone_refuses():
     with pytest.raises(TypeError, match=r"DiffusionUNetBackbone takes no arguments \['out_stride'\]"):
         declared_feature_info(dict(arch='adm-tiny', out_stride=(8, )))
     # only DiffusionUNetBackbone configs declare these outputs
-    with pytest.raises(ValueError, match=r"DiffusionUNetBackbone or a subclass, got type='CachedFeatureBackbone'"):
-        declared_feature_info(dict(type='CachedFeatureBackbone'))
+    with pytest.raises(ValueError, match=r"DiffusionUNetBackbone or a subclass, got type='mmdiff.CachedFeatureBackbone'"):
+        declared_feature_info(dict(type='mmdiff.CachedFeatureBackbone'))
     # arch=None reads the U-Net from model_dir
     with pytest.raises(ValueError, match='arch=None needs model_dir'):
         declared_feature_info(dict(arch=None))

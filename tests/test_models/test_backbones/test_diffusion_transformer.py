@@ -113,7 +113,7 @@ def test_the_default_pyramid_is_the_last_block_at_four_strides(tmp_path):
     assert backbone.out_strides == (4, 8, 16, 32) and {level.block for level in backbone.feature_info} == {
         'transformer_blocks.2'}
     assert list(backbone.out_channels) == declared_out_channels(dict(
-        type='DiffusionTransformerBackbone', arch='sd3-tiny', vae='sd3-tiny', context=dict(type='zero')))
+        type='mmdiff.DiffusionTransformerBackbone', arch='sd3-tiny', vae='sd3-tiny', context=dict(type='zero')))
     outputs = backbone(torch.rand(1, 3, 64, 64) * 2 - 1)
     assert [tuple(out.shape) for out in outputs] == [(1, 16, 16, 16), (1, 16, 8, 8), (1, 16, 4, 4), (1, 16, 2, 2)]
 
@@ -135,7 +135,7 @@ def test_the_flux_schnell_preset_is_the_published_layout(tmp_path):
     assert source.folder == str(folder) and source.config['num_single_layers'] == 38
     with pytest.raises(ValueError, match=r"does not match arch='flux-dev'.*'guidance_embeds': \(True, False\)"):
         resolve_transformer('flux-dev', str(folder.parent), for_build=False)
-    assert declared_out_channels(dict(type='DiffusionTransformerBackbone', arch='flux-schnell', vae='flux',
+    assert declared_out_channels(dict(type='mmdiff.DiffusionTransformerBackbone', arch='flux-schnell', vae='flux',
                                       model_dir=str(folder.parent), context=dict(type='zero'),
                                       out_strides=None, out_blocks=(18, -1))) == [3072, 3072]
 
@@ -156,7 +156,7 @@ def test_the_full_size_presets_match_the_published_layouts(preset, published, tm
         for name, file in (('vae', 'config.json'), ('scheduler', 'scheduler_config.json')):
             (folder / name).mkdir()
             shutil.copy(PUBLISHED / 'reconstructed' / f'sana-1600m-1024_{name}_config.json', folder / name / file)
-        info = declared_feature_info(dict(type='DiffusionTransformerBackbone', arch=preset, vae='sana',
+        info = declared_feature_info(dict(type='mmdiff.DiffusionTransformerBackbone', arch=preset, vae='sana',
                                           model_dir=str(folder), context=dict(type='zero', num_tokens=300),
                                           out_strides=None, out_blocks=(-1, )))
         assert [(level.channels, level.stride) for level in info] == [(2240, 32)]

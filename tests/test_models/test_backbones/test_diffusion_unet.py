@@ -488,7 +488,7 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.utils import import_modules_from_strings
 for scope in ('mmdet', 'mmseg', 'mmpretrain'):
     cfg = Config(dict(default_scope=scope, custom_imports=dict(imports=['mmdiff'], allow_failed_imports=False),
-                      model=dict(type='DiffusionUNetBackbone', arch='adm-tiny', timesteps=(90, 150))))
+                      model=dict(type='mmdiff.DiffusionUNetBackbone', arch='adm-tiny', timesteps=(90, 150))))
     import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.default_scope)
     plain = MODELS.build(cfg.model)

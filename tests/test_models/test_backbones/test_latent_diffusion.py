@@ -32,7 +32,7 @@ def test_latent_pyramid_strides_are_relative_to_the_image():
     assert backbone.out_strides == (4, 8, 16, 32, 64)
     assert [level.source_stride for level in backbone.feature_info] == [8, 8, 16, 32, 64]
     assert backbone.out_channels == (16, 16, 32, 64, 64) == tuple(declared_out_channels(dict(
-        TINY, type='DiffusionUNetBackbone', out_strides=(4, 8, 16, 32, 64), resample_missing_strides=True)))
+        TINY, type='mmdiff.DiffusionUNetBackbone', out_strides=(4, 8, 16, 32, 64), resample_missing_strides=True)))
     assert backbone.downsample_factor == 64 and backbone.in_channels == 3
     outputs = backbone(images(2, 3, 100, 70))
     assert [tuple(out.shape) for out in outputs] == [(2, 16, 25, 18), (2, 16, 13, 9), (2, 32, 7, 5), (2, 64, 4, 3),
@@ -141,7 +141,7 @@ def test_bad_folders_and_mismatches_are_named(pipeline_dir, tmp_path):
 
 
 def test_declared_channels_read_the_folder_configs(pipeline_dir):
-    backbone = dict(type='DiffusionUNetBackbone', arch=None, model_dir=str(pipeline_dir), context=dict(type='zero'),
+    backbone = dict(type='mmdiff.DiffusionUNetBackbone', arch=None, model_dir=str(pipeline_dir), context=dict(type='zero'),
                     out_strides=(8, 16, 32, 64))
     assert declared_out_channels(backbone) == [16, 32, 64, 64]
     with pytest.raises(FileNotFoundError, match="model_dir '/nonexistent' does not exist"):

@@ -103,7 +103,7 @@ def test_sdxl_base_preset_is_the_published_layout(tmp_path):
     assert (scheduler.type, scheduler.config['beta_schedule']) == ('DDPMScheduler', 'scaled_linear')
     config = json.loads((folder / 'unet' / 'config.json').read_text())
     assert config['projection_class_embeddings_input_dim'] == 1280 + 6 * config['addition_time_embed_dim']
-    backbone = dict(type='DiffusionUNetBackbone', arch='sdxl-base', vae='sdxl', model_dir=str(folder),
+    backbone = dict(type='mmdiff.DiffusionUNetBackbone', arch='sdxl-base', vae='sdxl', model_dir=str(folder),
                     context=dict(type='zero'), out_strides=(4, 8, 16, 32), resample_missing_strides=True)
     assert declared_out_channels(backbone) == [320, 320, 640, 1280]
     (folder / 'unet' / 'config.json').write_text(json.dumps(dict(config, transformer_layers_per_block=[1, 2, 2])))

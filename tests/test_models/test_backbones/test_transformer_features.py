@@ -135,7 +135,7 @@ def test_given_channels_are_zeroed_without_calibration(tmp_path):
 def test_the_simple_pyramid_is_vitdets_stages_on_one_block(fusion, tmp_path):
     """pyramid='simple': strides 4, 8, 16, 32 from one block with channels C/4, C/2, C, C as declared; the stride-16
     level is the block itself, stride 32 its 2x2 max-pool (rounded up); the stages train with a frozen model."""
-    config = dict(type='DiffusionTransformerBackbone', arch='dit-tiny', vae='sd-tiny', pyramid='simple',
+    config = dict(type='mmdiff.DiffusionTransformerBackbone', arch='dit-tiny', vae='sd-tiny', pyramid='simple',
                   timesteps=(10, 100), timestep_fusion=fusion, out_blocks=(20, ))
     declared = declared_feature_info(config)
     backbone = tiny_backbone('dit', tmp_path, **{k: v for k, v in config.items() if k not in ('type', 'arch', 'vae')})

@@ -50,7 +50,7 @@ def labelled_batch(size: int, generator: torch.Generator):
 
 def digits_distiller(**kwargs) -> RepFusionDistiller:
     init_default_scope('mmpretrain')
-    teacher = dict(type='DiffusionUNetBackbone', arch='adm-digits', timesteps=(100, ), out_strides=None,
+    teacher = dict(type='mmdiff.DiffusionUNetBackbone', arch='adm-digits', timesteps=(100, ), out_strides=None,
                    out_blocks=(18, ), noise_mode='none', init_cfg=None)
     return RepFusionDistiller(teacher=teacher, backbone=dict(type='ResNet_CIFAR', depth=18),
                               neck=dict(type='GlobalAveragePooling'),
@@ -61,7 +61,7 @@ def test_the_policy_learns_the_planted_timestep():
     torch.manual_seed(0)
     init_default_scope('mmpretrain')
     model = RepFusionDistiller(teacher=dict(type='PlantedTeacher'), backbone=dict(type='TinyStudent'),
-                               timestep_policy=dict(type='TimestepPolicy', timesteps=CANDIDATES),
+                               timestep_policy=dict(type='mmdiff.TimestepPolicy', timesteps=CANDIDATES),
                                num_classes=NUM_CLASSES, entropy_weight=0.01)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(0)
@@ -79,7 +79,7 @@ def test_the_policy_learns_the_planted_timestep():
 
 def test_losses_are_finite_and_decrease_on_a_fixed_batch():
     torch.manual_seed(0)
-    model = digits_distiller(timestep_policy=dict(type='TimestepPolicy', timesteps=(10, 100, 400)),
+    model = digits_distiller(timestep_policy=dict(type='mmdiff.TimestepPolicy', timesteps=(10, 100, 400)),
                              num_classes=NUM_CLASSES)
     images, samples = labelled_batch(8, torch.Generator().manual_seed(1))
     images = torch.nn.functional.interpolate(images, size=16)
@@ -121,14 +121,14 @@ def test_bad_settings_are_named():
     with pytest.raises(ValueError, match=r"alignment='sum' is not supported; choose one of \['pooled', 'dense'\]"):
         digits_distiller(alignment='sum')
     with pytest.raises(ValueError, match='num_classes=None: the timestep policy is rewarded'):
-        digits_distiller(timestep_policy=dict(type='TimestepPolicy', timesteps=(10, )))
+        digits_distiller(timestep_policy=dict(type='mmdiff.TimestepPolicy', timesteps=(10, )))
     with pytest.raises(ValueError, match=r"timestep_policy timesteps \[1000\] are outside the teacher's range"):
-        digits_distiller(timestep_policy=dict(type='TimestepPolicy', timesteps=(10, 1000)), num_classes=4)
+        digits_distiller(timestep_policy=dict(type='mmdiff.TimestepPolicy', timesteps=(10, 1000)), num_classes=4)
     with pytest.raises(ValueError, match='timesteps .* has repeats'):
         TimestepPolicy(timesteps=(10, 10))
     with pytest.raises(ValueError, match='the teacher must be a frozen DiffusionUNetBackbone'):
         init_default_scope('mmpretrain')
-        RepFusionDistiller(teacher=dict(type='DiffusionUNetBackbone', arch='adm-digits', frozen=False,
+        RepFusionDistiller(teacher=dict(type='mmdiff.DiffusionUNetBackbone', arch='adm-digits', frozen=False,
                                         init_cfg=None, out_strides=None, out_blocks=(18, )),
                            backbone=dict(type='ResNet_CIFAR', depth=18))
 

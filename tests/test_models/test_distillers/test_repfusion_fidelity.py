@@ -108,7 +108,7 @@ def test_published_cifar10_config_builds_the_reference_parts():
     assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4)
     assert cfg.param_scheduler == [dict(type='MultiStepLR', by_epoch=True, milestones=[100, 150], gamma=0.1)]
     assert cfg.train_cfg.max_epochs == 200 and cfg.train_dataloader.batch_size == 128
-    assert cfg.custom_hooks == [dict(type='EntropyDecayHook', start=0.1, decay_epochs=100),
+    assert cfg.custom_hooks == [dict(type='mmdiff.EntropyDecayHook', start=0.1, decay_epochs=100),
                                 dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL')]
 
 
@@ -118,7 +118,7 @@ def test_published_tiny_imagenet_config_names_the_reference_parts():
     assert (teacher.arch, teacher.class_label, teacher.out_blocks) == ('adm-64', None, ('mid_block.resnets.1.conv2', ))
     assert cfg.model.teacher_labels and cfg.model.entropy_weight == 0.0 and cfg.model.reward_head_channels == (384,
                                                                                                                384)
-    assert cfg.model.timestep_policy == dict(type='TimestepPolicy', arch='lenet-64', zero_init=False)
+    assert cfg.model.timestep_policy == dict(type='mmdiff.TimestepPolicy', arch='lenet-64', zero_init=False)
     assert (cfg.optim_wrapper.type, cfg.optim_wrapper.loss_scale, cfg.optim_wrapper.optimizer.nesterov) == (
         'AmpOptimWrapper', 512.0, True)
     kwargs = {k: v for k, v in teacher.items() if k not in ('type', 'init_cfg')}

@@ -39,8 +39,8 @@ def declared_feature_info(backbone: dict) -> Tuple[FeatureLevel, ...]:
     context token (``num_tokens``, or the count the context file holds).
 
     Args:
-        backbone (dict): The backbone config, ``dict(type='DiffusionUNetBackbone', ...)`` (or another registered
-            :class:`DiffusionBackbone`; no type means ``DiffusionUNetBackbone``).
+        backbone (dict): The backbone config, ``dict(type='mmdiff.DiffusionUNetBackbone', ...)`` (or another
+            registered :class:`DiffusionBackbone`; no type means ``DiffusionUNetBackbone``).
 
     Returns:
         tuple[FeatureLevel, ...]: One record per output, in output order.
