@@ -5,10 +5,12 @@ scope to these children of its root registries (importing :mod:`mmdiff.registry`
 first use), whatever the config's ``default_scope`` (``mmdet``, ``mmseg``, ``mmpretrain``). Nothing is registered in
 mmengine's root registries, so another plugin may register the same class names without a clash.
 
-The ``locations`` below are imported when a registry is first searched; they need torch, diffusers and mmengine
-only, never mmdet, mmseg or mmpretrain.
+The ``locations`` below are imported when a registry is first searched (``import mmdiff`` itself imports none of
+them), so ``custom_imports=dict(imports=['mmdiff'])`` is the one import every config needs: the heads and the
+datasets built on mmpretrain are among them where mmpretrain is installed.
 """
-from typing import Callable, Optional, TypeVar
+from importlib.util import find_spec
+from typing import Callable, List, Optional, TypeVar
 
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
@@ -18,9 +20,18 @@ from mmengine.registry import Registry
 
 ModuleType = TypeVar('ModuleType', bound=type)
 
-MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdiff', locations=['mmdiff.models'])
-# no locations: the dataset modules need mmpretrain or mmdet; configs import them through custom_imports
-DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmdiff')
+
+
+def where_installed(package: str, modules: List[str]) -> List[str]:
+    """``modules`` (which import ``package``) where ``package`` is installed, else none; ``package`` is not
+    imported."""
+    return modules if find_spec(package) is not None else []
+
+
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdiff',
+                  locations=['mmdiff.models'] + where_installed('mmpretrain', ['mmdiff.models.heads']))
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmdiff', locations=where_installed(
+    'mmpretrain', ['mmdiff.datasets.digits', 'mmdiff.datasets.cached_feature_dataset']))
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmdiff', locations=['mmdiff.engine'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmdiff',
                       locations=['mmdiff.datasets.transforms'])

@@ -1,5 +1,6 @@
 """The installed stack works, not just imports: compiled mmcv ops, registries across scopes, the install logic."""
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -105,6 +106,29 @@ def test_another_plugin_may_register_the_same_names(tmp_path):
     '''))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-2:] == ['__main__', 'mmdiff.models.heads.mlp_head']  # the plugin's, mmdiff's
+
+
+def test_one_import_registers_what_every_config_needs():
+    """A fresh process that imports mmdiff alone (every shipped config's only custom_imports) builds mmdiff's heads,
+    datasets and transforms from mmpretrain's scope: the registries import their modules on first use."""
+    result = run_python(textwrap.dedent('''
+        import sys
+        import mmdiff
+        from mmengine.registry import DefaultScope
+        from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
+        assert 'mmdiff.models.heads' not in sys.modules  # importing mmdiff does not import them
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            head = MODELS.build(dict(type='mmdiff.LinearProbeHead', num_classes=3, in_channels=4))
+            digits = DATASETS.build(dict(type='mmdiff.DigitsDataset', split='test', image_size=8))
+            crop = TRANSFORMS.build(dict(type='mmdiff.ADMResizeCrop', image_size=8))
+        print(type(head).__name__, type(digits).__name__, type(crop).__name__)
+    '''))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-3:] == ['LinearProbeHead', 'DigitsDataset', 'ADMResizeCrop']
+    imports = {str(path.relative_to(ROOT)): re.search(r"custom_imports = dict\(imports=(\[[^\]]*\])", path.read_text())
+               for path in sorted((ROOT / 'configs').rglob('*.py')) if 'custom_imports =' in path.read_text()}
+    assert len(imports) >= 8 and {path: match and match.group(1) for path, match in imports.items()} == {
+        path: "['mmdiff']" for path in imports}
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:

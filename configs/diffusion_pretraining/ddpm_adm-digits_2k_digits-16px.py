@@ -3,7 +3,7 @@
 # on a 2-core CPU. Its checkpoints load into DiffusionUNetBackbone(arch='adm-digits') with init_cfg Pretrained,
 # as configs/linear_probe/linear-probe_adm-digits-b20-t50_digits-16px.py does.
 _base_ = ['../_base_/datasets/digits_16px.py', 'mmpretrain::_base_/default_runtime.py']
-custom_imports = dict(imports=['mmdiff', 'mmdiff.datasets.digits'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
 
 model = dict(
     type='mmdiff.DiffusionPretrainer',

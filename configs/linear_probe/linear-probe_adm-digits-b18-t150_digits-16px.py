@@ -9,7 +9,7 @@ _base_ = [
     '../_base_/schedules/frozen-probe_30e.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmdiff', 'mmdiff.models.heads', 'mmdiff.datasets.digits'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
 # the EMA weights of the pre-training run (`make evidence-digits` writes it)
 pretrained = 'work_dirs/digits_evidence/pretrain/iter_2000.pth'
 model = dict(

@@ -4,9 +4,7 @@
 # and the same with --split val (.../val). The dataset refuses a cache written for another backbone or dataset.
 _base_ = ['./linear-probe_adm-tiny-b24-t150_demo-shapes.py']
 
-custom_imports = dict(
-    imports=['mmdiff', 'mmdiff.models.heads', 'mmdiff.datasets.cached_feature_dataset'],
-    allow_failed_imports=False)
+custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
 cache_root = 'work_dirs/feature_cache/linear-probe_adm-tiny-b24-t150_demo-shapes/'
 model = dict(
     backbone=dict(_delete_=True, type='mmdiff.CachedFeatureBackbone'),

@@ -9,7 +9,7 @@ _base_ = [
     '../_base_/datasets/digits_16px.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmdiff', 'mmdiff.datasets.digits'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
 pretrained = 'work_dirs/digits_evidence/pretrain/iter_2000.pth'
 model = dict(
     teacher=dict(arch='adm-digits', timesteps=(100, ), out_blocks=(18, ),

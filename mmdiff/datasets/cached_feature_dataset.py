@@ -1,7 +1,7 @@
 """mmpretrain dataset over a feature cache, so classification heads train at disk speed.
 
 Pair it with ``CachedFeatureBackbone`` and a plain ``ClsDataPreprocessor`` (no normalisation); configs reach it
-with ``custom_imports=dict(imports=['mmdiff', 'mmdiff.models.heads', 'mmdiff.datasets.cached_feature_dataset'])``.
+with ``custom_imports=dict(imports=['mmdiff'])``.
 """
 from typing import Dict
 

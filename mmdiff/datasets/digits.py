@@ -6,7 +6,7 @@ Digits" set (10 classes, 174-183 images each, 17 grey levels 0-16). :class:`Digi
 with ``split_seed``: with the defaults (``test_fraction=0.25``, ``split_seed=0``) the train split has 1,347
 images and the test split 450, every class in both in proportion. The split depends on the seed only, so every
 model of an experiment sees the same held-out images. Configs reach it with
-``custom_imports=dict(imports=['mmdiff', 'mmdiff.datasets.digits'])``.
+``custom_imports=dict(imports=['mmdiff'])``.
 """
 from typing import List, Optional
 

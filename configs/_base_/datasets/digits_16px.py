@@ -1,6 +1,6 @@
 # scikit-learn's handwritten digits (mmdiff.datasets.digits.DigitsDataset): the 1,797 real 8x8 scans upsampled to
 # 16x16, split by a stratified shuffle fixed by split_seed into 1,347 train and 450 test images. In memory: no files.
-# Configs add 'mmdiff.datasets.digits' to their custom_imports. The images all have one size, so batches are stacked
+# Configs import 'mmdiff' (custom_imports), which registers it. The images all have one size, so batches are stacked
 # into one tensor (default_collate): DataLoader workers hand one array per batch to the model's process instead of 64.
 dataset = dict(
     type='mmdiff.DigitsDataset', image_size=16, test_fraction=0.25, split_seed=0, pipeline=[dict(type='PackInputs')])

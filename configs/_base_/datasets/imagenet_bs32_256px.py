@@ -4,7 +4,7 @@
 # (Image.open(...).convert('RGB'); mmcv's default 'color' would rotate such a photo); training images are resized
 # on the short side to a random 256-320 and random-cropped to 256, then flipped with p = 0.5; evaluation images are
 # resized to 256 and center-cropped.
-# 32 images per process. Needs mmdiff.datasets.transforms in custom_imports (ADMResizeCrop). The MMDIFF_IMAGENET_ROOT
+# 32 images per process (ADMResizeCrop is mmdiff's: custom_imports=['mmdiff']). The MMDIFF_IMAGENET_ROOT
 # environment variable (default data/imagenet/, mmpretrain's ImageNet layout) sets every dataloader's data_root.
 _base_ = ['mmpretrain::_base_/datasets/imagenet_bs32.py']
 

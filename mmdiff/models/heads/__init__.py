@@ -1,7 +1,7 @@
 """mmpretrain classification heads for frozen diffusion features.
 
 This package imports mmpretrain; configs reach it with
-``custom_imports=dict(imports=['mmdiff', 'mmdiff.models.heads'], allow_failed_imports=False)``.
+``custom_imports=dict(imports=['mmdiff'], allow_failed_imports=False)`` (the registry imports them on first use).
 """
 from .attention_head import AttentionHead
 from .cnn_head import CNNHead
