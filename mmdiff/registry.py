@@ -7,10 +7,9 @@ mmengine's root registries, so another plugin may register the same class names 
 
 The ``locations`` below are imported when a registry is first searched (``import mmdiff`` itself imports none of
 them), so ``custom_imports=dict(imports=['mmdiff'])`` is the one import every config needs: the heads and the
-datasets built on mmpretrain are among them where mmpretrain is installed.
+datasets built on mmpretrain come with :mod:`mmdiff.mmpretrain_modules` where mmpretrain is installed.
 """
-from importlib.util import find_spec
-from typing import Callable, List, Optional, TypeVar
+from typing import Callable, Optional, TypeVar
 
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
@@ -20,18 +19,9 @@ from mmengine.registry import Registry
 
 ModuleType = TypeVar('ModuleType', bound=type)
 
-
-
-def where_installed(package: str, modules: List[str]) -> List[str]:
-    """``modules`` (which import ``package``) where ``package`` is installed, else none; ``package`` is not
-    imported."""
-    return modules if find_spec(package) is not None else []
-
-
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdiff',
-                  locations=['mmdiff.models'] + where_installed('mmpretrain', ['mmdiff.models.heads']))
-DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmdiff', locations=where_installed(
-    'mmpretrain', ['mmdiff.datasets.digits', 'mmdiff.datasets.cached_feature_dataset']))
+                  locations=['mmdiff.models', 'mmdiff.mmpretrain_modules'])
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmdiff', locations=['mmdiff.mmpretrain_modules'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmdiff', locations=['mmdiff.engine'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmdiff',
                       locations=['mmdiff.datasets.transforms'])
