@@ -118,7 +118,8 @@ class DiffusionTransformerBackbone(DiffusionBackbone):
             Tensor: The chosen channels ``(num_taps, k)``, also kept in the buffer ``massive_channels``.
         """
         sample, steps, conditions = self.prepare_inputs(inputs, timesteps, class_labels)
-        raw = TransformerPass(self.model)(sample, steps, self.pass_outputs, **conditions)
+        with self.model_precision(inputs):
+            raw = TransformerPass(self.model)(sample, steps, self.pass_outputs, **conditions)
         self.massive_channels.copy_(choose_massive_channels(raw, self.pass_outputs, self.massive_channels.shape[1]))
         self.massive_channels_chosen = True
         print_log(f'zeroing the massive-activation channels {self.massive_channels.tolist()} of '

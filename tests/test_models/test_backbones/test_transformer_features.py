@@ -181,3 +181,11 @@ def test_modulated_fine_tuning_trains_the_modulating_norm(family, tmp_path):
     assert [name for name, p in backbone.transformer.named_parameters() if p.requires_grad and p.grad is None] == []
     output_norm = 'scale_shift_table' if family == 'sana' else 'norm_out.linear.weight'  # Sana's has no affine
     assert output_norm in trainable and not any(name.startswith('proj_out') for name in trainable)
+
+
+def test_channels_are_chosen_in_the_precision_the_model_runs_in(tmp_path):
+    """A bf16-weights backbone chooses its channels under its own autocast, as its forward runs."""
+    backbone = tiny_backbone('dit', tmp_path, out_strides=None, out_blocks=(-1, ), drop_massive_channels=2,
+                             dtype='bfloat16', weights_dtype='bfloat16')
+    output = backbone(IMAGES)[0]
+    assert backbone.massive_channels_chosen and output[:, backbone.massive_channels[0]].abs().max() == 0

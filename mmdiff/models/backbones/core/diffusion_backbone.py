@@ -1,6 +1,6 @@
 """DiffusionBackbone: noised multi-scale features of any diffusers denoising model, the core the families share."""
 import contextlib
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import ContextManager, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -334,6 +334,12 @@ class DiffusionBackbone(BaseModule):
         """
         return self.model_pass(sample, timesteps, self.pass_outputs, checkpointing=self.with_cp, **conditions)
 
+    def model_precision(self, inputs: Tensor) -> ContextManager:
+        """The region the model runs in: ``dtype``'s autocast, none for float32 (which a meta tensor's device, used to
+        check shapes without values, lacks)."""
+        return (contextlib.nullcontext() if self.autocast_dtype == torch.float32 else
+                torch.autocast(inputs.device.type, dtype=self.autocast_dtype))
+
     def prepare_inputs(self, inputs: Tensor, timesteps: Optional[Tensor] = None,
                        class_labels: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, dict]:
         """What the model pass of :meth:`forward` is given: the noised (draws x timesteps x images) stack
@@ -383,11 +389,8 @@ class DiffusionBackbone(BaseModule):
             ``timestep_fusion='stack'``.
         """
         sample, timesteps, conditions = self.prepare_inputs(inputs, timesteps, class_labels)
-        # 1. run the model to the last output and no further (in float32 without an autocast region, which a
-        # meta tensor's device, used to check shapes without values, does not have)
-        autocast = (contextlib.nullcontext() if self.autocast_dtype == torch.float32 else
-                    torch.autocast(inputs.device.type, dtype=self.autocast_dtype))
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.model_needs_grad), autocast:
+        # 1. run the model to the last output and no further
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.model_needs_grad), self.model_precision(inputs):
             features = self._compiled_pass(sample, timesteps, conditions)
         # 2. assemble the pyramid, level by declared level (VPD's cross-attention maps appended where asked)
         projections = [None] * len(self.feature_info) if self.projections is None else self.projections
