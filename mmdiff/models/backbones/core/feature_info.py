@@ -67,9 +67,10 @@ def declare_feature_info(taps: Sequence[Tap],
     feature_info = []
     for index, ((tap, stride), maps) in enumerate(zip(levels, level_maps)):
         fused = fused_channels(tap.channels + (context_tokens if maps else 0), len(timesteps), timestep_fusion)
-        if pyramid == 'simple' and fused % 4:
-            raise ValueError(f"pyramid='simple' quarters the channels of {tap.name} ({fused} after fusion) at x4; "
-                             f'they must be a multiple of 4')
+        if pyramid == 'simple' and not (fused * SIMPLE_SCALES[tap.stride / stride]).is_integer():
+            raise ValueError(f"pyramid='simple' divides the channels of {tap.name} ({fused} after fusion) by "
+                             f'{round(1 / SIMPLE_SCALES[tap.stride / stride])} at stride {stride}; they must be a '
+                             f'multiple of it')
         if pyramid == 'simple':
             channels, projected_from = int(fused * SIMPLE_SCALES[tap.stride / stride]), fused
         elif projection_channels is not None:

@@ -116,7 +116,7 @@ def simple_levels(taps: Sequence[Tap], out_strides: Optional[Sequence[int]],
                          f'{out_blocks!r} (give one, or None for the last)')
     tap = taps[-1] if out_blocks is None else resolve_taps(taps, out_blocks, model)[0]
     strides = _as_tuple(out_strides) or DEFAULT_STRIDES
-    valid = sorted(int(tap.stride / scale) for scale in SIMPLE_SCALES)
+    valid = sorted(int(tap.stride / scale) for scale in SIMPLE_SCALES if (tap.stride / scale).is_integer())
     if len(set(strides)) != len(strides) or any(stride not in valid for stride in strides):
         raise ValueError(f"pyramid='simple' makes the strides {valid} from {tap.name} at stride {tap.stride} "
                          f'(x4, x2, x1 and x1/2), got out_strides={out_strides!r}')
@@ -124,15 +124,13 @@ def simple_levels(taps: Sequence[Tap], out_strides: Optional[Sequence[int]],
 
 
 def level_modules(feature_info: Sequence[FeatureLevel]) -> Optional[nn.ModuleList]:
-    """The trainable module of each level: its 1x1 projection, or its simple-pyramid stage (None for a level with
-    neither); None when no level has one."""
+    """The trainable module of each level: its 1x1 projection, or its simple-pyramid stage (every level has one or
+    none has); None when none has."""
     if all(level.projected_from is None for level in feature_info):
         return None
     return nn.ModuleList(
-        nn.Identity() if level.projected_from is None else simple_scale(level.projected_from, level.source_stride /
-                                                                         level.stride)
-        if level.pyramid == 'simple' else nn.Conv2d(level.projected_from, level.channels, kernel_size=1)
-        for level in feature_info)
+        simple_scale(level.projected_from, level.source_stride / level.stride) if level.pyramid == 'simple' else
+        nn.Conv2d(level.projected_from, level.channels, kernel_size=1) for level in feature_info)
 
 
 def _as_tuple(value) -> Optional[tuple]:

@@ -152,7 +152,7 @@ def resolve_scheduler(noise_scheduler: Optional[dict], model_dir: Optional[str],
                                                   config.get('prediction_type') == 'flow_prediction'):
             # a multistep solver on flow-matching sigmas (Sana's DPMSolverMultistepScheduler): noised as flow matching
             scheduler_type, folder = 'FlowMatchEulerDiscreteScheduler', None
-            config = dict(num_train_timesteps=config['num_train_timesteps'])
+            config = dict(num_train_timesteps=config.get('num_train_timesteps', 1000))  # the solvers' default
     else:
         config = dict((default or DEFAULT_SCHEDULER) if noise_scheduler is None else noise_scheduler)
         scheduler_type = config.pop('type', None)
