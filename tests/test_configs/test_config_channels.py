@@ -10,6 +10,7 @@ from mmengine.config import Config
 
 from mmdiff.models.backbones import (DiffusionTransformerBackbone, DiffusionUNetBackbone, DifFeedBackbone,
                                      declared_out_channels)
+from mmdiff.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
@@ -57,6 +58,7 @@ def test_declared_in_channels_are_the_backbones_real_output_channels(config, mon
     backbone_cfg = model.get('backbone')
     if not isinstance(backbone_cfg, dict) or backbone_cfg.get('type') not in BACKBONES:
         pytest.skip(f'no diffusion backbone feeds a declared neck or head here ({model.get("type")})')
+    MODELS.import_from_location()  # the registry's one-time import of its modules (mmpretrain's among them) first
     with monkeypatch.context() as patch:  # no torch module may be made while the channels are declared
         patch.setattr(torch.nn.Module, '__init__', no_module_built)
         declared_channels = declared_out_channels(backbone_cfg.to_dict())

@@ -3,7 +3,8 @@
 # (flow matching) with its pipeline's default distilled guidance (3.5), cross-attending jointly to the empty prompt:
 # the file holds the T5 prompt embedding (512, 4096) and the CLIP pooled embedding (768,), written once by
 #   python tools/make_prompt_embedding.py checkpoints/FLUX.1-dev checkpoints/flux-dev_empty-prompt.pth
-# mmdiff's setting, not a paper's (DiTF, which taps FLUX for correspondence, adds the AdaLN modulation; not here).
+# mmdiff's setting, not a paper's (DiTF's AdaLN modulation and channel discard are the options modulated=True and
+# drop_massive_channels, off here; docs/transformers.md).
 # Its 19 double- and 38 single-stream blocks give 3072 channels at stride 16 of the image.
 flux_backbone = dict(
     _delete_=True,
