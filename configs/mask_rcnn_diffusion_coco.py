@@ -4,6 +4,7 @@ _base_ = [
     '_base_/datasets/coco-instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    '_base_/mmdiff_guards.py',
 ]
 
 # guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint by
@@ -11,4 +12,4 @@ _base_ = [
 #     --preset 256x256_diffusion_uncond
 pretrained = 'checkpoints/adm-256u_imagenet-uncond.pth'
 model = dict(backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', checkpoint=pretrained)))
-custom_hooks = [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating
+custom_hooks = _base_.custom_hooks + [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating

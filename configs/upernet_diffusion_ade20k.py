@@ -3,6 +3,7 @@ _base_ = [
     '_base_/models/upernet_diffusion-unet.py',
     '_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
+    '_base_/mmdiff_guards.py',
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 
@@ -16,4 +17,4 @@ model = dict(
     backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(num_classes=150),
     auxiliary_head=dict(num_classes=150))
-custom_hooks = [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating
+custom_hooks = _base_.custom_hooks + [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating

@@ -2,7 +2,7 @@
 # train split of the handwritten digits, with EMA weights and a sample grid every 500 iterations. About 13 minutes
 # on a 2-core CPU. Its checkpoints load into DiffusionUNetBackbone(arch='adm-digits') with init_cfg Pretrained,
 # as configs/linear_probe/linear-probe_adm-digits-b20-t50_digits-16px.py does.
-_base_ = ['../_base_/datasets/digits_16px.py', 'mmpretrain::_base_/default_runtime.py']
+_base_ = ['../_base_/datasets/digits_16px.py', 'mmpretrain::_base_/default_runtime.py', '../_base_/mmdiff_guards.py']
 custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
 
 model = dict(
@@ -22,7 +22,7 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=100, end=2000, eta_min=1e-5),
 ]
-custom_hooks = [
+custom_hooks = _base_.custom_hooks + [
     # the checkpoints' state_dict holds these averaged weights (the raw ones go to ema_state_dict)
     dict(type='EMAHook', momentum=5e-3, update_buffers=True),
     dict(type='mmdiff.DiffusionSamplesHook', interval=500, num_images=64, sampler='ddim', num_inference_steps=50),

@@ -7,6 +7,7 @@ _base_ = [
     '../_base_/datasets/coco-instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    '../_base_/mmdiff_guards.py',
 ]
 student = 'checkpoints/repfusion_adm-64_resnet18.pth'
 model = dict(

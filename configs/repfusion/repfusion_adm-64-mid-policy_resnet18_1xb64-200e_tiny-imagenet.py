@@ -39,5 +39,10 @@ train_dataloader = dict(batch_size=64, num_workers=4, dataset=dict(pipeline=trai
 val_dataloader, val_cfg, val_evaluator = None, None, None
 test_dataloader, test_cfg, test_evaluator = None, None, None
 optim_wrapper = dict(type='AmpOptimWrapper', loss_scale=512.0, optimizer=dict(nesterov=True))
-custom_hooks = [dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL')]  # no EntropyDecayHook: the weight is 0
+custom_hooks = [  # no EntropyDecayHook: the weight is 0
+    dict(type='mmdiff.NonFiniteLossHook'),
+    dict(type='mmdiff.RandomStateHook'),
+    dict(type='mmdiff.RunChecksHook'),
+    dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL'),
+]
 default_hooks = dict(logger=dict(interval=100), checkpoint=dict(interval=50))

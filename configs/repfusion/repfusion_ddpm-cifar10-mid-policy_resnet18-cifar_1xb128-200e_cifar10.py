@@ -27,6 +27,9 @@ model = dict(
     reward_baseline=False,
     entropy_weight=0.1)
 custom_hooks = [
+    dict(type='mmdiff.NonFiniteLossHook'),
+    dict(type='mmdiff.RandomStateHook'),
+    dict(type='mmdiff.RunChecksHook'),
     dict(type='mmdiff.EntropyDecayHook', start=0.1, decay_epochs=100),
     dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL'),
 ]

@@ -7,6 +7,7 @@ _base_ = [
     '../_base_/datasets/cifar10_bs16.py',
     'mmpretrain::_base_/schedules/cifar10_bs128.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/mmdiff_guards.py',
 ]
 student = 'work_dirs/repfusion_cifar10/student.pth'  # tools/export_student.py wrote it
 # the student was distilled on images in [-1, 1]; fine-tune on the same inputs

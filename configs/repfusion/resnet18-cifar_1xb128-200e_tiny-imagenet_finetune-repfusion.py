@@ -9,6 +9,7 @@ _base_ = [
     '../_base_/datasets/tiny-imagenet_bs128_64px.py',
     '../_base_/schedules/repfusion_sgd-step-200e.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/mmdiff_guards.py',
 ]
 student = 'work_dirs/repfusion_tiny-imagenet/student.pth'  # tools/export_student.py wrote it
 model = dict(

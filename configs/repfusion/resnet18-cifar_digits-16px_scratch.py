@@ -1,6 +1,6 @@
 # The ResNet-18 (CIFAR layout) trained from scratch on the handwritten digits: the baseline of the RepFusion
 # fine-tuning run, which differs only in its initial weights (same data, schedule and seed).
-_base_ = ['../_base_/datasets/digits_16px.py', 'mmpretrain::_base_/default_runtime.py']
+_base_ = ['../_base_/datasets/digits_16px.py', 'mmpretrain::_base_/default_runtime.py', '../_base_/mmdiff_guards.py']
 custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
 model = dict(
     type='ImageClassifier',

@@ -6,9 +6,10 @@ _base_ = [
     '../_base_/models/fpn_vpd-sd15.py',
     '../_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
+    '../_base_/mmdiff_guards.py',
     '../_base_/schedules/vpd_adamw-poly-80k.py',
 ]
 
 # VPD's data = dict(samples_per_gpu=2, workers_per_gpu=8); the pipelines are mmseg's ADE20K ones, VPD's too
 train_dataloader = dict(batch_size=2, num_workers=8)
-custom_hooks = [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating
+custom_hooks = _base_.custom_hooks + [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating

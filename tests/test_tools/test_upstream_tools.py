@@ -17,7 +17,10 @@ import mmdet
 import mmpretrain
 import mmseg
 import pytest
+import torch
 from mmengine.config import Config
+
+from mmdiff.engine.hooks import GUARD_HOOKS
 
 from tests.test_utils.tiny_datasets import DEMO_DATASETS, TINY_DATASETS
 from tests.test_utils.tiny_variants import tiny_variant_text
@@ -107,6 +110,8 @@ def train_and_test(config: Path, data_env: dict, tmp_path: Path, fresh_interpret
     assert re.search(r'Epoch\(train\)|Iter\(train\)', train.stdout + train.stderr)
     checkpoint = (work / 'last_checkpoint').read_text().strip()
     assert Path(checkpoint).is_file()
+    # RandomStateHook ran under the codebase's own tool: the checkpoint keeps the generators' states
+    assert 'random_state' in torch.load(checkpoint, map_location='cpu', weights_only=True)
     if cfg.get('test_dataloader') is None:
         return  # a distillation or a pre-training: nothing to evaluate (its student or U-Net is, elsewhere)
     test = tool(TOOLS[cfg.default_scope] / 'test.py', tiny, checkpoint, '--work-dir', tmp_path / 'test')
@@ -125,3 +130,32 @@ def test_a_config_trains_and_tests_under_its_codebases_own_tools(config, data_ro
 @pytest.mark.parametrize('config', FRESH_INTERPRETER.values(), ids=FRESH_INTERPRETER.keys())
 def test_the_installed_tools_find_mmdiff_through_custom_imports_alone(config, data_root_env, tmp_path):
     train_and_test(ROOT / 'configs' / config, data_root_env, tmp_path, fresh_interpreter=True)
+
+
+def test_every_shipped_config_lists_the_guard_hooks():
+    for config in CONFIGS:
+        listed = [hook['type'] for hook in Config.fromfile(str(config)).get('custom_hooks') or []]
+        assert set(GUARD_HOOKS) <= set(listed), (config, listed)
+
+
+def test_the_codebases_own_tools_run_mmdiffs_guards(data_root_env, tmp_path):
+    """mmdet's own train tool stops a NaN loss with mmdiff's message and writes no checkpoint; its test tool refuses
+    a checkpoint of another model (mmengine alone would load nothing of it and evaluate random weights)."""
+    config = ROOT / 'configs/mask_rcnn/mask-rcnn_adm-tiny-t10_fpn_demo-shapes.py'
+    cfg = Config.fromfile(str(config))
+    tiny = tmp_path / f'nan_{config.name}'
+    tiny.write_text(tiny_variant_text(config, cfg, {}))
+    work = tmp_path / 'work'
+    train = run_in_process(TOOLS['mmdet'] / 'train.py', [
+        tiny, '--work-dir', work, '--cfg-options', 'model.rpn_head.loss_cls.loss_weight=nan'], cwd=tmp_path,
+        env=data_root_env)
+    assert train.returncode != 0
+    assert re.search(r'training stopped at iteration 1: the loss is nan .*no checkpoint was written', train.stderr), \
+        train.stderr[-3000:]
+    assert not list(work.glob('*.pth'))
+    other = tmp_path / 'other_model.pth'
+    torch.save(dict(state_dict=torch.nn.Conv2d(3, 8, 3).state_dict()), other)
+    test = run_in_process(TOOLS['mmdet'] / 'test.py', [tiny, other, '--work-dir', tmp_path / 'test'], cwd=tmp_path,
+                          env=data_root_env)
+    assert test.returncode != 0
+    assert re.search(r'does not fit the model of .*missing keys', test.stderr), test.stderr[-3000:]

@@ -1,8 +1,9 @@
 # ImageClassifier: the frozen ADM ImageNet-256 U-Net, diffssl block 24 at t = 150, and a linear probe on its
 # 2x2-pooled features, with mmdiff's defaults: fixed seeded noise, float32. The diffssl papers' setting is
 # ./adm-256u-b24-t150_diffssl-linear-probe.py (docs/fidelity.md).
+_base_ = ['../mmdiff_guards.py']
 custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
-custom_hooks = [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating
+custom_hooks = _base_.custom_hooks + [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating
 
 # guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint by
 # python tools/convert_adm_checkpoint.py 256x256_diffusion_uncond.pt checkpoints/adm-256u_imagenet-uncond.pth \

@@ -4,6 +4,7 @@
 # The timestep policy is trained by REINFORCE with a reward head on the teacher's pooled features; its entropy
 # bonus decays to zero (EntropyDecayHook). Experiments set the teacher's arch and weights, the tap, the policy's
 # candidate timesteps and num_classes. The student sees no labels here (head=None): only the teacher's features.
+_base_ = ['../mmdiff_guards.py']
 custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
 model = dict(
     type='mmdiff.RepFusionDistiller',
@@ -15,4 +16,4 @@ model = dict(
     normalize=True,
     timestep_policy=dict(type='mmdiff.TimestepPolicy'),
     entropy_weight=0.01)
-custom_hooks = [dict(type='mmdiff.EntropyDecayHook')]
+custom_hooks = _base_.custom_hooks + [dict(type='mmdiff.EntropyDecayHook')]
