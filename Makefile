@@ -1,5 +1,5 @@
 # mmdiff: the two commands a newcomer types are `make demo` and `make test`.
-# Both build the project environment (.venv) on first use through tools/install.sh and reuse it afterwards.
+# Both build the project environment (.venv) on first use through tools/misc/install.sh and reuse it afterwards.
 VENV ?= .venv
 TEST_WORKERS ?= 2
 PYTHON := $(VENV)/bin/python
@@ -25,11 +25,11 @@ REPFUSION_WORK := work_dirs/repfusion_digits
 .PHONY: install demo demo-seg evidence-digits evidence-repfusion test test-quick test-coverage
 
 install:
-	MMDIFF_VENV=$(VENV) bash tools/install.sh
+	MMDIFF_VENV=$(VENV) bash tools/misc/install.sh
 
 # Mask R-CNN on generated shapes: make the data if absent, train, evaluate (COCO bbox/segm), save overlays.
 demo: install
-	test -f $(DEMO_DATA)/annotations/instances_val.json || $(PYTHON) tools/make_demo_data.py $(DEMO_DATA)
+	test -f $(DEMO_DATA)/annotations/instances_val.json || $(PYTHON) tools/misc/make_demo_data.py $(DEMO_DATA)
 	$(PYTHON) tools/train.py --overwrite $(DEMO_CONFIG) --work-dir $(DEMO_WORK)
 	$(PYTHON) tools/test.py $(DEMO_CONFIG) $$(cat $(DEMO_WORK)/last_checkpoint) --work-dir $(DEMO_WORK) \
 		--show-dir $(DEMO_WORK)/overlays
@@ -37,7 +37,7 @@ demo: install
 
 # UperNet on generated shapes in the ADE20K layout: make the data if absent, train, evaluate mIoU (whole and slide).
 demo-seg: install
-	test -f $(SEG_DATA)/annotations/validation/000000.png || $(PYTHON) tools/make_demo_data.py $(SEG_DATA) --task seg
+	test -f $(SEG_DATA)/annotations/validation/000000.png || $(PYTHON) tools/misc/make_demo_data.py $(SEG_DATA) --task seg
 	$(PYTHON) tools/train.py --overwrite $(SEG_CONFIG) --work-dir $(SEG_WORK)
 	$(PYTHON) tools/test.py $(SEG_CONFIG) $$(cat $(SEG_WORK)/last_checkpoint) --work-dir $(SEG_WORK) \
 		--cfg-options model.test_cfg.mode=slide "model.test_cfg.crop_size=[96,96]" "model.test_cfg.stride=[64,64]"
@@ -48,14 +48,14 @@ demo-seg: install
 evidence-digits: install
 	rm -rf $(DIGITS_WORK)
 	$(PYTHON) tools/train.py --overwrite $(DIGITS_PRETRAIN) --work-dir $(DIGITS_WORK)/pretrain
-	$(PYTHON) tools/sample_diffusion.py $(DIGITS_PRETRAIN) $$(cat $(DIGITS_WORK)/pretrain/last_checkpoint) \
+	$(PYTHON) tools/misc/sample_diffusion.py $(DIGITS_PRETRAIN) $$(cat $(DIGITS_WORK)/pretrain/last_checkpoint) \
 		--out $(DIGITS_WORK)/samples.png
-	$(PYTHON) tools/sweep_timesteps_blocks.py $(DIGITS_PROBE) $(DIGITS_GRID) --pixel-baseline \
+	$(PYTHON) tools/feature_tools/sweep_timesteps_blocks.py $(DIGITS_PROBE) $(DIGITS_GRID) --pixel-baseline \
 		--work-dir $(DIGITS_WORK)/sweep_pretrained \
 		--cfg-options model.backbone.init_cfg.checkpoint=$$(cat $(DIGITS_WORK)/pretrain/last_checkpoint)
-	$(PYTHON) tools/sweep_timesteps_blocks.py $(DIGITS_PROBE) $(DIGITS_GRID) --work-dir $(DIGITS_WORK)/sweep_random \
+	$(PYTHON) tools/feature_tools/sweep_timesteps_blocks.py $(DIGITS_PROBE) $(DIGITS_GRID) --work-dir $(DIGITS_WORK)/sweep_random \
 		--cfg-options model.backbone.init_cfg=None
-	$(PYTHON) tools/compare_sweeps.py $(DIGITS_WORK)/sweep_pretrained $(DIGITS_WORK)/sweep_random \
+	$(PYTHON) tools/feature_tools/compare_sweeps.py $(DIGITS_WORK)/sweep_pretrained $(DIGITS_WORK)/sweep_random \
 		--names pretrained random-init --out $(DIGITS_WORK)/summary.md
 
 # RepFusion on the digits (docs/repfusion_digits.md): distil the pre-trained 'adm-digits' U-Net (from
@@ -76,7 +76,7 @@ evidence-repfusion: install
 	for run in policy=$(REPFUSION_POLICY) fixed=$(REPFUSION_FIXED) published=$(REPFUSION_PUBLISHED); do \
 		mode=$${run%%=*}; \
 		$(PYTHON) tools/train.py --overwrite $${run#*=} --work-dir $(REPFUSION_WORK)/distill_$$mode && \
-		$(PYTHON) tools/export_student.py $$(cat $(REPFUSION_WORK)/distill_$$mode/last_checkpoint) \
+		$(PYTHON) tools/model_converters/export_student.py $$(cat $(REPFUSION_WORK)/distill_$$mode/last_checkpoint) \
 			--out $(REPFUSION_WORK)/student_$$mode.pth --overwrite && \
 		$(PYTHON) tools/train.py --overwrite $(REPFUSION)/resnet18-cifar_digits-16px_finetune-repfusion.py \
 			--work-dir $(REPFUSION_WORK)/finetune_repfusion-$$mode \
@@ -94,7 +94,7 @@ evidence-repfusion: install
 		--work-dir $(REPFUSION_WORK)/few-labels-probe_repfusion-fixed
 	$(PYTHON) tools/train.py --overwrite $(REPFUSION)/resnet18-cifar-frozen_digits-16px-10-per-class_linear-probe-repfusion.py \
 		--work-dir $(REPFUSION_WORK)/few-labels-probe_random-init --cfg-options model.backbone.init_cfg=None
-	$(PYTHON) tools/summarize_runs.py $(REPFUSION_WORK)/finetune_* $(REPFUSION_WORK)/probe_* \
+	$(PYTHON) tools/analysis_tools/summarize_runs.py $(REPFUSION_WORK)/finetune_* $(REPFUSION_WORK)/probe_* \
 		$(REPFUSION_WORK)/few-labels* --metric accuracy/top1 --out $(REPFUSION_WORK)/summary.md
 
 # The whole suite, which CI runs (.ci/run), on TEST_WORKERS processes (pytest-xdist), each with one math thread

@@ -8,5 +8,6 @@ from importlib.util import find_spec
 
 MMPRETRAIN_INSTALLED = find_spec('mmpretrain') is not None
 if MMPRETRAIN_INSTALLED:
-    from .datasets import cached_feature_dataset, digits  # noqa: F401  registers DigitsDataset, CachedFeatureDataset
+    from .datasets import digits  # noqa: F401  registers DigitsDataset
+    from .feature_cache import dataset  # noqa: F401  registers CachedFeatureDataset
     from .models import heads  # noqa: F401  registers the heads

@@ -13,7 +13,7 @@ from mmengine.registry import DefaultScope
 from mmdiff.registry import MODELS, register_module
 
 ROOT = Path(__file__).resolve().parents[1]
-INSTALL = ROOT / 'tools' / 'install.sh'
+INSTALL = ROOT / 'tools' / 'misc' / 'install.sh'
 
 
 def test_roi_align_on_cpu():

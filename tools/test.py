@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 
 from mmdiff.engine.hooks.run_checks_hook import with_guard_hooks
 from mmdiff.utils.dataset_check import check_dataloaders
-from mmdiff.utils.runner_config import add_runner_arguments, leave_process_group, load_runner_config
+from mmdiff.apis.runner_config import add_runner_arguments, leave_process_group, load_runner_config
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
     cfg = load_runner_config(args)
     cfg.load_from = args.checkpoint
     # RunChecksHook (listed by the shipped configs, added here to any other) checks that the checkpoint fits every
-    # weight of the model and the test dataset's classes before the first batch
+    # weight of the model before the first batch (the data is checked here, before the runner builds the dataset)
     cfg.custom_hooks = with_guard_hooks(cfg.get('custom_hooks'), data_checked=True)
     if args.show_dir is not None:
         visualization = cfg.get('default_hooks', {}).get('visualization')
@@ -33,9 +33,9 @@ def main() -> None:
             raise ValueError(f'--show-dir needs a visualization hook in default_hooks; {args.config} has none')
         # absolute, because mmdet's hook re-joins a relative folder onto the work dir on every iteration
         visualization.update(draw=True, test_out_dir=osp.abspath(args.show_dir))
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     # the dataset is built when testing starts: its files and classes are checked first
     check_dataloaders(cfg, ('test_dataloader', ))
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.test()
     leave_process_group()
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run one of mmdiff's tools on NPROC local processes with torchrun: bash tools/torchrun.sh TOOL NPROC [arguments]
+# Run one of mmdiff's tools on NPROC local processes with torchrun: bash tools/torchrun.sh TOOL NPROC [arguments],
+# TOOL relative to tools/ (train.py, feature_tools/extract_features.py).
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node (torchrun's static rendezvous).
 set -euo pipefail
 TOOL=$1

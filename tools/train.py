@@ -19,7 +19,7 @@ from mmengine.runner import Runner
 from mmdiff.engine.hooks.run_checks_hook import with_guard_hooks
 from mmdiff.utils.dataset_check import check_dataloaders
 from mmdiff.utils.output_paths import check_work_dir
-from mmdiff.utils.runner_config import add_runner_arguments, leave_process_group, load_runner_config
+from mmdiff.apis.runner_config import add_runner_arguments, leave_process_group, load_runner_config
 
 
 def main() -> None:
@@ -37,10 +37,10 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     # the datasets are built when training starts: their files and classes are checked first (RunChecksHook then
     # checks the checkpoint the runner loaded)
     check_dataloaders(cfg, ('train_dataloader', 'val_dataloader'))
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
     leave_process_group()
 

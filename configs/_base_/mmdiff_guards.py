@@ -2,7 +2,8 @@
 # and tools/test.py run them as mmdiff's tools do: a NaN or infinite loss stops training before a checkpoint of the
 # diverged weights is written; checkpoints keep the random generators' states for a bit-exact resume; the datasets'
 # classes and the loaded checkpoint are checked before the first iteration. A config that sets its own custom_hooks
-# lists these three as well (a list is replaced, not merged, by inheritance).
+# lists these three as well, after its own (a list is replaced, not merged, by inheritance; own hooks first keep
+# their custom_hooks.N indices for --cfg-options).
 custom_hooks = [
     dict(type='mmdiff.NonFiniteLossHook'),
     dict(type='mmdiff.RandomStateHook'),

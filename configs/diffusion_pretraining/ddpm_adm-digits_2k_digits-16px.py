@@ -22,11 +22,11 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=100, end=2000, eta_min=1e-5),
 ]
-custom_hooks = _base_.custom_hooks + [
+custom_hooks = [
     # the checkpoints' state_dict holds these averaged weights (the raw ones go to ema_state_dict)
     dict(type='EMAHook', momentum=5e-3, update_buffers=True),
     dict(type='mmdiff.DiffusionSamplesHook', interval=500, num_images=64, sampler='ddim', num_inference_steps=50),
-]
+] + _base_.custom_hooks
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=2))

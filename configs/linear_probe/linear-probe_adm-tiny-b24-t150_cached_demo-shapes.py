@@ -1,5 +1,5 @@
 # The linear-probe demo trained from a feature cache instead of the live U-Net. Write the cache first:
-#   python tools/extract_features.py configs/linear_probe/linear-probe_adm-tiny-b24-t150_demo-shapes.py \
+#   python tools/feature_tools/extract_features.py configs/linear_probe/linear-probe_adm-tiny-b24-t150_demo-shapes.py \
 #       --split train --out work_dirs/feature_cache/linear-probe_adm-tiny-b24-t150_demo-shapes/train
 # and the same with --split val (.../val). The dataset refuses a cache written for another backbone or dataset.
 _base_ = ['./linear-probe_adm-tiny-b24-t150_demo-shapes.py']

@@ -1,4 +1,4 @@
-# The demo: Mask R-CNN on the synthetic shapes dataset (tools/make_demo_data.py) with the tiny ADM-layout U-Net,
+# The demo: Mask R-CNN on the synthetic shapes dataset (tools/misc/make_demo_data.py) with the tiny ADM-layout U-Net,
 # small enough to train and evaluate on a 2-core CPU in minutes. The tiny U-Net starts from random weights, so
 # it is fine-tuned here (frozen=False) instead of probed frozen.
 _base_ = ['../mask_rcnn_diffusion_coco.py']

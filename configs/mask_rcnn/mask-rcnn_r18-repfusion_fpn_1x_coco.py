@@ -1,6 +1,7 @@
 # Distil, then fine-tune for detection: mmdet's Mask R-CNN with a ResNet-18 FPN, the ResNet-18 starting from the
 # student that configs/repfusion/repfusion-mmdiff_adm-64-up1-policy50_resnet18_tiny-imagenet.py distilled from the
-# ADM-64 U-Net (python tools/export_student.py <distillation checkpoint> --out checkpoints/repfusion_adm-64_resnet18.pth).
+# ADM-64 U-Net (python tools/model_converters/export_student.py <distillation checkpoint> --out
+# checkpoints/repfusion_adm-64_resnet18.pth).
 # mmdet's mask-rcnn_r50_fpn_1x_coco.py, its COCO data under MMDIFF_COCO_ROOT
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',

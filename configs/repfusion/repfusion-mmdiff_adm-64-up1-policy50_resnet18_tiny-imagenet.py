@@ -1,6 +1,7 @@
 # RepFusion on Tiny-ImageNet with mmdiff's choices (not the published setting, which is
 # ./repfusion_adm-64-mid-policy_resnet18_1xb64-200e_tiny-imagenet.py; docs/fidelity.md): guided-diffusion's
-# class-conditional ImageNet 64x64 ADM (64x64_diffusion.pt converted by `python tools/convert_adm_checkpoint.py
+# class-conditional ImageNet 64x64 ADM (64x64_diffusion.pt converted by `python
+# tools/model_converters/convert_adm_checkpoint.py
 # 64x64_diffusion.pt checkpoints/adm-64_imagenet-cond.pth --preset 64x64_diffusion`), run with one fixed class label,
 # seen on the clean image with the time embedding of a policy-drawn t < 50, its 'up_blocks.1' output (stride 2: the
 # block ends with its upsampler) distilled into an ImageNet-layout ResNet-18 (so mmdet and mmseg ResNet-18 configs

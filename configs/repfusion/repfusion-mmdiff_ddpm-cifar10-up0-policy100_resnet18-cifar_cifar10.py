@@ -3,7 +3,7 @@
 # DDPM from a local diffusers folder, seen on the clean image with the time embedding of a policy-drawn t < 100, its
 # 'up_blocks.0' output (stride 4, 256 channels) distilled into a CIFAR ResNet-18 by L2-normalised pooled MSE with a
 # linear reward head and a running-mean baseline, AdamW with cosine decay for 100 epochs (39,100 iterations of 128).
-# Then export the student (tools/export_student.py) and fine-tune it with
+# Then export the student (tools/model_converters/export_student.py) and fine-tune it with
 # configs/repfusion/resnet18-cifar_1xb128-200e-mmpretrain_cifar10_finetune-repfusion.py.
 _base_ = [
     '../_base_/models/repfusion_resnet18-cifar.py',

@@ -1,7 +1,8 @@
 # RepFusion on Tiny-ImageNet as published (Adamdad/Repfusion configs/tinyimagenet_hint/ddpm-r18_hint_tinyimagenet.py,
 # Repfusion_Imagenet64_ImageClassifier; docs/fidelity.md): guided-diffusion's class-conditional ImageNet 64x64 ADM,
 # loaded as the reference loads it, without --use_new_attention_order (convert with `python
-# tools/convert_adm_checkpoint.py 64x64_diffusion.pt checkpoints/adm-64_imagenet-cond_legacy-attention.pth --preset
+# tools/model_converters/convert_adm_checkpoint.py 64x64_diffusion.pt
+# checkpoints/adm-64_imagenet-cond_legacy-attention.pth --preset
 # 64x64_diffusion --use-new-attention-order False`), sees the clean image with the image's own Tiny-ImageNet label
 # (0-199, used as an ImageNet class id, as the reference does) and a policy-drawn t in [0, 1000); the residual branch
 # of its middle block's second resnet ('mid_block.resnets.1.conv2', the reference's middle_block.2.out_layers.3: 768
@@ -40,9 +41,9 @@ val_dataloader, val_cfg, val_evaluator = None, None, None
 test_dataloader, test_cfg, test_evaluator = None, None, None
 optim_wrapper = dict(type='AmpOptimWrapper', loss_scale=512.0, optimizer=dict(nesterov=True))
 custom_hooks = [  # no EntropyDecayHook: the weight is 0
+    dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL'),
     dict(type='mmdiff.NonFiniteLossHook'),
     dict(type='mmdiff.RandomStateHook'),
     dict(type='mmdiff.RunChecksHook'),
-    dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL'),
 ]
 default_hooks = dict(logger=dict(interval=100), checkpoint=dict(interval=50))

@@ -2,7 +2,8 @@
 # configs/diffusion_pretraining/ddpm_adm-digits_2k_digits-16px.py pre-trains (`make evidence-digits` writes it),
 # diffssl block 18 (stride 4), distilled into a ResNet-18 on the train split of the handwritten digits, the policy
 # choosing among six timesteps. About 10 minutes on a 2-core CPU. Then:
-#   python tools/export_student.py work_dirs/<this config>/iter_1000.pth --out work_dirs/repfusion_digits/student.pth
+#   python tools/model_converters/export_student.py work_dirs/<this config>/iter_1000.pth --out
+# work_dirs/repfusion_digits/student.pth
 #   python tools/train.py configs/repfusion/resnet18-cifar_digits-16px_finetune-repfusion.py
 _base_ = [
     '../_base_/models/repfusion_resnet18-cifar.py',

@@ -18,11 +18,11 @@ model = dict(
     reward_baseline=False,
     entropy_weight=0.1)
 custom_hooks = [
+    dict(type='mmdiff.EntropyDecayHook', start=0.1, decay_epochs=24),
+    dict(type='EMAHook', momentum=0.08, priority='ABOVE_NORMAL'),
     dict(type='mmdiff.NonFiniteLossHook'),
     dict(type='mmdiff.RandomStateHook'),
     dict(type='mmdiff.RunChecksHook'),
-    dict(type='mmdiff.EntropyDecayHook', start=0.1, decay_epochs=24),
-    dict(type='EMAHook', momentum=0.08, priority='ABOVE_NORMAL'),
 ]
 train_dataloader = dict(sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True))
 train_cfg = dict(_delete_=True, by_epoch=True, max_epochs=48)

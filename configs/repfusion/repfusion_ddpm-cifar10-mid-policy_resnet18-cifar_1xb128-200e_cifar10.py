@@ -7,7 +7,8 @@
 # pooled teacher feature learns the labels; its negative cross-entropy rewards the policy (REINFORCE, no baseline);
 # the entropy bonus 0.1 falls linearly per epoch to 0 at epoch 100. SGD, steps at 100/150, 200 epochs, EMA 1e-3,
 # batch 128 on one GPU. The images are (x - 128) / 128 for teacher, student and policy alike. Nothing is evaluated
-# (the reference distiller has no head); export the student (tools/export_student.py) and fine-tune it with
+# (the reference distiller has no head); export the student (tools/model_converters/export_student.py) and fine-tune it
+# with
 # ./resnet18-cifar_1xb64-200e_cifar10_finetune-repfusion.py.
 _base_ = [
     '../_base_/models/repfusion_resnet18-cifar.py',
@@ -27,11 +28,11 @@ model = dict(
     reward_baseline=False,
     entropy_weight=0.1)
 custom_hooks = [
+    dict(type='mmdiff.EntropyDecayHook', start=0.1, decay_epochs=100),
+    dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL'),
     dict(type='mmdiff.NonFiniteLossHook'),
     dict(type='mmdiff.RandomStateHook'),
     dict(type='mmdiff.RunChecksHook'),
-    dict(type='mmdiff.EntropyDecayHook', start=0.1, decay_epochs=100),
-    dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL'),
 ]
 train_dataloader = dict(batch_size=128, num_workers=2)
 val_dataloader, val_cfg, val_evaluator = None, None, None

@@ -9,7 +9,7 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
     '../_base_/mmdiff_guards.py',
 ]
-student = 'work_dirs/repfusion_cifar10/student.pth'  # tools/export_student.py wrote it
+student = 'work_dirs/repfusion_cifar10/student.pth'  # tools/model_converters/export_student.py wrote it
 # the student was distilled on images in [-1, 1]; fine-tune on the same inputs
 model = dict(
     data_preprocessor=dict(type='ClsDataPreprocessor', mean=[127.5] * 3, std=[127.5] * 3, to_rgb=False),

@@ -11,7 +11,7 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
     '../_base_/mmdiff_guards.py',
 ]
-student = 'work_dirs/repfusion_tiny-imagenet/student.pth'  # tools/export_student.py wrote it
+student = 'work_dirs/repfusion_tiny-imagenet/student.pth'  # tools/model_converters/export_student.py wrote it
 model = dict(
     data_preprocessor=dict(type='ClsDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                            to_rgb=True),

@@ -9,7 +9,7 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
     '../_base_/mmdiff_guards.py',
 ]
-student = 'work_dirs/repfusion_cifar10/student.pth'  # tools/export_student.py wrote it
+student = 'work_dirs/repfusion_cifar10/student.pth'  # tools/model_converters/export_student.py wrote it
 model = dict(
     data_preprocessor=dict(type='ClsDataPreprocessor', mean=[128.0, 128.0, 128.0], std=[128.0, 128.0, 128.0],
                            to_rgb=False),
@@ -21,7 +21,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(topk=(1, 5))
 test_evaluator = val_evaluator
 optim_wrapper = dict(optimizer=dict(nesterov=True))
-custom_hooks = _base_.custom_hooks + [dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL')]
+custom_hooks = [dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL')] + _base_.custom_hooks
 train_cfg = dict(val_interval=5)
 val_cfg = dict()
 test_cfg = dict()

@@ -8,7 +8,7 @@
 _base_ = ['../upernet_diffusion_ade20k.py', '../_base_/models/sd15-unet.py']
 
 # (150, 768) CLIP text embeddings of one prompt per ADE20K class, e.g. "a photo of a wall", written by
-# tools/make_prompt_embedding.py; they initialise the learnable context
+# tools/model_converters/make_prompt_embedding.py; they initialise the learnable context
 class_prompts = 'checkpoints/sd15_ade20k-class-prompts.pth'
 model = dict(
     backbone=dict(

@@ -12,4 +12,4 @@ _base_ = [
 
 # VPD's data = dict(samples_per_gpu=2, workers_per_gpu=8); the pipelines are mmseg's ADE20K ones, VPD's too
 train_dataloader = dict(batch_size=2, num_workers=8)
-custom_hooks = _base_.custom_hooks + [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating
+custom_hooks = [dict(type='mmdiff.EvalProgressBarHook')] + _base_.custom_hooks  # a progress bar while evaluating

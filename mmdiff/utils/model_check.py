@@ -59,7 +59,7 @@ def check_model_arguments(cfg: Config) -> None:
 
     Checked are the model's backbone (whatever its package) and every mmdiff module in the model (heads, teachers,
     pretrainers), where a misspelt key would otherwise surface as a bare ``TypeError`` from deep inside the
-    registry, or not at all. Call it in the config's scope (:func:`~mmdiff.utils.runner_config.enter_config_scope`).
+    registry, or not at all. Call it in the config's scope (:func:`~mmdiff.apis.runner_config.enter_config_scope`).
 
     Raises:
         TypeError: e.g. ``model.backbone: DiffusionUNetBackbone takes no argument 'timestep'; did you mean

@@ -9,11 +9,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmdiff.datasets.cache_writer import batch_by_batch, extract_to_cache
-from mmdiff.datasets.feature_cache import FeatureCache
+from mmdiff.feature_cache.writer import batch_by_batch, extract_to_cache
+from mmdiff.feature_cache.cache_format import FeatureCache
 from mmdiff.models.backbones import declared_out_channels
-from mmdiff.utils.feature_extraction import build_model_and_dataset, extract_split, preprocessed_pixels
-from mmdiff.utils.linear_probe_fit import fit_linear_probe
+from mmdiff.feature_cache.extraction import build_model_and_dataset, extract_split, preprocessed_pixels
+from mmdiff.apis.linear_probe_fit import fit_linear_probe
 from tests.test_utils.tool_runs import ROOT, run_in_process
 
 LINEAR_DEMO = ROOT / 'configs/linear_probe/linear-probe_adm-tiny-b24-t150_demo-shapes.py'
@@ -150,7 +150,7 @@ def test_cache_round_trips_the_live_features_exactly(classification_shapes, tmp_
     assert manifest['noise_seed'] == 0 and manifest['dataset']['data_prefix'] == 'val'
     assert len(manifest['checkpoint_sha256']) == 64
     # the dataset accepts the cache for this backbone, and refuses it once the checkpoint's weights change
-    from mmdiff.datasets.cached_feature_dataset import CachedFeatureDataset
+    from mmdiff.feature_cache.dataset import CachedFeatureDataset
     assert len(CachedFeatureDataset(str(tmp_path / 'val'), cfg.model.backbone, cfg.val_dataloader.dataset)) == 8
     torch.save({'state_dict': DiffusionUNetBackbone(**backbone_cfg).state_dict()}, tmp_path / 'unet.pth')
     with pytest.raises(ValueError, match=r"the feature cache '.*val' is stale: \(cache, config\) differ in "
@@ -187,7 +187,8 @@ def test_interrupted_extraction_resumes_without_recomputing(tmp_path):
                          manifest, shard_size=4, batch_size=2, show_progress=False)
     assert sorted(path.name for path in (tmp_path / 'cache' / 'shards_done').iterdir()) == ['0', '1']
     assert not (tmp_path / 'cache' / 'progress.json').exists()  # finalised only once every shard is written
-    with pytest.raises(ValueError, match=r'is incomplete \(1 of 3 shards missing\); run tools/extract_features.py'):
+    with pytest.raises(ValueError, match=r'is incomplete \(1 of 3 shards missing\); run '
+                                         r'tools/feature_tools/extract_features.py'):
         FeatureCache(str(tmp_path / 'cache'))
     computed.clear()
     cache = extract_to_cache(batch_by_batch(batch_features), 10, str(tmp_path / 'cache'), manifest, shard_size=4,
@@ -226,7 +227,7 @@ def test_cached_config_trains_and_refuses_a_stale_cache(classification_shapes, t
 
 @pytest.mark.slow
 def test_sweep_writes_one_cell_per_timestep_and_block(classification_shapes, tmp_path):
-    result = run('sweep_timesteps_blocks.py', [
+    result = run('feature_tools/sweep_timesteps_blocks.py', [
         LINEAR_DEMO, '--timesteps', 10, 300, '--blocks', 19, 24, 'up_blocks.3', '--work-dir', tmp_path, '--epochs', 3,
         '--pixel-baseline', '--cfg-options', *demo_options(classification_shapes)])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -251,13 +252,14 @@ def test_sweep_writes_one_cell_per_timestep_and_block(classification_shapes, tmp
     assert re.search(r'best cell: block \S+ at t=\d+, top-1 [\d.]+%', result.stdout)
     assert 'raw pixels (same probe, unpooled): ' in (tmp_path / 'sweep.md').read_text()
     # two sweeps of the same grid compare; the summary names each run's best cell and the pixel baseline
-    summary = run('compare_sweeps.py', [tmp_path, tmp_path, '--names', 'a', 'b', '--out', tmp_path / 's.md'])
+    summary = run('feature_tools/compare_sweeps.py',
+                  [tmp_path, tmp_path, '--names', 'a', 'b', '--out', tmp_path / 's.md'])
     assert summary.returncode == 0, summary.stderr[-3000:]
     best = sweep['best']
     assert f"| b | block {best['block']}, t={best['timestep']} | {best['top1']:.2f} | +0.00 |" in summary.stdout
     assert f"| raw pixels | - | {sweep['pixel_top1']:.2f} |" in (tmp_path / 's.md').read_text()
     # a grid naming a block the U-Net does not have fails before any extraction
-    unknown = run('sweep_timesteps_blocks.py', [
+    unknown = run('feature_tools/sweep_timesteps_blocks.py', [
         LINEAR_DEMO, '--timesteps', 10, '--blocks', 40, '--work-dir', tmp_path / 'unknown', '--cfg-options',
         *demo_options(classification_shapes)])
     assert unknown.returncode != 0
@@ -269,7 +271,7 @@ def test_visualiser_writes_one_image_per_input_with_a_panel_per_tap(classificati
     import cv2
 
     images = sorted((classification_shapes / 'val' / 'circle').glob('*.png'))
-    result = run('visualize_features.py', [LINEAR_DEMO, *images, '--out', tmp_path, '--size', 64, '--cfg-options',
+    result = run('feature_tools/visualize_features.py', [LINEAR_DEMO, *images, '--out', tmp_path, '--size', 64, '--cfg-options',
                                            'model.backbone.out_blocks=[5,19,24]', 'model.backbone.timesteps=[10,150]'])
     assert result.returncode == 0, result.stderr[-3000:]
     written = sorted(tmp_path.glob('*.png'))

@@ -11,6 +11,7 @@ from tests.test_utils.tool_runs import ROOT, run_in_process
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs them, `make test-quick` does not
 
+EXPORT = ROOT / 'tools/model_converters/export_student.py'
 REPFUSION = ROOT / 'configs' / 'repfusion'
 POLICY_DEMO = REPFUSION / 'repfusion_adm-digits-b18-policy_resnet18-cifar_digits-16px.py'
 FIXED_DEMO = REPFUSION / 'repfusion_adm-digits-b18-t100_resnet18-cifar_digits-16px.py'
@@ -40,14 +41,14 @@ def test_the_fixed_timestep_ablation_trains(tmp_path):
 
 def test_the_exported_student_loads_into_an_mmpretrain_resnet18(distilled, tmp_path):
     student = tmp_path / 'student.pth'
-    result = run_in_process(ROOT / 'tools/export_student.py', [distilled, '--out', student])
+    result = run_in_process(EXPORT, [distilled, '--out', student])
     assert result.returncode == 0, result.stderr[-3000:]
     exported = torch.load(student, map_location='cpu', weights_only=True)['state_dict']
     assert exported and all(key.startswith('backbone.') for key in exported)
     written = student.read_bytes()  # a second export replaces it only when asked
-    again = run_in_process(ROOT / 'tools/export_student.py', [distilled, '--out', student, '--weights', 'raw'])
+    again = run_in_process(EXPORT, [distilled, '--out', student, '--weights', 'raw'])
     assert again.returncode != 0 and 'already exists' in again.stderr and student.read_bytes() == written
-    replaced = run_in_process(ROOT / 'tools/export_student.py', [distilled, '--out', student, '--overwrite'])
+    replaced = run_in_process(EXPORT, [distilled, '--out', student, '--overwrite'])
     assert replaced.returncode == 0
 
     init_default_scope('mmpretrain')
@@ -66,7 +67,7 @@ def test_the_exported_student_loads_into_an_mmpretrain_resnet18(distilled, tmp_p
 
 def test_the_distilled_student_fine_tunes(distilled, tmp_path):
     student = tmp_path / 'student.pth'
-    assert run_in_process(ROOT / 'tools/export_student.py', [distilled, '--out', student]).returncode == 0
+    assert run_in_process(EXPORT, [distilled, '--out', student]).returncode == 0
     result = run_in_process(ROOT / 'tools/train.py', [
         FINETUNE_DEMO, '--work-dir', tmp_path / 'work', '--cfg-options',
         f'model.backbone.init_cfg.checkpoint={student}', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
@@ -81,7 +82,7 @@ def test_export_refuses_a_checkpoint_that_is_not_a_distillation(tmp_path):
     checkpoint = tmp_path / 'classifier.pth'
     torch.save(dict(state_dict={'backbone.conv1.weight': torch.zeros(1), 'head.fc.weight': torch.zeros(1)}),
                checkpoint)
-    result = run_in_process(ROOT / 'tools/export_student.py', [checkpoint, '--out', tmp_path / 'student.pth'])
+    result = run_in_process(EXPORT, [checkpoint, '--out', tmp_path / 'student.pth'])
     assert result.returncode != 0
     assert "is not a RepFusionDistiller checkpoint (no teacher. weights; its top-level modules are ['backbone.', " \
            "'head.'])" in result.stderr

@@ -1,4 +1,5 @@
-"""tools/benchmark.py runs end to end on CPU and reports every field (it measures time; this test never does)."""
+"""tools/analysis_tools/benchmark.py runs end to end on CPU and reports every field (it measures time; this test never
+does)."""
 import json
 import math
 
@@ -11,7 +12,7 @@ pytestmark = pytest.mark.slow  # end-to-end runs of the tools: `make test` runs 
 
 
 def run(*args) -> ToolRun:
-    return run_in_process(ROOT / 'tools/benchmark.py', args)
+    return run_in_process(ROOT / 'tools/analysis_tools/benchmark.py', args)
 
 
 def test_backbone_benchmark_reports_every_setting():

@@ -1,4 +1,5 @@
-"""tools/convert_adm_checkpoint.py end to end: what it writes loads into the backbone and the shipped configs."""
+"""tools/model_converters/convert_adm_checkpoint.py end to end: what it writes loads into the backbone and the shipped
+configs."""
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from mmdiff.models.backbones import DiffusionUNetBackbone, declared_out_channels
 from tests.test_utils.adm_reference import AdmUNet
 from tests.test_utils.tool_runs import ROOT, ToolRun, run_in_process
 
-TOOL = ROOT / 'tools' / 'convert_adm_checkpoint.py'
+TOOL = ROOT / 'tools' / 'model_converters' / 'convert_adm_checkpoint.py'
 FLAGS = ['--image-size', '64', '--num-head-channels', '32']
 
 

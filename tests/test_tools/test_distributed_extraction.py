@@ -13,11 +13,11 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
-from mmdiff.datasets.feature_cache import FeatureCache
+from mmdiff.feature_cache.cache_format import FeatureCache
 from mmdiff.datasets.synthetic_shapes import make_shapes_classification_dataset
-from mmdiff.utils.feature_extraction import (build_model_and_dataset, build_split_dataset, extract_split,
+from mmdiff.feature_cache.extraction import (build_model_and_dataset, build_split_dataset, extract_split,
                                              loader_collate)
-from mmdiff.utils.runner_config import check_device
+from mmdiff.apis.runner_config import check_device
 from tests.test_utils.tool_runs import ROOT, run_in_process
 
 LINEAR_DEMO = ROOT / 'configs/linear_probe/linear-probe_adm-tiny-b24-t150_demo-shapes.py'
@@ -49,13 +49,13 @@ def tool_env() -> dict:
 
 
 def extract(out: Path, root: Path, processes: int = 1, *extra):
-    """tools/extract_features.py on the demo's val split (shards of 2, batches of 1): in this process, or on
-    ``processes`` processes of tools/dist_extract.sh."""
+    """tools/feature_tools/extract_features.py on the demo's val split (shards of 2, batches of 1): in this process, or on
+    ``processes`` processes of tools/feature_tools/dist_extract.sh."""
     arguments = [LINEAR_DEMO, '--split', 'val', '--out', out, '--shard-size', 2, '--batch-size', 1, '--device', 'cpu',
                  '--num-workers', 0, *extra, '--cfg-options', *data_options(root)]
     if processes == 1:
-        return run_in_process(ROOT / 'tools/extract_features.py', arguments, env=ONE_THREAD)
-    return subprocess.run(['bash', 'tools/dist_extract.sh', str(arguments[0]), str(processes),
+        return run_in_process(ROOT / 'tools/feature_tools/extract_features.py', arguments, env=ONE_THREAD)
+    return subprocess.run(['bash', 'tools/feature_tools/dist_extract.sh', str(arguments[0]), str(processes),
                            *map(str, arguments[1:])], capture_output=True, text=True, cwd=ROOT, timeout=900,
                           env=tool_env())
 
@@ -151,10 +151,10 @@ def test_a_killed_process_shards_are_redone_and_finished_ones_kept(shapes_cls, s
 def test_two_process_sweep_fits_the_probes_of_one_process(shapes_cls, tmp_path):
     grid = ['--timesteps', '10', '150', '--blocks', '19', '24', '--epochs', '3', '--device', 'cpu', '--num-workers',
             '0', '--cfg-options', *data_options(shapes_cls)]
-    single = run_in_process(ROOT / 'tools/sweep_timesteps_blocks.py', [LINEAR_DEMO, '--work-dir', tmp_path / 'single',
+    single = run_in_process(ROOT / 'tools/feature_tools/sweep_timesteps_blocks.py', [LINEAR_DEMO, '--work-dir', tmp_path / 'single',
                                                                        *grid], env=ONE_THREAD)
     assert single.returncode == 0, single.stderr[-3000:]
-    shared = subprocess.run(['bash', 'tools/torchrun.sh', 'sweep_timesteps_blocks.py', '2', str(LINEAR_DEMO),
+    shared = subprocess.run(['bash', 'tools/torchrun.sh', 'feature_tools/sweep_timesteps_blocks.py', '2', str(LINEAR_DEMO),
                              '--work-dir', str(tmp_path / 'shared'), *grid], capture_output=True, text=True, cwd=ROOT,
                             timeout=900, env=tool_env())
     assert shared.returncode == 0, shared.stderr[-3000:]
@@ -178,7 +178,7 @@ def test_cuda_without_cuda_is_named(shapes_cls, tmp_path):
 
 
 def test_the_extraction_benchmark_times_both_readers(shapes_cls, tmp_path):
-    result = run_in_process(ROOT / 'tools/benchmark.py', [
+    result = run_in_process(ROOT / 'tools/analysis_tools/benchmark.py', [
         'extract', LINEAR_DEMO, '--split', 'val', '--num-images', '8', '--batch-size', '2', '--repeats', '1',
         '--warmup', '0', '--device', 'cpu', '--cfg-options', *data_options(shapes_cls)], cwd=tmp_path, env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-3000:]

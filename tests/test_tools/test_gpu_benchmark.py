@@ -1,4 +1,5 @@
-"""tools/gpu_benchmark.sh end to end on the CPU with the tiny U-Net: wheels from a folder, the backbone with the
+"""tools/analysis_tools/gpu_benchmark.sh end to end on the CPU with the tiny U-Net: wheels from a folder, the backbone
+with the
 task packages blocked, every report field (it measures time; this test never asserts one)."""
 import importlib.metadata
 import importlib.util
@@ -27,7 +28,8 @@ sys.meta_path.insert(0, Block())
 
 
 def wheel_selection():
-    spec = importlib.util.spec_from_file_location('gpu_benchmark_wheels', ROOT / 'tools' / 'gpu_benchmark_wheels.py')
+    spec = importlib.util.spec_from_file_location('gpu_benchmark_wheels',
+                                                  ROOT / 'tools/analysis_tools/gpu_benchmark_wheels.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -51,7 +53,7 @@ def run_script(wheel_dir, *args, tmp_path: Path) -> subprocess.CompletedProcess:
     (tmp_path / 'blocker').mkdir(exist_ok=True)
     (tmp_path / 'blocker' / 'sitecustomize.py').write_text(BLOCKER)
     env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(tmp_path / 'blocker'), TMPDIR=str(tmp_path))
-    return subprocess.run(['bash', 'tools/gpu_benchmark.sh', str(wheel_dir), *map(str, args)], capture_output=True,
+    return subprocess.run(['bash', 'tools/analysis_tools/gpu_benchmark.sh', str(wheel_dir), *map(str, args)], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=600)
 
 

@@ -182,9 +182,14 @@ def test_a_wheel_installed_in_a_fresh_venv_ships_the_configs_and_their_bases_res
                  '--no-cache-dir', '-w', dist, sdist], cwd=tmp_path)
     wheel = next(dist.glob('mmdiff-*.whl'))
     with zipfile.ZipFile(wheel) as archive:
-        wheel_configs = {name.removeprefix('mmdiff/.mim/configs/') for name in archive.namelist()
-                         if name.startswith('mmdiff/.mim/configs/')}
+        names = archive.namelist()
+    wheel_configs = {name.removeprefix('mmdiff/.mim/configs/') for name in names
+                     if name.startswith('mmdiff/.mim/configs/') and name.endswith('.py')}
     assert wheel_configs == set(repo_config_paths())
+    # the model-zoo metadata, where mim reads it: .mim/model-index.yml and the metafiles it imports
+    assert 'mmdiff/.mim/model-index.yml' in names
+    metafiles = {f'mmdiff/.mim/{path.relative_to(ROOT).as_posix()}' for path in REPO_CONFIGS.glob('*/metafile.yml')}
+    assert metafiles and metafiles <= set(names)
 
     python, site_packages = install_into_fresh_venv(wheel, tmp_path)
     found = run_outside_repository(python, INSTALLED_CHECK, tmp_path, tmp_path / 'downstream.py')

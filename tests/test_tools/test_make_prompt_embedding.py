@@ -1,4 +1,5 @@
-"""tools/make_prompt_embedding.py is the one place that may need transformers; without it, it says so."""
+"""tools/model_converters/make_prompt_embedding.py is the one place that may need transformers; without it, it says
+so."""
 import importlib.util
 import sys
 
@@ -7,18 +8,20 @@ import torch
 
 from tests.test_utils.tool_runs import ROOT, run_in_process
 
+TOOL = ROOT / 'tools/model_converters/make_prompt_embedding.py'
+
 
 @pytest.mark.skipif(importlib.util.find_spec('transformers') is not None,
                     reason='transformers is installed here (the project environment keeps it out)')
 def test_without_transformers_the_script_says_what_it_needs(tmp_path):
-    result = run_in_process(ROOT / 'tools/make_prompt_embedding.py', [tmp_path, tmp_path / 'x.pth'])
+    result = run_in_process(TOOL, [tmp_path, tmp_path / 'x.pth'])
     assert result.returncode != 0
     assert 'this script needs transformers' in result.stderr
     assert not (tmp_path / 'x.pth').exists()
 
 
 def test_class_names_come_from_datasets_files_and_lists(tmp_path):
-    sys.path.insert(0, str(ROOT / 'tools'))
+    sys.path.insert(0, str(ROOT / 'tools' / 'model_converters'))
     try:
         from make_prompt_embedding import class_names
     finally:
@@ -68,7 +71,7 @@ def test_the_embeddings_are_the_pipelines_own_encode_prompt(tmp_path):
                                          EulerDiscreteScheduler(steps_offset=1))
     pipeline.save_pretrained(tmp_path / 'sdxl')
     out = tmp_path / 'sdxl.pth'
-    result = run_in_process(ROOT / 'tools/make_prompt_embedding.py', [tmp_path / 'sdxl', out, '--prompt', 'a cat'])
+    result = run_in_process(TOOL, [tmp_path / 'sdxl', out, '--prompt', 'a cat'])
     assert result.returncode == 0, result.stderr
     saved = torch.load(out)
     with torch.no_grad():
@@ -80,7 +83,7 @@ def test_the_embeddings_are_the_pipelines_own_encode_prompt(tmp_path):
     torch.testing.assert_close(saved['pooled_prompt_embeds'], expected[2], rtol=0, atol=1e-6)
 
     written = out.read_bytes()  # an existing output is refused without --overwrite, and left as it was
-    result = run_in_process(ROOT / 'tools/make_prompt_embedding.py', [tmp_path / 'sdxl', out, '--prompt', 'a dog'])
+    result = run_in_process(TOOL, [tmp_path / 'sdxl', out, '--prompt', 'a dog'])
     assert result.returncode != 0 and 'pass --overwrite' in result.stderr and out.read_bytes() == written
 
     # SD 1.x: a folder with text_encoder/ and tokenizer/ gets the (77, 8) last hidden state of one prompt
@@ -88,7 +91,7 @@ def test_the_embeddings_are_the_pipelines_own_encode_prompt(tmp_path):
                                  safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     encoders[0].save_pretrained(tmp_path / 'sd/text_encoder')
     tokenizer.save_pretrained(tmp_path / 'sd/tokenizer')
-    result = run_in_process(ROOT / 'tools/make_prompt_embedding.py', [tmp_path / 'sd', out, '--prompt', 'a cat',
+    result = run_in_process(TOOL, [tmp_path / 'sd', out, '--prompt', 'a cat',
                                                                       '--overwrite'])
     assert result.returncode == 0, result.stderr
     with torch.no_grad():
@@ -132,7 +135,7 @@ def written(pipeline, folder, *args):
     """What the tool writes from ``pipeline`` saved at ``folder`` (it must succeed)."""
     pipeline.save_pretrained(folder)
     out = folder.parent / f'{folder.name}.pth'
-    result = run_in_process(ROOT / 'tools/make_prompt_embedding.py', [folder, out, *args, '--overwrite'])
+    result = run_in_process(TOOL, [folder, out, *args, '--overwrite'])
     assert result.returncode == 0, result.stderr
     return torch.load(out)
 
@@ -187,7 +190,7 @@ def test_flux_gets_its_pipelines_encode_prompt_and_refuses_classes(tmp_path):
     assert_written(saved, dict(prompt_embeds=expected[0], pooled_prompt_embeds=expected[1]),
                    dict(prompt_embeds=(1, 8, 32), pooled_prompt_embeds=(1, 8)))
 
-    result = run_in_process(ROOT / 'tools/make_prompt_embedding.py',
+    result = run_in_process(TOOL,
                             [tmp_path / 'flux', tmp_path / 'classes.pth', '--classes', 'cat,dog'])
     assert result.returncode != 0 and 'for the FLUX pipeline' in result.stderr and '--prompt' in result.stderr
     assert not (tmp_path / 'classes.pth').exists()

@@ -60,7 +60,7 @@ def test_train_refuses_to_replace_an_earlier_run(tmp_path):
 
 
 def test_extraction_refuses_a_folder_that_is_not_its_cache(tmp_path):
-    from mmdiff.datasets.cache_writer import batch_by_batch, extract_to_cache
+    from mmdiff.feature_cache.writer import batch_by_batch, extract_to_cache
 
     def ones(indices):
         return [torch.ones(len(indices), 2, 1, 1)], torch.zeros(len(indices), dtype=torch.long)
@@ -77,8 +77,8 @@ def test_extraction_refuses_a_folder_that_is_not_its_cache(tmp_path):
 
 
 def test_a_cache_whose_source_changed_is_stale(tmp_path):
-    from mmdiff.datasets.cache_writer import batch_by_batch, extract_to_cache
-    from mmdiff.datasets.feature_cache import FeatureCache
+    from mmdiff.feature_cache.writer import batch_by_batch, extract_to_cache
+    from mmdiff.feature_cache.cache_format import FeatureCache
 
     images = []
     for i in range(3):
@@ -103,8 +103,8 @@ def test_a_cache_whose_source_changed_is_stale(tmp_path):
 
 
 def test_a_truncated_cache_array_is_named(tmp_path):
-    from mmdiff.datasets.cache_writer import batch_by_batch, extract_to_cache
-    from mmdiff.datasets.feature_cache import FeatureCache
+    from mmdiff.feature_cache.writer import batch_by_batch, extract_to_cache
+    from mmdiff.feature_cache.cache_format import FeatureCache
 
     def ones(indices):
         return [torch.ones(len(indices), 4, 2, 2)], torch.zeros(len(indices), dtype=torch.long)

@@ -1,9 +1,10 @@
-"""tools/summarize_runs.py reads the last logged value of each metric from each run's newest scalars.json."""
+"""tools/analysis_tools/summarize_runs.py reads the last logged value of each metric from each run's newest
+scalars.json."""
 import json
 
 from tests.test_utils.tool_runs import ROOT, run_in_process
 
-TOOL = ROOT / 'tools/summarize_runs.py'
+TOOL = ROOT / 'tools/analysis_tools/summarize_runs.py'
 
 
 def write_run(work_dir, timestamp, records):

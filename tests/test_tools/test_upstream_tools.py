@@ -99,7 +99,7 @@ def train_and_test(config: Path, data_env: dict, tmp_path: Path, fresh_interpret
     if config == CACHED_PROBE:  # the cached probe reads features the live probe's backbone wrote, as its header says
         cache = 'work_dirs/feature_cache/linear-probe_adm-tiny-b24-t150_demo-shapes'
         for split in ('train', 'val'):
-            extracted = run_in_process(ROOT / 'tools/extract_features.py', [
+            extracted = run_in_process(ROOT / 'tools/feature_tools/extract_features.py', [
                 LIVE_PROBE, '--split', split, '--out', f'{cache}/{split}'], cwd=cwd, env=data_env)
             assert extracted.returncode == 0, extracted.stderr[-3000:]
     tiny = cwd / f'tiny_{config.name}'

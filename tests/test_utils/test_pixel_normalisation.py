@@ -7,7 +7,7 @@ from mmengine.config import Config
 
 import mmdiff  # noqa: F401  registers the backbones
 from mmdiff.utils.model_check import check_pixel_normalisation
-from mmdiff.utils.runner_config import enter_config_scope
+from mmdiff.utils.config_scope import enter_config_scope
 
 ROOT = Path(__file__).resolve().parents[2]
 # the one shipped config whose published recipe feeds the teacher ImageNet-normalised pixels (docs/fidelity.md)

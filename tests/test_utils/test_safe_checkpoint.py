@@ -153,3 +153,24 @@ def test_a_checkpoint_that_is_not_a_dict_is_named(tmp_path):
     backbone = DiffusionUNetBackbone(arch='adm-tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     with pytest.raises(ValueError, match=rf"'{path}' holds a list, not a state dict or an mmengine checkpoint"):
         backbone.init_weights()
+
+
+@pytest.mark.parametrize('head_type', ['LinearProbeHead', 'DifFormerHead'])
+def test_a_heads_pretrained_init_uses_mmdiffs_loader_whatever_the_process_chose(hostile, tmp_path, head_type):
+    """Without the process-wide switch, mmengine's loader would unpickle the file; the head still refuses it, and a
+    clean checkpoint of the head (under a classifier's ``head.`` prefix) loads every weight."""
+    from mmdiff.models import heads
+    arguments = dict(num_classes=3, in_channels=8) if head_type == 'LinearProbeHead' else dict(
+        num_classes=3, in_channels=(8, ), num_timesteps=1, embed_dims=8, num_heads=2)
+    source = getattr(heads, head_type)(**arguments)
+    clean = tmp_path / 'classifier.pth'
+    torch.save(dict(state_dict={f'head.{key}': value for key, value in source.state_dict().items()}), clean)
+    head = getattr(heads, head_type)(**arguments,
+                                     init_cfg=dict(type='Pretrained', checkpoint=str(clean), prefix='head.'))
+    head.init_weights()
+    assert all(torch.equal(value, source.state_dict()[key]) for key, value in head.state_dict().items())
+    path, marker = hostile
+    refusing = getattr(heads, head_type)(**arguments, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(UnsafeCheckpointError, match=rf"refusing to load '{path}'"):
+        refusing.init_weights()
+    assert not marker.exists()

@@ -10,4 +10,4 @@ model = dict(
 # diffssl's finetune.py calls model.train() once and its test() model.eval(), which nothing undoes: from the first
 # evaluation (epoch 7) on, the model trains in eval mode, so the adapters' BatchNorm layers normalise with their
 # running statistics, which stop moving. mmdiff's lighter DifFeed (diffeed-lite) keeps batch statistics throughout.
-custom_hooks = _base_.custom_hooks + [dict(type='mmdiff.EvalModeAfterFirstValHook')]
+custom_hooks = [dict(type='mmdiff.EvalModeAfterFirstValHook')] + _base_.custom_hooks

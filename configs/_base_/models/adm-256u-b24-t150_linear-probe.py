@@ -3,10 +3,11 @@
 # ./adm-256u-b24-t150_diffssl-linear-probe.py (docs/fidelity.md).
 _base_ = ['../mmdiff_guards.py']
 custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
-custom_hooks = _base_.custom_hooks + [dict(type='mmdiff.EvalProgressBarHook')]  # a progress bar while evaluating
+custom_hooks = [dict(type='mmdiff.EvalProgressBarHook')] + _base_.custom_hooks  # a progress bar while evaluating
 
 # guided-diffusion's 256x256_diffusion_uncond.pt converted to an mmdiff backbone checkpoint by
-# python tools/convert_adm_checkpoint.py 256x256_diffusion_uncond.pt checkpoints/adm-256u_imagenet-uncond.pth \
+# python tools/model_converters/convert_adm_checkpoint.py 256x256_diffusion_uncond.pt
+# checkpoints/adm-256u_imagenet-uncond.pth \
 #     --preset 256x256_diffusion_uncond
 pretrained = 'checkpoints/adm-256u_imagenet-uncond.pth'
 backbone = dict(

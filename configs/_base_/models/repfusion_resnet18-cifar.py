@@ -16,4 +16,4 @@ model = dict(
     normalize=True,
     timestep_policy=dict(type='mmdiff.TimestepPolicy'),
     entropy_weight=0.01)
-custom_hooks = _base_.custom_hooks + [dict(type='mmdiff.EntropyDecayHook')]
+custom_hooks = [dict(type='mmdiff.EntropyDecayHook')] + _base_.custom_hooks

@@ -3,7 +3,8 @@
 # VAE latents at t = 1 (flow matching), cross-attending jointly to the empty prompt: the file holds the prompt
 # embedding (333, 4096: CLIP-L and CLIP-G beside each other, padded, then T5) and the pooled embedding (2048,),
 # written once by
-#   python tools/make_prompt_embedding.py checkpoints/stable-diffusion-3.5-medium checkpoints/sd35_empty-prompt.pth
+#   python tools/model_converters/make_prompt_embedding.py checkpoints/stable-diffusion-3.5-medium
+# checkpoints/sd35_empty-prompt.pth
 # mmdiff's setting, not a paper's. Its 24 blocks give 1536 channels at stride 16 of the image.
 sd35_backbone = dict(
     _delete_=True,

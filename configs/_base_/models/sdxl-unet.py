@@ -3,7 +3,8 @@
 # start-up, naming the path, when it is missing). The U-Net cross-attends to the empty prompt and takes SDXL's added
 # conditioning: the file holds both text encoders' prompt embedding (77, 2048) and the pooled embedding (1280,),
 # written once by
-#   python tools/make_prompt_embedding.py checkpoints/stable-diffusion-xl-base-1.0 checkpoints/sdxl_empty-prompt.pth
+#   python tools/model_converters/make_prompt_embedding.py checkpoints/stable-diffusion-xl-base-1.0
+# checkpoints/sdxl_empty-prompt.pth
 # and the six time ids are the input size, crop (0, 0) and target size, as SDXL's pipeline makes them. Its decoder
 # gives strides 8/16/32 of the image with 320/640/1280 channels. A detection or segmentation config puts it in place
 # of its ResNet (`_delete_` drops the ResNet's keys) with its own taps: `backbone=dict(_base_.sdxl_backbone, ...)`.

@@ -1,5 +1,5 @@
 """Diffusion backbones: the shared core, the U-Net and transformer families on it, DifFeed and cached features."""
-from .cached_feature_backbone import CachedFeatureBackbone
+from mmdiff.feature_cache.backbone import CachedFeatureBackbone
 from .core import (VAE_PRESETS, BackboneSpec, DiffusionBackbone, DiffusionFamily, FeatureLevel, LatentContext, Tap,
                    VAEEncoder, declare_feature_info, declared_feature_info, declared_out_channels, resolve_spec)
 from .dif_feed_backbone import DifFeedBackbone, FeedbackAdapter, GatedFeedbackAdapter

@@ -63,7 +63,8 @@ class RepFusionDistiller(BaseModel):
     ``teacher_labels=True``.
 
     The student is ``backbone`` (then ``neck`` and ``head``), as in mmpretrain's ``ImageClassifier``, so
-    ``tools/export_student.py`` writes its weights under ``backbone.`` for any OpenMMLab config to load.
+    ``tools/model_converters/export_student.py`` writes its weights under ``backbone.`` for any OpenMMLab config to
+    load.
 
     Args:
         teacher (dict): A frozen ``DiffusionUNetBackbone`` config; its ``noise_mode='none'`` gives the clean image
@@ -246,5 +247,6 @@ class RepFusionDistiller(BaseModel):
         """The student head's predictions (mmpretrain ``DataSample`` s)."""
         if self.head is None:
             raise ValueError('RepFusionDistiller has no head to predict with; give head=... to evaluate during '
-                             'distillation, or fine-tune the exported student (tools/export_student.py)')
+                             'distillation, or fine-tune the exported student '
+                              '(tools/model_converters/export_student.py)')
         return self.head.predict(self.extract_feat(inputs), data_samples)

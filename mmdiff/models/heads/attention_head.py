@@ -6,13 +6,14 @@ from mmpretrain.models.heads import ClsHead
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
+from mmdiff.utils.pretrained_init import SafePretrainedInit
 from .feature_selection import select_feature
 from .map_tokenizer import MapTokenizer
 from .transformer_block import transformer_blocks
 
 
 @register_module(MODELS)
-class AttentionHead(ClsHead):
+class AttentionHead(SafePretrainedInit, ClsHead):
     """The diffssl papers' attention head (``--head_type attention`` on one block and one timestep).
 
     The chosen map is pooled to ``pool_size`` x ``pool_size``, normalised and projected to ``embed_dims`` tokens

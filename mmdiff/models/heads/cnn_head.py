@@ -5,11 +5,12 @@ from mmpretrain.models.heads import ClsHead
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
+from mmdiff.utils.pretrained_init import SafePretrainedInit
 from .feature_selection import select_feature
 
 
 @register_module(MODELS)
-class CNNHead(ClsHead):
+class CNNHead(SafePretrainedInit, ClsHead):
     """Conv3x3-BN-ReLU layers (the first with stride 2), global average pooling and a linear classifier.
 
     Args:

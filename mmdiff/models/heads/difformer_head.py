@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
 from mmdiff.utils.choices import check_choice
+from mmdiff.utils.pretrained_init import SafePretrainedInit, is_pretrained
 from .map_tokenizer import MapTokenizer
 from .transformer_block import transformer_blocks
 
@@ -14,7 +15,7 @@ CROSS_TIMESTEP_FUSIONS = ('concat', 'attention')
 
 
 @register_module(MODELS)
-class DifFormerHead(ClsHead):
+class DifFormerHead(SafePretrainedInit, ClsHead):
     """DifFormer (Mukhopadhyay et al. 2023, "Do text-free diffusion models learn discriminative visual
     representations?"): one classifier over the features of several U-Net blocks at several timesteps.
 
@@ -123,10 +124,11 @@ class DifFormerHead(ClsHead):
         self.fc = nn.Linear(classifier_width, num_classes)
 
     def init_weights(self) -> None:
+        if not is_pretrained(self.init_cfg):  # a checkpoint holds the embeddings too
+            for embedding in (self.token_embedding, self.timestep_embedding):
+                if embedding is not None:
+                    nn.init.trunc_normal_(embedding, std=0.02)
         super().init_weights()
-        for embedding in (self.token_embedding, self.timestep_embedding):
-            if embedding is not None:
-                nn.init.trunc_normal_(embedding, std=0.02)
 
     def _check_feats(self, feats: Sequence[Tensor]) -> None:
         if len(feats) != len(self.in_channels):

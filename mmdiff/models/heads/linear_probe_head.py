@@ -6,11 +6,12 @@ from mmpretrain.models.heads import ClsHead
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS, register_module
+from mmdiff.utils.pretrained_init import SafePretrainedInit
 from .feature_selection import select_feature
 
 
 @register_module(MODELS)
-class LinearProbeHead(ClsHead):
+class LinearProbeHead(SafePretrainedInit, ClsHead):
     """Adaptive-average-pool a feature map to ``pool_size``, flatten it and classify it with one linear layer.
 
     Args:

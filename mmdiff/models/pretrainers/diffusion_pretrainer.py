@@ -110,8 +110,8 @@ class DiffusionPretrainer(BaseModel):
 
     def forward(self, inputs: Tensor, data_samples: Optional[List] = None, mode: str = 'loss') -> Dict[str, Tensor]:
         """``mode='loss'``: the denoising loss of the batch (the only mode; sample images with
-        :func:`mmdiff.utils.diffusion_sampling.sample_images` or ``tools/sample_diffusion.py``)."""
+        :func:`mmdiff.utils.diffusion_sampling.sample_images` or ``tools/misc/sample_diffusion.py``)."""
         if mode != 'loss':
             raise ValueError(f"mode={mode!r} is not supported by DiffusionPretrainer; choose one of ['loss'] (it "
-                             f"has no predictions to evaluate: draw samples with tools/sample_diffusion.py)")
+                             f"has no predictions to evaluate: draw samples with tools/misc/sample_diffusion.py)")
         return self.loss(inputs, self._class_labels(data_samples))

@@ -18,7 +18,7 @@ TAPS = ('down_blocks.2.attentions.1', 'mid_block', 'up_blocks.0.attentions.2', '
 
 
 def prompt_file(folder: Path, pooled_shape=(1, POOLED), with_pooled: bool = True) -> str:
-    """An SDXL context file as tools/make_prompt_embedding.py writes it, with seeded values."""
+    """An SDXL context file as tools/model_converters/make_prompt_embedding.py writes it, with seeded values."""
     generator = torch.Generator().manual_seed(3)
     saved = dict(prompt_embeds=torch.randn(1, TOKENS, WIDTH, generator=generator))
     if with_pooled:
@@ -64,7 +64,8 @@ def test_missing_or_misshaped_added_conditioning_is_refused_naming_the_shapes(tm
     with pytest.raises(ValueError, match=r"U-Net takes a pooled text embedding of width 16 beside the prompt embedding "
                                          r"\(SDXL's added conditioning.* holds the prompt embedding alone; expected "
                                          r'dict\(prompt_embeds=\(1, 5, 32\), '
-                                         r'pooled_prompt_embeds=\(1, 16\)\): tools/make_prompt_embedding.py'):
+                                         r'pooled_prompt_embeds=\(1, 16\)\): '
+                                          r'tools/model_converters/make_prompt_embedding.py'):
         DiffusionUNetBackbone(arch='sdxl-tiny', vae='sd-tiny', context=dict(type='file', path=path), out_strides=(8, ))
     wide = tmp_path / 'wide'
     wide.mkdir()

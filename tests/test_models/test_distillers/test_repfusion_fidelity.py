@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mmdiff.engine.hooks import EntropyDecayHook
+from mmdiff.engine.hooks import GUARD_HOOKS, EntropyDecayHook
 from mmdiff.models import TimestepPolicy
 from mmdiff.models.backbones import DiffusionUNetBackbone
 from mmdiff.models.backbones.unet.adm_architecture import infer_adm_architecture
@@ -108,8 +108,10 @@ def test_published_cifar10_config_builds_the_reference_parts():
     assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4)
     assert cfg.param_scheduler == [dict(type='MultiStepLR', by_epoch=True, milestones=[100, 150], gamma=0.1)]
     assert cfg.train_cfg.max_epochs == 200 and cfg.train_dataloader.batch_size == 128
+    # the reference's two hooks, then mmdiff's guard hooks, which change no training step
     assert cfg.custom_hooks == [dict(type='mmdiff.EntropyDecayHook', start=0.1, decay_epochs=100),
-                                dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL')]
+                                dict(type='EMAHook', momentum=0.001, priority='ABOVE_NORMAL'),
+                                *(dict(type=hook) for hook in GUARD_HOOKS)]
 
 
 def test_published_tiny_imagenet_config_names_the_reference_parts():

@@ -129,7 +129,7 @@ def test_resume_continues_the_iteration_count(run_of_4_iters, tmp_path):
 
 def test_sampling_tool_writes_a_grid_of_the_expected_size(run_of_4_iters, tmp_path):
     out = tmp_path / 'grid.png'
-    result = run_in_process(ROOT / 'tools/sample_diffusion.py', [
+    result = run_in_process(ROOT / 'tools/misc/sample_diffusion.py', [
         CONFIG, run_of_4_iters / 'iter_4.pth', '--out', out, '--num-images', 6, '--steps', 3, '--sampler', 'ddpm',
         '--weights', 'raw'])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -140,7 +140,7 @@ def test_sampling_tool_writes_a_grid_of_the_expected_size(run_of_4_iters, tmp_pa
 
 def test_sampling_tool_refuses_a_config_that_is_not_a_pretraining_one(run_of_4_iters, tmp_path):
     probe = ROOT / 'configs/linear_probe/linear-probe_adm-digits-b18-t150_digits-16px.py'
-    result = run_in_process(ROOT / 'tools/sample_diffusion.py', [
+    result = run_in_process(ROOT / 'tools/misc/sample_diffusion.py', [
         probe, run_of_4_iters / 'iter_4.pth', '--out', tmp_path / 'g.png', '--cfg-options',
         'model.backbone.init_cfg=None'])
     assert result.returncode != 0

@@ -55,7 +55,7 @@ def check_pretrained(init_cfg: Optional[dict]) -> None:
         raise FileNotFoundError(
             f'backbone checkpoint {checkpoint!r} (init_cfg) does not exist. An mmdiff backbone checkpoint is '
             f'the state dict of a DiffusionUNetBackbone with the same arch: saved by an mmdiff run, or '
-            f'converted from guided-diffusion weights by tools/convert_adm_checkpoint.py (e.g. '
+            f'converted from guided-diffusion weights by tools/model_converters/convert_adm_checkpoint.py (e.g. '
             f'256x256_diffusion_uncond.pt from openai/guided-diffusion with --preset 256x256_diffusion_uncond '
             f'for arch=\'adm-256u\'). Point the config\'s `pretrained` at that file, or set the backbone\'s '
             f'init_cfg=None to start from random weights.')

@@ -4,13 +4,11 @@ from typing import ContextManager, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from mmdiff.utils.checkpoint_weights import check_weights_fit, checkpoint_weights
+from mmdiff.utils.pretrained_init import is_pretrained, load_pretrained
 from mmdiff.utils.choices import check_choice
-from mmdiff.utils.safe_checkpoint import load_checkpoint_file
 from .backbone_inputs import (check_gradient_options, check_image_batch, check_noise_arguments,
                               check_per_image_timesteps, check_pretrained, per_image_class_labels)
 from .family import DiffusionFamily
@@ -48,7 +46,8 @@ class DiffusionBackbone(BaseModule):
             (random weights; load an mmdiff checkpoint with ``init_cfg``).
         vae (str | dict, optional): The ``AutoencoderKL`` of a latent-diffusion model: a preset of
             :data:`VAE_PRESETS` (``'sd'``, ``'sdxl'``, ``'sd3'``, ``'flux'``, Sana's ``AutoencoderDC`` ``'sana'``,
-            and tiny ones) or its keyword arguments (``type='AutoencoderDC'`` for a deep-compression one). Images are encoded to the posterior mean x ``scaling_factor`` and the model runs on those
+            and tiny ones) or its keyword arguments (``type='AutoencoderDC'`` for a deep-compression one). Images are
+            encoded to the posterior mean x ``scaling_factor`` and the model runs on those
             latents. None takes ``model_dir``'s ``vae/`` when it has one (a given preset or dict is checked against
             it), else the model runs on pixels. Defaults to None.
         vae_latents (str): ``'scaled'``: the posterior mode, shifted and multiplied by the VAE's ``scaling_factor``
@@ -58,7 +57,8 @@ class DiffusionBackbone(BaseModule):
             :class:`LatentContext` arguments: ``dict(type='zero', num_tokens=77)``, ``dict(type='file',
             path='empty_prompt.pth')``, ``dict(type='learnable', path=None, num_tokens=77, adapter=False)``, or VPD's
             ``dict(type='file', path='class_embeddings.pth', num_tokens=150, adapter=True)``. For SDXL's added
-            conditioning the file also holds the pooled text embedding (``tools/make_prompt_embedding.py`` writes
+            conditioning the file also holds the pooled text embedding
+            (``tools/model_converters/make_prompt_embedding.py`` writes
             both) and the six time ids are the input size, crop (0, 0) and target size, as SDXL's pipeline makes
             them. Required for such a model, refused for others. Defaults to None.
         noise_scheduler (dict, optional): A diffusers scheduler as ``dict(type='DDPMScheduler', **config)``
@@ -211,27 +211,16 @@ class DiffusionBackbone(BaseModule):
 
     # ------------------------------------------------------------------------------------------------ building
     def init_weights(self) -> None:
-        """Load ``init_cfg``'s checkpoint strictly: every model weight must be there with its shape.
+        """Load ``init_cfg``'s checkpoint strictly, with mmdiff's safe loader: every model weight must be there with
+        its shape (:func:`~mmdiff.utils.pretrained_init.load_pretrained`).
 
         Only new layers (:attr:`new_layer_prefixes`: the projections) may be missing; they keep their fresh
         initialisation. Without a ``Pretrained`` init_cfg this is :meth:`BaseModule.init_weights`.
         """
-        if not isinstance(self.init_cfg, dict) or self.init_cfg.get('type') != 'Pretrained':
+        if not is_pretrained(self.init_cfg):
             super().init_weights()
             return
-        checkpoint = load_checkpoint_file(self.init_cfg['checkpoint'])
-        weights = self.init_cfg.get('weights', 'ema')
-        state = checkpoint_weights(checkpoint, weights, repr(self.init_cfg['checkpoint']))
-        prefix = self.init_cfg.get('prefix')
-        if prefix:
-            state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
-        own = self.state_dict()
-        check_weights_fit(own, state, self.init_cfg['checkpoint'], 'this backbone', self.new_layer_prefixes)
-        self.load_state_dict(state, strict=False)
-        fresh = sorted(own.keys() - state.keys())
-        kind = f'{weights} ' if 'ema_state_dict' in checkpoint else ''
-        print_log(f'loaded {len(state)} {kind}backbone weights from {self.init_cfg["checkpoint"]}'
-                  + (f'; kept the fresh initialisation of {fresh}' if fresh else ''), logger='current')
+        load_pretrained(self, self.init_cfg, 'this backbone', self.new_layer_prefixes)
         self._is_init = True
 
     # ----------------------------------------------------------------------------------------------- training

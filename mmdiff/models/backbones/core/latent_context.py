@@ -16,17 +16,18 @@ def load_conditioning_file(path: str) -> Tuple[Tensor, Optional[Tensor]]:
 
     The file is ``torch.save``-d (read with ``weights_only=True``): a ``(L, D)`` or ``(1, L, D)`` tensor (e.g. an
     empty-prompt text embedding), or SDXL's ``dict(prompt_embeds=(1, L, D), pooled_prompt_embeds=(1, P))`` as
-    ``tools/make_prompt_embedding.py`` writes it.
+    ``tools/model_converters/make_prompt_embedding.py`` writes it.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'context file {path!r} does not exist; tools/make_prompt_embedding.py writes one '
+        raise FileNotFoundError(f'context file {path!r} does not exist; '
+                                f'tools/model_converters/make_prompt_embedding.py writes one '
                                 f'from a text encoder, or use context=dict(type=\'zero\')')
     saved = torch.load(path, map_location='cpu', weights_only=True)
     pooled = None
     if isinstance(saved, dict):
         if 'prompt_embeds' not in saved:
             raise ValueError(f'context file {path!r} holds a dict with {sorted(saved)}, not prompt_embeds (and '
-                             f'pooled_prompt_embeds), as tools/make_prompt_embedding.py writes them')
+                             f'pooled_prompt_embeds), as tools/model_converters/make_prompt_embedding.py writes them')
         saved, pooled = saved['prompt_embeds'], saved.get('pooled_prompt_embeds')
     return _as_matrix(saved, path, 'prompt embedding', '(tokens, dim)'), None if pooled is None else _as_vector(
         pooled, path)
@@ -144,7 +145,8 @@ def _check_pooled(pooled: Optional[Tensor], pooled_dim: int, tokens: Tensor, pat
     width ``pooled_dim``."""
     expected = (f'dict(prompt_embeds=(1, {tokens.shape[0]}, {tokens.shape[1]}), pooled_prompt_embeds=(1, '
                 f'{pooled_dim}))')
-    how = ('tools/make_prompt_embedding.py PIPELINE_DIR OUT writes it from the pipeline folder (its text '
+    how = ('tools/model_converters/make_prompt_embedding.py PIPELINE_DIR OUT writes it from the pipeline folder '
+           '(its text '
            'encoders and the pooled embedding), or use context=dict(type=\'zero\')')
     if pooled is None:
         raise ValueError(f'the {described} takes a pooled text embedding of width {pooled_dim} beside the prompt '

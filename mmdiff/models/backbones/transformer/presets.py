@@ -60,7 +60,7 @@ TRANSFORMER_PRESETS.update({
 })
 # what each preset runs with beside it, as its pipeline pairs them: its VAE, as many text tokens as its pipeline's
 # default prompt length (zero tokens stand in for a prompt embedding where no text encoder is at hand, as in
-# tools/benchmark.py) and FLUX.1-dev's default guidance
+# tools/analysis_tools/benchmark.py) and FLUX.1-dev's default guidance
 TRANSFORMER_COMPANIONS = {
     'dit-xl-2-256': dict(vae='sd'),
     'pixart-sigma-xl-2-1024': dict(vae='sdxl', context=dict(type='zero', num_tokens=300)),

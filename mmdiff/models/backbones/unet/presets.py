@@ -249,7 +249,8 @@ def sdxl_unet_config(block_out_channels: Sequence[int], layers_per_block: int,
 
 UNET_PRESETS.update({
     # SDXL-base-1.0's U-Net (stabilityai/stable-diffusion-xl-base-1.0 unet/config.json, 2.6 B parameters); pair
-    # with vae='sdxl' and a context file holding the prompt and pooled embeddings (tools/make_prompt_embedding.py)
+    # with vae='sdxl' and a context file holding the prompt and pooled embeddings
+    # (tools/model_converters/make_prompt_embedding.py)
     'sdxl-base':
     sdxl_unet_config(block_out_channels=(320, 640, 1280), layers_per_block=2, transformer_layers_per_block=(1, 2, 10),
                      attention_head_dim=(5, 10, 20), cross_attention_dim=2048, addition_time_embed_dim=256,
