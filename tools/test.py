@@ -9,9 +9,11 @@ import os.path as osp
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmdiff.apis.run_inputs import data_inputs
+from mmdiff.apis.runner_config import add_runner_arguments, leave_process_group, load_runner_config
 from mmdiff.engine.hooks.run_checks_hook import with_guard_hooks
 from mmdiff.utils.dataset_check import check_dataloaders
-from mmdiff.apis.runner_config import add_runner_arguments, leave_process_group, load_runner_config
+from mmdiff.utils.output_paths import check_output
 
 
 def main() -> None:
@@ -20,9 +22,15 @@ def main() -> None:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--show-dir', help='folder to save prediction overlays in')
     args = parser.parse_args()
+    if osp.isdir(args.checkpoint):
+        raise IsADirectoryError(f'checkpoint {args.checkpoint!r} is a folder; give the checkpoint file')
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     cfg = load_runner_config(args)
+    # the overlays and the logs never land on the data (a work dir may hold the run's checkpoint and config dump)
+    check_output(cfg.work_dir, data_inputs(cfg), what='--work-dir')
+    if args.show_dir is not None:
+        check_output(args.show_dir, data_inputs(cfg) + [args.config, args.checkpoint], what='--show-dir')
     cfg.load_from = args.checkpoint
     # RunChecksHook (listed by the shipped configs, added here to any other) checks that the checkpoint fits every
     # weight of the model before the first batch (the data is checked here, before the runner builds the dataset)

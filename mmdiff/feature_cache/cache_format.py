@@ -2,7 +2,7 @@
 
 Layout of a cache folder::
 
-    manifest.json      what the features are: backbone config, checkpoint hash, timesteps, taps, noise seed,
+    manifest.json      what the features are: backbone config, weights hash, timesteps, taps, noise seed,
                        dataset config, the pipeline used, sample count and per-level shape and dtype
     level<i>.npy       (num_samples, *shape) features of backbone output i (numpy .npy, opened as memmap)
     labels.npy         (num_samples,) int64 ground-truth labels
@@ -24,11 +24,15 @@ from typing import Dict, Optional, Sequence, Set
 
 import numpy as np
 
+from mmdiff.utils.config_scope import named_paths
+
 MANIFEST = 'manifest.json'
 PROGRESS = 'progress.json'
 SHARDS_DONE = 'shards_done'
 SOURCES = 'sources.tsv'  # size, modification time (ns) and path of each source file, in sample order
-FORMAT_VERSION = 1
+# the keys of a backbone config that name the files its weights come from
+WEIGHT_KEYS = ('checkpoint', 'model_dir', 'path')
+FORMAT_VERSION = 2  # 2: keyed by weights_sha256 (every weight file) instead of the init_cfg checkpoint alone
 
 
 def to_json(value):
@@ -45,15 +49,28 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_sha256(backbone_cfg: dict) -> Optional[str]:
-    """SHA-256 of the checkpoint a backbone config's ``init_cfg`` loads, or None when it loads no local file."""
-    init_cfg = backbone_cfg.get('init_cfg') or {}
-    checkpoint = init_cfg.get('checkpoint') if isinstance(init_cfg, dict) else None
-    return file_sha256(checkpoint) if checkpoint and os.path.isfile(checkpoint) else None
+def weights_sha256(backbone_cfg: dict) -> Optional[str]:
+    """SHA-256 over every file that gives a backbone config its weights: the ``init_cfg`` checkpoint, each file of
+    a ``model_dir`` folder (weights and model configs) and a context file, in the order the config names them and
+    by relative path within a folder; None when the config reads no local file (random weights, seeded).
+
+    A changed weight file changes the features, so a cache keyed by it is stale; sizes and modification times
+    would miss a same-size edit. Hashing reads each file once per extraction (about 1 s per GB here).
+    """
+    digest = hashlib.sha256()
+    files = []
+    for path in named_paths(backbone_cfg, WEIGHT_KEYS):
+        if os.path.isdir(path):
+            files += sorted(str(file) for file in Path(path).rglob('*') if file.is_file())
+        elif os.path.isfile(path):
+            files.append(path)
+    for file in files:
+        digest.update(file_sha256(file).encode())
+    return digest.hexdigest() if files else None
 
 
 def backbone_manifest(backbone_cfg: dict, feature_info: Sequence, pool_size: Optional[int]) -> Dict:
-    """The part of a manifest that identifies the features: the backbone config and its checkpoint's hash.
+    """The part of a manifest that identifies the features: the backbone config and its weights' hash.
 
     Args:
         backbone_cfg (dict): The backbone's config dict.
@@ -62,7 +79,7 @@ def backbone_manifest(backbone_cfg: dict, feature_info: Sequence, pool_size: Opt
     """
     return dict(
         backbone=to_json(backbone_cfg),
-        checkpoint_sha256=checkpoint_sha256(backbone_cfg),
+        weights_sha256=weights_sha256(backbone_cfg),
         taps=[level.block for level in feature_info],
         timesteps=to_json(feature_info[0].timesteps),
         noise_mode=backbone_cfg.get('noise_mode', 'fixed'),

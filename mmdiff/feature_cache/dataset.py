@@ -10,7 +10,7 @@ from mmpretrain.structures import DataSample
 from torch.utils.data import Dataset
 
 from mmdiff.registry import DATASETS, register_module
-from .cache_format import FeatureCache, checkpoint_sha256, manifest_differences, to_json
+from .cache_format import FeatureCache, manifest_differences, weights_sha256, to_json
 
 
 @register_module(DATASETS)
@@ -32,9 +32,9 @@ class CachedFeatureDataset(Dataset):
     def __init__(self, cache_dir: str, expected_backbone: dict, expected_dataset: dict, level: int = -1) -> None:
         self.cache = FeatureCache(cache_dir)
         manifest = self.cache.manifest
-        expected = dict(backbone=expected_backbone, checkpoint_sha256=checkpoint_sha256(expected_backbone),
+        expected = dict(backbone=expected_backbone, weights_sha256=weights_sha256(expected_backbone),
                         dataset=self._without_pipeline(expected_dataset))
-        found = dict(backbone=manifest['backbone'], checkpoint_sha256=manifest['checkpoint_sha256'],
+        found = dict(backbone=manifest['backbone'], weights_sha256=manifest.get('weights_sha256'),
                      dataset=self._without_pipeline(manifest['dataset']))
         differences = manifest_differences(found, expected)
         if differences:

@@ -13,7 +13,10 @@ process opts in with the environment variable ``MMDIFF_SAFE_LOADING=1`` (read wh
 """
 import os
 import pickle
-from typing import Any, List
+import pickletools
+import re
+import zipfile
+from typing import Any, List, Optional
 
 import numpy as np
 import torch
@@ -48,6 +51,10 @@ REMOTE_PREFIXES = ('http://', 'https://', 'torchvision://', 'open-mmlab://', 'op
 SAFE_LOADING_SWITCH = 'MMDIFF_SAFE_LOADING'
 
 
+# modules whose globals a plain pickle of weights names; a refusal names the first global outside them
+FAMILIAR_MODULES = ('torch.', 'collections.', 'numpy.', 'mmengine.', 'builtins.', '_codecs.')
+
+
 class UnsafeCheckpointError(ValueError):
     """A checkpoint that names a global outside :data:`CHECKPOINT_GLOBALS`: loading it could run code."""
 
@@ -75,21 +82,47 @@ def load_checkpoint_file(filename: str, map_location: Any = 'cpu', mmap: bool = 
     """
     filename = os.fspath(filename)
     check_local(filename)
+    if os.path.isdir(filename):
+        raise IsADirectoryError(f'checkpoint {filename!r} is a folder; give the checkpoint file')
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename!r} does not exist')
+    # torch memory-maps only its zip format; a legacy (pre-1.6) checkpoint loads whole
+    mmap = mmap and zipfile.is_zipfile(filename)
     try:
         with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
             return torch.load(filename, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
-        blocked = [line.strip() for line in str(error).splitlines() if 'GLOBAL' in line]
-        if blocked:
-            raise UnsafeCheckpointError(f'refusing to load {filename!r}: it names a global that is not a tensor, a '
-                                        f'plain container or a class mmengine checkpoints hold, so unpickling it '
-                                        f'could run code ({blocked[0]})') from error
-        raise ValueError(f'{filename!r} is not a readable torch checkpoint: {_first_line(error)}') from error
+        named = re.search(r'GLOBAL ([\w.]+)', str(error))
+        unsafe = named.group(1) if named else first_global(filename)
+        if unsafe:
+            raise UnsafeCheckpointError(f'refusing to load {filename!r}: it names the global {unsafe}, which is not a '
+                                        f'tensor, a plain container or a class mmengine checkpoints hold, so '
+                                        f'unpickling it could run code') from None
+        raise ValueError(f'{filename!r} is not a torch checkpoint that can be read without running code (a plain '
+                         f'pickle or another format)') from None
     except (RuntimeError, EOFError, UnicodeDecodeError) as error:
         raise ValueError(f'{filename!r} is not a readable torch checkpoint (empty, truncated or another format): '
                          f'{_first_line(error)}') from error
+
+
+def first_global(filename: str) -> Optional[str]:
+    """The first global (``module.name``) outside torch's, numpy's and mmengine's own that a plain pickle file
+    names, read without unpickling it (``pickletools``); None when it names none or is not a pickle. torch's safe
+    loader names the global only for its own format."""
+    with open(filename, 'rb') as f:
+        strings: List[str] = []
+        try:
+            for opcode, argument, _ in pickletools.genops(f):
+                name = (str(argument).replace(' ', '.') if opcode.name == 'GLOBAL' else
+                        f'{strings[-2]}.{strings[-1]}' if opcode.name == 'STACK_GLOBAL' and len(strings) >= 2 else
+                        None)
+                if name and not name.startswith(FAMILIAR_MODULES):
+                    return name
+                if isinstance(argument, str):
+                    strings.append(argument)
+        except (ValueError, EOFError):  # not (or no longer) a pickle stream
+            return None
+    return None
 
 
 def _first_line(error: BaseException) -> str:

@@ -148,13 +148,13 @@ def test_cache_round_trips_the_live_features_exactly(classification_shapes, tmp_
     manifest = json.loads((tmp_path / 'val' / 'manifest.json').read_text())
     assert manifest['taps'] == ['up_blocks.1.attentions.1'] and manifest['timesteps'] == [150]
     assert manifest['noise_seed'] == 0 and manifest['dataset']['data_prefix'] == 'val'
-    assert len(manifest['checkpoint_sha256']) == 64
+    assert len(manifest['weights_sha256']) == 64
     # the dataset accepts the cache for this backbone, and refuses it once the checkpoint's weights change
     from mmdiff.feature_cache.dataset import CachedFeatureDataset
     assert len(CachedFeatureDataset(str(tmp_path / 'val'), cfg.model.backbone, cfg.val_dataloader.dataset)) == 8
     torch.save({'state_dict': DiffusionUNetBackbone(**backbone_cfg).state_dict()}, tmp_path / 'unet.pth')
     with pytest.raises(ValueError, match=r"the feature cache '.*val' is stale: \(cache, config\) differ in "
-                       r"\{'checkpoint_sha256': "):
+                       r"\{'weights_sha256': "):
         CachedFeatureDataset(str(tmp_path / 'val'), cfg.model.backbone, cfg.val_dataloader.dataset)
     with pytest.raises(IndexError, match=r"level 3 is not in the cache '.*val', which holds 1 levels \(taps "
                        r"\['up_blocks.1.attentions.1'\]\)"):
@@ -271,8 +271,9 @@ def test_visualiser_writes_one_image_per_input_with_a_panel_per_tap(classificati
     import cv2
 
     images = sorted((classification_shapes / 'val' / 'circle').glob('*.png'))
-    result = run('feature_tools/visualize_features.py', [LINEAR_DEMO, *images, '--out', tmp_path, '--size', 64, '--cfg-options',
-                                           'model.backbone.out_blocks=[5,19,24]', 'model.backbone.timesteps=[10,150]'])
+    result = run('feature_tools/visualize_features.py', [
+        LINEAR_DEMO, *images, '--out', tmp_path, '--size', 64, '--cfg-options', 'model.backbone.out_blocks=[5,19,24]',
+        'model.backbone.timesteps=[10,150]'])
     assert result.returncode == 0, result.stderr[-3000:]
     written = sorted(tmp_path.glob('*.png'))
     assert [path.name for path in written] == [path.name for path in images]

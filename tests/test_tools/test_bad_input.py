@@ -34,6 +34,12 @@ def corrupt_image(root: Path) -> str:
     return f'failed to load image: {image}'
 
 
+def empty_image(root: Path) -> str:
+    image = sorted((root / 'images' / 'train').glob('*.png'))[1]
+    image.write_bytes(b'')
+    return f"train_dataloader: '{image}' is empty (0 bytes)"
+
+
 def empty_annotations(root: Path) -> str:
     (root / 'annotations' / 'instances_train.json').write_text('')
     return f"train_dataloader: annotation file '{root}/annotations/instances_train.json' is empty"
@@ -75,7 +81,7 @@ def test_a_bad_backbone_setting(detection_shapes, tmp_path, option, message):
     assert_fails_cleanly(result, message, work)
 
 
-@pytest.mark.parametrize('damage', [corrupt_image, empty_annotations, imageless_annotations])
+@pytest.mark.parametrize('damage', [corrupt_image, empty_image, empty_annotations, imageless_annotations])
 def test_damaged_data(detection_shapes, tmp_path, damage):
     root = shapes_copy(detection_shapes, tmp_path)
     message = damage(root)

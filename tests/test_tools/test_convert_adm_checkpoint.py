@@ -150,3 +150,15 @@ def test_shipped_configs_load_a_converted_checkpoint_through_init_cfg(config, co
     state = torch.load(converted, weights_only=True)['state_dict']
     loaded = model.backbone.state_dict()
     assert all(torch.equal(loaded[key], value) for key, value in state.items())
+
+
+def test_a_checkpoint_that_could_run_code_is_refused_with_a_message(tmp_path):
+    """No traceback and no advice to load it unsafely: one line naming the file and the global."""
+    path = tmp_path / 'hostile.pt'
+    path.write_bytes(b'\x80\x04\x95\x1c\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system\x94\x93\x94'
+                     b'\x8c\x04true\x94\x85\x94R\x94.')  # pickle of os.system('true')
+    result = run_in_process(TOOL, [path, tmp_path / 'out.pth', '--preset', '256x256_diffusion_uncond'])
+    assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-2000:]
+    assert re.search(r"convert_adm_checkpoint: refusing to load '.*hostile.pt': it names the global posix.system",
+                     result.stderr)
+    assert not (tmp_path / 'out.pth').exists()

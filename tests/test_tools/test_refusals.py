@@ -26,8 +26,6 @@ def test_outputs_are_refused_unless_overwrite(tmp_path):
 
 def test_a_work_dir_with_an_earlier_run_needs_resume_or_overwrite(tmp_path):
     check_work_dir(str(tmp_path / 'fresh'), resume=False, overwrite=False)
-    with pytest.raises(FileNotFoundError, match='nothing to resume'):
-        check_work_dir(str(tmp_path / 'fresh'), resume=True, overwrite=False)
     (tmp_path / 'epoch_3.pth').write_bytes(b'')
     with pytest.raises(FileExistsError, match=r"holds an earlier run \(\['epoch_3.pth'\]\).*--resume.*--overwrite"):
         check_work_dir(str(tmp_path), resume=False, overwrite=False)

@@ -125,6 +125,12 @@ def test_a_killed_run_resumes_to_the_weights_and_metrics_of_an_uninterrupted_one
     killed_at = int(re.search(r'iter_(\d+)\.pth', last_checkpoint.read_text()).group(1))
     assert killed_at < 6
 
+    # the killed run's work-dir lock stays, named with how to clear it; a user clears it, then resumes
+    lock = work / '.mmdiff.lock'
+    refused = run_in_process(TRAIN, train(work, '--resume'))
+    assert refused.returncode != 0 and 'no longer running here' in refused.stderr, refused.stderr[-3000:]
+    assert f"remove '{lock}'" in refused.stderr
+    lock.unlink()
     resumed = run_in_process(TRAIN, train(work, '--resume'))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f'resumed epoch: 0, iter: {killed_at}' in resumed.stdout + resumed.stderr

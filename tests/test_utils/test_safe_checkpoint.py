@@ -1,6 +1,8 @@
 """No checkpoint runs code, and nothing is downloaded, on mmdiff's own loading paths (its backbones, its tools, and a
 process that opts in with MMDIFF_SAFE_LOADING=1); importing mmdiff leaves every other loading path as it is."""
 import os
+import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -174,3 +176,24 @@ def test_a_heads_pretrained_init_uses_mmdiffs_loader_whatever_the_process_chose(
     with pytest.raises(UnsafeCheckpointError, match=rf"refusing to load '{path}'"):
         refusing.init_weights()
     assert not marker.exists()
+
+
+def test_a_plain_pickle_that_runs_code_is_refused_naming_its_global_without_torchs_advice(tmp_path):
+    """torch's safe loader reports a plain pickle (not torch.save's format) only as unreadable, with the advice to
+    retry with weights_only=False: mmdiff names the global instead and passes no such advice on."""
+    marker = tmp_path / 'code-ran'
+    path = tmp_path / 'plain.pkl'
+    path.write_bytes(pickle.dumps({'state_dict': {}, 'meta': RunsACommand(str(marker))}))
+    with pytest.raises(UnsafeCheckpointError) as refusal:
+        load_checkpoint_file(str(path))
+    assert re.search(r'names the global (posix|os)\.system, .* could run code', str(refusal.value))
+    assert 'weights_only' not in str(refusal.value) and not marker.exists()
+
+
+def test_a_legacy_checkpoint_loads_also_memory_mapped_and_a_folder_is_named(tmp_path):
+    legacy = tmp_path / 'legacy.pth'
+    torch.save({'state_dict': {'w': torch.ones(2)}}, legacy, _use_new_zipfile_serialization=False)
+    for mmap in (False, True):  # torch maps only its zip format: a legacy file is read whole
+        assert torch.equal(load_checkpoint_file(str(legacy), mmap=mmap)['state_dict']['w'], torch.ones(2))
+    with pytest.raises(IsADirectoryError, match=rf"checkpoint '{tmp_path}' is a folder"):
+        load_checkpoint_file(str(tmp_path))

@@ -17,10 +17,12 @@ import argparse
 from mmengine.config import DictAction
 from mmengine.dist import is_main_process
 
+from mmdiff.apis.run_inputs import data_inputs, model_inputs
 from mmdiff.feature_cache.extraction import SPLITS, extract_split
 from mmdiff.apis.runner_config import (add_device_arguments, check_device, default_device, join_process_group,
                                         leave_process_group, positive_int)
 from mmdiff.utils.config_scope import load_config
+from mmdiff.utils.output_paths import check_output
 
 
 def main() -> None:
@@ -38,6 +40,8 @@ def main() -> None:
                         help='write into a folder that holds other files than a cache of these features')
     args = parser.parse_args()
     cfg = load_config(args.config, args.cfg_options)
+    # a cache inside a dataset's folder would be read as its data (a CustomDataset class) by every later run
+    check_output(args.out, data_inputs(cfg) + model_inputs(cfg) + [args.config], what='--out')
     device = join_process_group(args.launcher, check_device(args.device or default_device()))
     cache = extract_split(cfg, args.split, args.out, device=device, num_workers=args.num_workers,
                           shard_size=args.shard_size, batch_size=args.batch_size, pool_size=args.pool,

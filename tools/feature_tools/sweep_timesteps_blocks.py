@@ -2,14 +2,15 @@
 
     python tools/feature_tools/sweep_timesteps_blocks.py CONFIG --timesteps 50 150 300 --blocks 19 24 30 \
         --work-dir work_dirs/sweep [--pool 2] [--epochs 100] [--pixel-baseline] [--seed 0] [--device cuda] \
-        [--num-workers 8] [--launcher pytorch] [--cfg-options k=v ...]
+        [--num-workers 8] [--launcher pytorch] [--overwrite] [--cfg-options k=v ...]
 
 CONFIG is a classification config with a DiffusionUNetBackbone (its train and val splits are used). All cells come
-from one U-Net call per batch (every timestep and block at once), cached under WORK_DIR/cache (resumable, reused
-when run again). Blocks are diffssl numbers or submodule names. --pixel-baseline also fits the same probe on the
-raw preprocessed pixels (unpooled; meant for small images). Writes WORK_DIR/sweep.csv, sweep.md, sweep.json and
-heatmap.png, and prints the best cell. The extraction runs on the device, fed by DataLoader workers, and in a
-distributed job (bash tools/torchrun.sh sweep_timesteps_blocks.py NPROC ...) every process writes its own shards;
+from one U-Net call per batch (every timestep and block at once), cached under WORK_DIR/cache (resumable: an
+interrupted sweep continues when run again). A finished sweep in WORK_DIR is replaced only with --overwrite.
+Blocks are diffssl numbers or submodule names. --pixel-baseline also fits the same probe on the raw preprocessed
+pixels (unpooled; meant for small images). Writes WORK_DIR/sweep.csv, sweep.md, sweep.json and heatmap.png, and
+prints the best cell. The extraction runs on the device, fed by DataLoader workers, and in a distributed job
+(bash tools/torchrun.sh feature_tools/sweep_timesteps_blocks.py NPROC ...) every process writes its own shards;
 the probes are then fitted by rank 0 alone.
 """
 import argparse
@@ -23,13 +24,15 @@ import torch
 from mmengine.config import DictAction
 from mmengine.dist import get_dist_info
 
+from mmdiff.apis.linear_probe_fit import fit_linear_probe
+from mmdiff.apis.run_inputs import data_inputs, model_inputs
+from mmdiff.apis.runner_config import (add_device_arguments, check_device, default_device, join_process_group,
+                                       leave_process_group, positive_int)
+from mmdiff.feature_cache.extraction import extract_split, loader_workers, preprocessed_pixels
 from mmdiff.models.backbones import DiffusionUNetBackbone
 from mmdiff.models.backbones.core.taps import resolve_taps
-from mmdiff.feature_cache.extraction import extract_split, loader_workers, preprocessed_pixels
-from mmdiff.apis.linear_probe_fit import fit_linear_probe
-from mmdiff.apis.runner_config import (add_device_arguments, check_device, default_device, join_process_group,
-                                        leave_process_group, positive_int)
 from mmdiff.utils.config_scope import load_config
+from mmdiff.utils.output_paths import check_output, check_output_free
 
 
 def parse_block(text: str) -> Union[int, str]:
@@ -89,6 +92,9 @@ def main() -> None:
     parser.add_argument('--seed', type=int, default=0, help='seed of the probes (the model is initialised with '
                         'the config\'s randomness.seed, the same for both splits)')
     add_device_arguments(parser)
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace a finished sweep\'s tables and heatmap in --work-dir (a cache there of other '
+                        'features is still refused: delete it, or choose another --work-dir)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
 
@@ -102,6 +108,9 @@ def main() -> None:
     names = [tap.name for tap in resolve_taps(taps.taps, args.blocks, taps.family.name)]
 
     work_dir = Path(args.work_dir)
+    check_output(args.work_dir, data_inputs(cfg) + model_inputs(cfg) + [args.config], what='--work-dir')
+    # a finished sweep (its sweep.json) is replaced only when asked; an unfinished one resumes from its caches
+    check_output_free(str(work_dir / 'sweep.json'), args.overwrite)
     work_dir.mkdir(parents=True, exist_ok=True)
     device = join_process_group(args.launcher, check_device(args.device or default_device()))
     caches = {split: extract_split(cfg, split, str(work_dir / 'cache' / split), device=device,

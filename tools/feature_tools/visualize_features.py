@@ -1,11 +1,12 @@
 """Show what each tapped block encodes at each timestep, before training anything on it.
 
-    python tools/feature_tools/visualize_features.py CONFIG IMAGE [IMAGE ...] --out DIR [--size 256] [--cfg-options k=v
-    ...]
+    python tools/feature_tools/visualize_features.py CONFIG IMAGE [IMAGE ...] --out DIR [--size 256] [--overwrite]
+        [--cfg-options k=v ...]
 
 For every image writes DIR/<image name>.png with one row per tapped level of the config's DiffusionUNetBackbone:
 the input (labelled with the block and its stride), then one panel per timestep showing the first three PCA
-components of the feature map as RGB, upsampled to the input size.
+components of the feature map as RGB, upsampled to the input size. DIR may not be or hold an input; a picture
+already there is replaced only with --overwrite.
 """
 import argparse
 from pathlib import Path
@@ -17,7 +18,9 @@ from mmengine.config import DictAction
 from mmengine.registry import MODELS
 
 from mmdiff.apis.feature_pca import pca_rgb
+from mmdiff.apis.runner_config import positive_int
 from mmdiff.utils.config_scope import enter_config_scope, load_config
+from mmdiff.utils.output_paths import check_output, check_output_free, replace_link
 
 
 def label(panel: np.ndarray, text: str) -> np.ndarray:
@@ -32,9 +35,16 @@ def main() -> None:
     parser.add_argument('config', help='any config whose model.backbone is a DiffusionUNetBackbone')
     parser.add_argument('images', nargs='+')
     parser.add_argument('--out', required=True)
-    parser.add_argument('--size', type=int, default=256, help='images are resized to SIZE x SIZE')
+    parser.add_argument('--size', type=positive_int, default=256, help='images are resized to SIZE x SIZE')
+    parser.add_argument('--overwrite', action='store_true', help='replace earlier pictures of the same images')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
+    out = Path(args.out)
+    # the pictures never land on what the run reads (the images' folders, the config, the weights)
+    check_output(args.out, [*args.images, args.config], what='--out')
+    targets = [out / f'{Path(path).stem}.png' for path in args.images]
+    for target in targets:
+        check_output_free(str(target), args.overwrite)
 
     cfg = load_config(args.config, args.cfg_options)
     enter_config_scope(cfg)
@@ -42,9 +52,8 @@ def main() -> None:
     backbone = MODELS.build(backbone_cfg)
     backbone.init_weights()
     backbone.eval()
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for path in args.images:
+    for path, target in zip(args.images, targets):
         image = cv2.imread(path)
         if image is None:
             raise FileNotFoundError(f'cannot read image {path!r}')
@@ -60,7 +69,7 @@ def main() -> None:
                                  interpolation=cv2.INTER_NEAREST)
                 panels.append(label(pca, f't={t}'))
             rows.append(np.concatenate(panels, axis=1))
-        target = out / f'{Path(path).stem}.png'
+        replace_link(str(target))
         cv2.imwrite(str(target), np.concatenate(rows, axis=0))
         print(f'{path} -> {target}')
 

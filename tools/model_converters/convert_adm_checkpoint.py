@@ -28,7 +28,8 @@ from mmdiff.models.backbones.unet.presets import UNET_PRESETS
 from mmdiff.models.backbones.unet.adm_architecture import (GUIDED_DIFFUSION_MODELS, check_adm_flags,
                                                       infer_adm_architecture)
 from mmdiff.models.backbones.unet.adm_key_map import convert_adm_to_diffusers, convert_diffusers_to_adm
-from mmdiff.utils.output_paths import check_output_free
+from mmdiff.utils.output_paths import check_output, check_output_free
+from mmdiff.utils.safe_checkpoint import load_checkpoint_file
 
 SCHEDULES = {'linear': 'linear', 'cosine': 'squaredcos_cap_v2'}
 CHECKPOINT_SUFFIXES = ('.pth', '.pt')
@@ -87,9 +88,7 @@ def gather_flags(args: argparse.Namespace) -> dict:
 
 
 def load_adm_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'ADM checkpoint {path!r} does not exist')
-    return torch.load(path, map_location='cpu', weights_only=True)
+    return load_checkpoint_file(path)
 
 
 def adm_to_mmdiff(args: argparse.Namespace) -> None:
@@ -137,7 +136,7 @@ def load_mmdiff_unet(path: str) -> Tuple[dict, Dict[str, torch.Tensor]]:
         return dict(unet.config), unet.state_dict()
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path!r} is neither an mmdiff checkpoint nor a diffusers folder')
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    checkpoint = load_checkpoint_file(path)
     arch = checkpoint.get('meta', {}).get('arch') if isinstance(checkpoint, dict) else None
     if arch is None:
         raise ValueError(f'{path!r} has no meta.arch (the U-Net config written by this tool); convert a diffusers '
@@ -157,9 +156,10 @@ def mmdiff_to_adm(args: argparse.Namespace) -> None:
 def main() -> None:
     args = parse_args()
     try:
+        check_output(args.out, [args.src])
         check_output_free(args.out, args.overwrite)
         (mmdiff_to_adm if args.to_adm else adm_to_mmdiff)(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, OSError) as error:  # refusals: unsafe, missing, a folder, in the way
         sys.exit(f'convert_adm_checkpoint: {error}')
 
 

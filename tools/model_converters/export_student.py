@@ -16,7 +16,7 @@ import os.path as osp
 import torch
 
 from mmdiff.utils.checkpoint_weights import WEIGHT_KINDS, checkpoint_weights
-from mmdiff.utils.output_paths import check_output_free
+from mmdiff.utils.output_paths import check_output, check_output_file, check_output_free, replace_link
 from mmdiff.utils.safe_checkpoint import load_checkpoint_file
 
 PREFIX = 'backbone.'
@@ -54,7 +54,10 @@ def main() -> None:
     parser.add_argument('--weights', choices=WEIGHT_KINDS, default='ema',
                         help='the EMA or the raw weights, where the run kept an EMA (default: ema)')
     args = parser.parse_args()
+    check_output_file(args.out)
+    check_output(args.out, [args.checkpoint])
     check_output_free(args.out, args.overwrite)
+    replace_link(args.out)
     count = export_student(args.checkpoint, args.out, args.weights)
     print(f'wrote {count} student tensors (prefix {PREFIX!r}) to {args.out}')
 

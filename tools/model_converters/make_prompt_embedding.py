@@ -53,6 +53,8 @@ from typing import Dict, List, Optional
 
 import torch
 
+from mmdiff.utils.output_paths import check_output, check_output_file, check_output_free, replace_link
+
 # model_index.json's _class_name: (the family's name, its encode_prompt's default max_sequence_length, the suffixes
 # of its text_encoder*/ and tokenizer*/ folders)
 TRANSFORMER_PIPELINES = {'StableDiffusion3Pipeline': ('SD3', 256, ('', '_2', '_3')),
@@ -209,8 +211,6 @@ def refusal(args: argparse.Namespace, name: str, max_length: Optional[int], suff
     for sub in (f'{kind}{suffix}' for suffix in suffixes for kind in ('text_encoder', 'tokenizer')):
         if not os.path.isdir(os.path.join(args.pipeline_dir, sub)):
             return f'{args.pipeline_dir!r} has no {sub}/ folder'
-    if os.path.exists(args.out) and not args.overwrite:
-        return f'{args.out!r} exists; pass --overwrite to replace it'
     if name != 'SD' and args.classes:
         return (f'--classes writes one pooled embedding per class (VPD\'s context for SD 1.x / 2.x); for the {name} '
                 'pipeline write one prompt\'s conditioning with --prompt')
@@ -225,6 +225,9 @@ def main() -> None:
     if importlib.util.find_spec('transformers') is None:
         sys.exit('make_prompt_embedding: this script needs transformers (pip install transformers), which mmdiff '
                  'itself never imports; run it where transformers is installed and copy the output file')
+    check_output_file(args.out)
+    check_output(args.out, [args.pipeline_dir], what='OUT')
+    check_output_free(args.out, args.overwrite)
     name, max_length, suffixes = family(args.pipeline_dir)
     reason = refusal(args, name, max_length, suffixes)
     if reason:
@@ -237,6 +240,7 @@ def main() -> None:
         prompts = [args.template.format(cls) for cls in class_names(args.classes)] if args.classes else [args.prompt]
         context = sd_context(args.pipeline_dir, prompts, pooled=bool(args.classes))
     shapes = {key: tuple(value.shape) for key, value in context.items()} if name != 'SD' else tuple(context.shape)
+    replace_link(args.out)
     torch.save(context, args.out)
     print(f'wrote {shapes} to {args.out}')
 

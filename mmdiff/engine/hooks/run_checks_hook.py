@@ -5,6 +5,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import find_latest_checkpoint
 
 from mmdiff.registry import HOOKS, register_module
+from mmdiff.utils.channel_check import check_consumer_channels
 from mmdiff.utils.checkpoint_weights import check_checkpoint_fits
 from mmdiff.utils.dataset_check import check_dataloaders
 from mmdiff.utils.runner_access import unwrap_model
@@ -45,7 +46,9 @@ class RunChecksHook(Hook):
     images and hold the config's classes; :func:`~mmdiff.utils.dataset_check.check_dataloaders`) and the checkpoint
     the run loaded: a resumed one must fit every weight, a ``load_from`` one at least one
     (:func:`~mmdiff.utils.checkpoint_weights.check_checkpoint_fits`). Before testing it checks the test dataset and
-    that the tested checkpoint fits every weight. Each failure raises with what is missing.
+    that the tested checkpoint fits every weight. Before either, the neck's and the segmentation heads'
+    ``in_channels`` must be the backbone's declared channels
+    (:func:`~mmdiff.utils.channel_check.check_consumer_channels`). Each failure raises with what is missing.
 
     It runs under any codebase's train and test tools, since the shipped configs list it in ``custom_hooks``
     (``configs/_base_/mmdiff_guards.py``). A missing data folder or an annotation file without images fails earlier,
@@ -62,6 +65,7 @@ class RunChecksHook(Hook):
         self.check_data = check_data
 
     def before_train(self, runner) -> None:
+        check_consumer_channels(unwrap_model(runner.model))
         if self.check_data:
             check_dataloaders(runner.cfg, ('train_dataloader', 'val_dataloader'))
         resume = bool(runner.cfg.get('resume'))
@@ -73,6 +77,7 @@ class RunChecksHook(Hook):
                                   f'the model of {runner.cfg.filename}', exact=resume)
 
     def before_test(self, runner) -> None:
+        check_consumer_channels(unwrap_model(runner.model))
         if self.check_data:
             check_dataloaders(runner.cfg, ('test_dataloader', ))
         checkpoint = runner.cfg.get('load_from')
