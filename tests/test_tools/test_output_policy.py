@@ -241,3 +241,13 @@ def test_a_config_or_checkpoint_given_as_a_folder_is_named(tmp_path):
     assert config.returncode != 0 and f"config '{tmp_path}' is a folder; give the config file" in config.stderr
     checkpoint = run_in_process(ROOT / 'tools/test.py', [PRETRAIN, tmp_path])
     assert checkpoint.returncode != 0 and f"checkpoint '{tmp_path}' is a folder" in checkpoint.stderr
+
+
+@pytest.mark.parametrize('tool', ['feature_tools/compare_sweeps.py', 'analysis_tools/summarize_runs.py'])
+def test_summaries_replace_an_earlier_one_only_with_overwrite(tmp_path, tool):
+    earlier = tmp_path / 'summary.md'
+    earlier.write_text('my notes')
+    metric = ['--metric', 'accuracy/top1'] if 'summarize' in tool else []
+    result = run_in_process(ROOT / 'tools' / tool, [tmp_path / 'run', *metric, '--out', earlier])
+    assert result.returncode != 0 and 'already exists' in result.stderr and '--overwrite' in result.stderr
+    assert earlier.read_text() == 'my notes'

@@ -1,7 +1,7 @@
 """Tabulate the last logged value of some metrics over several training runs' work dirs.
 
     python tools/analysis_tools/summarize_runs.py WORK_DIR [WORK_DIR ...] --metric accuracy/top1 [--metric NAME ...]
-    [--out FILE]
+    [--out FILE] [--overwrite]
 
 Each work dir is read through its newest run's ``<timestamp>/vis_data/scalars.json`` (mmengine's LocalVisBackend,
 which the OpenMMLab default runtimes use): for each metric, the value of the last line that logs it, with its step.
@@ -12,6 +12,8 @@ import json
 import os.path as osp
 from glob import glob
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from mmdiff.utils.output_paths import check_output, check_output_file, check_output_free, replace_link
 
 
 def last_values(work_dir: str, metrics: Sequence[str]) -> Dict[str, Optional[Tuple[float, int]]]:
@@ -53,10 +55,16 @@ def main() -> None:
     parser.add_argument('--metric', action='append', required=True, dest='metrics',
                         help='a logged scalar, e.g. accuracy/top1; repeat for several')
     parser.add_argument('--out', help='also write the table to this Markdown file')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     args = parser.parse_args()
+    if args.out:
+        check_output_file(args.out)
+        check_output(args.out, args.work_dirs)
+        check_output_free(args.out, args.overwrite)
     table = summary_table(args.work_dirs, args.metrics)
     print(table, end='')
     if args.out:
+        replace_link(args.out)
         with open(args.out, 'w') as file:
             file.write(table)
 

@@ -3,7 +3,7 @@ weights.
 
     python tools/feature_tools/compare_sweeps.py work_dirs/sweep_pretrained work_dirs/sweep_random --names pretrained
     random \
-        [--out work_dirs/summary.md]
+        [--out work_dirs/summary.md] [--overwrite]
 
 Reads each WORK_DIR/sweep.json (they must share timesteps, blocks and held-out split) and writes a Markdown
 summary: per run the best cell, its top-1 and the margin to the first run; where along t (best block per
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import List
 
 import numpy as np
+
+from mmdiff.utils.output_paths import check_output, check_output_file, check_output_free, replace_link
 
 
 def load_sweep(folder: str) -> dict:
@@ -57,7 +59,12 @@ def main() -> None:
     parser.add_argument('sweeps', nargs='+', help='work dirs of tools/feature_tools/sweep_timesteps_blocks.py runs')
     parser.add_argument('--names', nargs='+', help='a name per sweep; defaults to the folder names')
     parser.add_argument('--out', help='also write the summary to this Markdown file')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     args = parser.parse_args()
+    if args.out:
+        check_output_file(args.out)
+        check_output(args.out, args.sweeps)
+        check_output_free(args.out, args.overwrite)
     names = args.names or [Path(folder).name for folder in args.sweeps]
     if len(names) != len(args.sweeps):
         raise ValueError(f'{len(names)} names for {len(args.sweeps)} sweeps; give one name per sweep')
@@ -65,6 +72,7 @@ def main() -> None:
     print(summary)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        replace_link(args.out)
         Path(args.out).write_text(summary)
 
 
