@@ -6,7 +6,8 @@ Layout of a cache folder::
                        dataset config, the pipeline used, sample count and per-level shape and dtype
     level<i>.npy       (num_samples, *shape) features of backbone output i (numpy .npy, opened as memmap)
     labels.npy         (num_samples,) int64 ground-truth labels
-    sources.tsv        size, modification time and path of each sample's source file (absent for generated data)
+    sources.tsv        size, modification time, content hash (optional) and path of each sample's source file
+                       (absent for generated data)
     shards_done/<s>    an empty file per shard written so far, while the extraction runs
     progress.json      the finished shards: all of them once the extraction is complete
 
@@ -29,7 +30,7 @@ from mmdiff.utils.config_scope import named_paths
 MANIFEST = 'manifest.json'
 PROGRESS = 'progress.json'
 SHARDS_DONE = 'shards_done'
-SOURCES = 'sources.tsv'  # size, modification time (ns) and path of each source file, in sample order
+SOURCES = 'sources.tsv'  # size, modification time (ns), SHA-256 or '-' and path of each source file, in sample order
 # the keys of a backbone config that name the files its weights come from
 WEIGHT_KEYS = ('checkpoint', 'model_dir', 'path')
 FORMAT_VERSION = 2  # 2: keyed by weights_sha256 (every weight file) instead of the init_cfg checkpoint alone
@@ -116,8 +117,7 @@ class FeatureCache:
         if missing:
             raise ValueError(f'the feature cache {cache_dir!r} is incomplete ({len(missing)} of '
                              f'{self.manifest["num_shards"]} shards missing); run '
-                              f'tools/feature_tools/extract_features.py again '
-                             f'with the same arguments to finish it')
+                             f'tools/feature_tools/extract_features.py again with the same arguments to finish it')
         self.labels = open_cached_array(self.cache_dir / 'labels.npy', 'r')
         self.levels = [open_cached_array(self.cache_dir / f'level{i}.npy', 'r')
                        for i in range(len(self.manifest['levels']))]
@@ -142,30 +142,39 @@ def open_cached_array(path: Path, mode: str) -> np.ndarray:
                          f'cache folder and extract again') from error
 
 
-def write_sources(cache_dir: Path, paths: Sequence[str]) -> None:
-    """Record each source file's size and modification time, so that a changed file makes the cache stale."""
+def write_sources(cache_dir: Path, paths: Sequence[str], hash_contents: bool = False) -> None:
+    """Record each source file's size and modification time (and, with ``hash_contents``, its SHA-256), so that
+    a changed file makes the cache stale. Hashing reads every file once more, when the cache is written and each
+    time it is opened: it catches a same-size edit whose modification time was restored, at the cost
+    ``tools/analysis_tools/benchmark.py extract`` reports."""
     lines = []
     for path in paths:
         path = os.path.abspath(path)
         stat = os.stat(path)
-        lines.append(f'{stat.st_size}\t{stat.st_mtime_ns}\t{path}')
+        digest = file_sha256(path) if hash_contents else '-'
+        lines.append(f'{stat.st_size}\t{stat.st_mtime_ns}\t{digest}\t{path}')
     (cache_dir / SOURCES).write_text('\n'.join(lines) + '\n')
 
 
 def check_sources(cache_dir: Path) -> None:
-    """Raise a ``ValueError`` naming the first source file that is gone or has changed (size or modification
-    time) since the cache was written; a cache without a source listing (generated data) has nothing to check."""
+    """Raise a ``ValueError`` naming the first source file that is gone or has changed (size, modification time,
+    or content where it was hashed) since the cache was written; a cache without a source listing (generated data)
+    has nothing to check."""
     listing = cache_dir / SOURCES
     if not listing.is_file():
         return
     for line in listing.read_text().splitlines():
-        size, mtime, path = line.split('\t', 2)
+        size, mtime, digest, path = line.split('\t', 3)
         stat = os.stat(path) if os.path.isfile(path) else None
         now = None if stat is None else (stat.st_size, stat.st_mtime_ns)
         if now != (int(size), int(mtime)):
             state = 'no longer exists' if now is None else f'has changed since ({now[0]} bytes, modified {now[1]} ns)'
             raise ValueError(f'the feature cache {str(cache_dir)!r} is stale: it was made from {path!r} ({size} '
                              f'bytes, modified {mtime} ns), which {state}; extract again into a new folder')
+        if digest != '-' and file_sha256(path) != digest:
+            raise ValueError(f'the feature cache {str(cache_dir)!r} is stale: {path!r} has the size and '
+                             f'modification time it was made from, but other content; extract again into a new '
+                             f'folder')
 
 
 def finished_shards(cache_dir: Path) -> Set[int]:

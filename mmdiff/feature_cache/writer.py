@@ -94,7 +94,7 @@ def storable(outputs: Sequence[Tensor], pool_size: Optional[int], dtype: torch.d
 
 
 def create_cache(features: FeatureStream, cache_dir: Path, manifest: Dict, pool_size: Optional[int], dtype: str,
-                 sources: Optional[Sequence[str]]) -> None:
+                 sources: Optional[Sequence[str]], hash_sources: bool) -> None:
     """Lay out an empty cache: arrays sized from the first sample's features, the source listing, the manifest."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
@@ -107,7 +107,7 @@ def create_cache(features: FeatureStream, cache_dir: Path, manifest: Dict, pool_
     np.lib.format.open_memmap(cache_dir / 'labels.npy', mode='w+', dtype=np.int64,
                               shape=(manifest['num_samples'], )).flush()
     if sources is not None:
-        write_sources(cache_dir, sources)
+        write_sources(cache_dir, sources, hash_sources)
     (cache_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))  # last: a folder with a manifest is whole
 
 
@@ -134,7 +134,8 @@ def extract_to_cache(features: FeatureStream,
                      dtype: str = 'float32',
                      show_progress: bool = True,
                      overwrite: bool = False,
-                     sources: Optional[Sequence[str]] = None) -> FeatureCache:
+                     sources: Optional[Sequence[str]] = None,
+                     hash_sources: bool = False) -> FeatureCache:
     """Write (or finish writing) the features of ``num_samples`` samples into ``cache_dir``.
 
     In a distributed job (mmengine's process group) every process calls this with the same arguments and writes
@@ -159,6 +160,8 @@ def extract_to_cache(features: FeatureStream,
         sources (Sequence[str], optional): The file each sample is read from, in sample order: their sizes and
             modification times are recorded, and a changed file makes the cache stale (refused when opened or
             resumed). Defaults to None (generated data: nothing to record).
+        hash_sources (bool): Also record each source file's SHA-256, checked whenever the cache is opened (see
+            :func:`~mmdiff.feature_cache.cache_format.write_sources`). Defaults to False.
 
     Returns:
         FeatureCache: The finished cache.
@@ -183,7 +186,7 @@ def extract_to_cache(features: FeatureStream,
         check_output_free(cache_dir, overwrite)  # not a cache of ours: its files would be replaced
     barrier()  # all have looked before rank 0 creates anything
     if rank == 0 and not exists:
-        create_cache(features, cache, manifest, pool_size, dtype, sources)
+        create_cache(features, cache, manifest, pool_size, dtype, sources, hash_sources)
     barrier()
     arrays = CacheArrays(cache, pool_size, dtype)
     shards = rank_shards(manifest['num_shards'], finished_shards(cache), rank, world_size)

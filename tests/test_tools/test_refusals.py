@@ -1,4 +1,6 @@
 """Nothing a user made is replaced unless asked, and a run never silently trains from the wrong weights."""
+import os
+
 import pytest
 import torch
 
@@ -98,6 +100,28 @@ def test_a_cache_whose_source_changed_is_stale(tmp_path):
     images[1].unlink()
     with pytest.raises(ValueError, match=rf"'{images[1]}' .* which no longer exists"):
         FeatureCache(str(cache_dir))
+
+
+def test_hashed_sources_catch_a_same_size_edit_with_the_modification_time_restored(tmp_path):
+    from mmdiff.feature_cache.cache_format import FeatureCache
+    from mmdiff.feature_cache.writer import batch_by_batch, extract_to_cache
+
+    image = tmp_path / '0.jpg'
+    image.write_bytes(b'pixels')
+
+    def ones(indices):
+        return [torch.ones(len(indices), 2, 1, 1)], torch.zeros(len(indices), dtype=torch.long)
+
+    for hashed in (False, True):
+        cache_dir = tmp_path / f'cache_{hashed}'
+        extract_to_cache(batch_by_batch(ones), 1, str(cache_dir), dict(name='test'), show_progress=False,
+                         sources=[str(image)], hash_sources=hashed)
+    stat = image.stat()
+    image.write_bytes(b'pixelz')
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert len(FeatureCache(str(tmp_path / 'cache_False'))) == 1  # sizes and times alone cannot tell
+    with pytest.raises(ValueError, match=rf"is stale: '{image}' has the size and modification time .* other content"):
+        FeatureCache(str(tmp_path / 'cache_True'))
 
 
 def test_a_truncated_cache_array_is_named(tmp_path):

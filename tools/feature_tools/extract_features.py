@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument('--dtype', choices=('float32', 'float16'), default='float32')
     add_device_arguments(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
+    parser.add_argument('--hash-sources', action='store_true',
+                        help='also key the cache by each source image\'s content (SHA-256, checked whenever the cache '
+                        'is opened), not only its size and modification time')
     parser.add_argument('--overwrite', action='store_true',
                         help='write into a folder that holds other files than a cache of these features')
     args = parser.parse_args()
@@ -45,7 +48,7 @@ def main() -> None:
     device = join_process_group(args.launcher, check_device(args.device or default_device()))
     cache = extract_split(cfg, args.split, args.out, device=device, num_workers=args.num_workers,
                           shard_size=args.shard_size, batch_size=args.batch_size, pool_size=args.pool,
-                          dtype=args.dtype, overwrite=args.overwrite)
+                          dtype=args.dtype, overwrite=args.overwrite, hash_sources=args.hash_sources)
     if is_main_process():
         shapes = ', '.join(f'{tap}: {tuple(level.shape)}' for tap, level in zip(cache.manifest['taps'], cache.levels))
         print(f'{len(cache)} samples cached in {args.out} ({shapes})')

@@ -1,11 +1,10 @@
 """``tools/analysis_tools/benchmark.py extract``: images/s of writing a feature cache from a config's split, with the
-samples
-read in this process (0 workers) and by N DataLoader workers, and the fraction of the time the model waited for
-data."""
+samples read in this process (0 workers) and by N DataLoader workers, the fraction of the time the model waited for
+data, and what hashing the source images (``--hash-sources``) costs per image."""
 import argparse
 import tempfile
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 from mmengine.config import DictAction
 
@@ -67,6 +66,7 @@ def benchmark_extract(args: argparse.Namespace) -> Dict:
                                  dtype=args.dtype, show_progress=False)
                 synchronize(device)
                 runs[workers].append((time.perf_counter() - start, stream.wait_seconds))
+    hashing = source_hashing_seconds(dataset, num_images, args.repeats)
     rows = []
     for workers, timed in runs.items():
         seconds, wait = sorted(timed[args.warmup:])[args.repeats // 2]
@@ -75,7 +75,24 @@ def benchmark_extract(args: argparse.Namespace) -> Dict:
     return dict(benchmark='extract', config=args.config, split=args.split, num_images=num_images,
                 batch_size=args.batch_size, shard_size=args.shard_size, pool=args.pool, dtype=args.dtype,
                 device=device_name(device), repeats=args.repeats, rows=rows,
-                workers_speedup=rows[1]['images_per_s'] / rows[0]['images_per_s'])
+                workers_speedup=rows[1]['images_per_s'] / rows[0]['images_per_s'],
+                source_hashing_ms_per_image=None if hashing is None else 1000 * hashing / num_images)
+
+
+def source_hashing_seconds(dataset, num_images: int, repeats: int) -> Optional[float]:
+    """Median time of hashing the first ``num_images`` source files (what ``--hash-sources`` adds when a cache is
+    written, and again whenever it is opened); None for a dataset generated in memory."""
+    from mmdiff.feature_cache.cache_format import file_sha256
+    paths = [dataset.get_data_info(index).get('img_path') for index in range(num_images)]
+    if not all(isinstance(path, str) for path in paths):
+        return None
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for path in paths:
+            file_sha256(path)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[repeats // 2]
 
 
 def print_table(result: Dict) -> None:
@@ -86,5 +103,8 @@ def print_table(result: Dict) -> None:
     for row in result['rows']:
         print(f"| {row['workers']} | {row['images_per_s']:.1f} | {row['seconds']:.2f} | "
               f"{100 * row['data_wait_fraction']:.1f}% |")
+    if result['source_hashing_ms_per_image'] is not None:
+        print(f"\n--hash-sources adds {result['source_hashing_ms_per_image']:.3f} ms per image (SHA-256 of the source "
+              f"files) when the cache is written and whenever it is opened")
     print(f"\n{result['rows'][1]['workers']} workers: {result['workers_speedup']:.2f}x the images/s of reading in "
           f'the main process')
