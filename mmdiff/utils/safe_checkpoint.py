@@ -98,8 +98,8 @@ def load_checkpoint_file(filename: str, map_location: Any = 'cpu', mmap: bool = 
             raise UnsafeCheckpointError(f'refusing to load {filename!r}: it names the global {unsafe}, which is not a '
                                         f'tensor, a plain container or a class mmengine checkpoints hold, so '
                                         f'unpickling it could run code') from None
-        raise ValueError(f'{filename!r} is not a torch checkpoint that can be read without running code (a plain '
-                         f'pickle or another format)') from None
+        raise ValueError(f'{filename!r} is not a readable torch checkpoint: neither torch\'s format nor a plain '
+                         f'pickle of tensors') from None
     except (RuntimeError, EOFError, UnicodeDecodeError) as error:
         raise ValueError(f'{filename!r} is not a readable torch checkpoint (empty, truncated or another format): '
                          f'{_first_line(error)}') from error

@@ -21,6 +21,7 @@ import torch
 from mmengine.config import Config
 
 from mmdiff.engine.hooks import GUARD_HOOKS
+from mmdiff.utils.safe_checkpoint import load_checkpoint_file
 
 from tests.test_utils.tiny_datasets import DEMO_DATASETS, TINY_DATASETS
 from tests.test_utils.tiny_variants import tiny_variant_text
@@ -111,7 +112,7 @@ def train_and_test(config: Path, data_env: dict, tmp_path: Path, fresh_interpret
     checkpoint = (work / 'last_checkpoint').read_text().strip()
     assert Path(checkpoint).is_file()
     # RandomStateHook ran under the codebase's own tool: the checkpoint keeps the generators' states
-    assert 'random_state' in torch.load(checkpoint, map_location='cpu', weights_only=True)
+    assert 'random_state' in load_checkpoint_file(checkpoint)
     if cfg.get('test_dataloader') is None:
         return  # a distillation or a pre-training: nothing to evaluate (its student or U-Net is, elsewhere)
     test = tool(TOOLS[cfg.default_scope] / 'test.py', tiny, checkpoint, '--work-dir', tmp_path / 'test')
