@@ -49,8 +49,8 @@ def tool_env() -> dict:
 
 
 def extract(out: Path, root: Path, processes: int = 1, *extra):
-    """tools/feature_tools/extract_features.py on the demo's val split (shards of 2, batches of 1): in this process, or on
-    ``processes`` processes of tools/feature_tools/dist_extract.sh."""
+    """tools/feature_tools/extract_features.py on the demo's val split (shards of 2, batches of 1): in this process,
+    or on ``processes`` processes of tools/feature_tools/dist_extract.sh."""
     arguments = [LINEAR_DEMO, '--split', 'val', '--out', out, '--shard-size', 2, '--batch-size', 1, '--device', 'cpu',
                  '--num-workers', 0, *extra, '--cfg-options', *data_options(root)]
     if processes == 1:
@@ -151,11 +151,11 @@ def test_a_killed_process_shards_are_redone_and_finished_ones_kept(shapes_cls, s
 def test_two_process_sweep_fits_the_probes_of_one_process(shapes_cls, tmp_path):
     grid = ['--timesteps', '10', '150', '--blocks', '19', '24', '--epochs', '3', '--device', 'cpu', '--num-workers',
             '0', '--cfg-options', *data_options(shapes_cls)]
-    single = run_in_process(ROOT / 'tools/feature_tools/sweep_timesteps_blocks.py', [LINEAR_DEMO, '--work-dir', tmp_path / 'single',
-                                                                       *grid], env=ONE_THREAD)
+    single = run_in_process(ROOT / 'tools/feature_tools/sweep_timesteps_blocks.py',
+                            [LINEAR_DEMO, '--work-dir', tmp_path / 'single', *grid], env=ONE_THREAD)
     assert single.returncode == 0, single.stderr[-3000:]
-    shared = subprocess.run(['bash', 'tools/torchrun.sh', 'feature_tools/sweep_timesteps_blocks.py', '2', str(LINEAR_DEMO),
-                             '--work-dir', str(tmp_path / 'shared'), *grid], capture_output=True, text=True, cwd=ROOT,
+    shared = subprocess.run(['bash', 'tools/torchrun.sh', 'feature_tools/sweep_timesteps_blocks.py', '2',
+                             str(LINEAR_DEMO), '--work-dir', str(tmp_path / 'shared'), *grid], capture_output=True, text=True, cwd=ROOT,
                             timeout=900, env=tool_env())
     assert shared.returncode == 0, shared.stderr[-3000:]
     assert shared.stdout.count('best cell:') == 1  # rank 0 alone fits and reports

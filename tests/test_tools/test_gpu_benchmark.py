@@ -53,8 +53,8 @@ def run_script(wheel_dir, *args, tmp_path: Path) -> subprocess.CompletedProcess:
     (tmp_path / 'blocker').mkdir(exist_ok=True)
     (tmp_path / 'blocker' / 'sitecustomize.py').write_text(BLOCKER)
     env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(tmp_path / 'blocker'), TMPDIR=str(tmp_path))
-    return subprocess.run(['bash', 'tools/analysis_tools/gpu_benchmark.sh', str(wheel_dir), *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=600)
+    return subprocess.run(['bash', 'tools/analysis_tools/gpu_benchmark.sh', str(wheel_dir), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
 
 
 def test_wheel_selection_keeps_the_nodes_own_distributions(tmp_path):
