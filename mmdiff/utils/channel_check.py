@@ -7,7 +7,8 @@ CONSUMERS = ('neck', 'decode_head', 'auxiliary_head')
 
 
 def check_consumer_channels(model: nn.Module) -> None:
-    """Refuse a model whose neck or segmentation heads expect other channels than its backbone declares.
+    """Refuse a model whose neck (or, without one, segmentation heads) expects other channels than its backbone
+    declares.
 
     A mismatch fails only inside the first convolution after training starts; this names both lists before. The
     backbone must declare ``out_channels`` (mmdiff's backbones do, before any forward pass); a consumer's
@@ -23,7 +24,8 @@ def check_consumer_channels(model: nn.Module) -> None:
     if declared is None:
         return
     declared = list(declared)
-    for name in CONSUMERS:
+    # with a neck (mmdet's FPN, VPD's FPN), the heads read the neck's outputs: only the neck reads the backbone
+    for name in (('neck', ) if getattr(model, 'neck', None) is not None else CONSUMERS):
         consumers = getattr(model, name, None)
         for index, consumer in enumerate(consumers if isinstance(consumers, nn.ModuleList) else [consumers]):
             expected = getattr(consumer, 'in_channels', None)

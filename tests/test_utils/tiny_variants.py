@@ -3,9 +3,10 @@
 :func:`tiny_variant_text` writes what a user would: a config whose ``_base_`` is the shipped one and whose keys
 override only size, never structure. Each full-size diffusion U-Net becomes its tiny twin with random weights (the
 same taps, timesteps, fusion and heads; the necks' and heads' ``in_channels`` follow the twin's declared
-channels), no checkpoint is loaded, the schedule stops after two iterations (one epoch), mixed precision becomes
-fp32 (a CPU has no AMP in mmengine), and the dataloaders take batches of two with one worker. The datasets come from the ``MMDIFF_*_ROOT`` variables (tests/test_utils/
-tiny_datasets.py), so no data path is overridden.
+channels, and the segmentation heads' inner width is 16), no checkpoint is loaded, the schedule stops after two
+iterations (one epoch), mixed precision becomes fp32 (a CPU has no AMP in mmengine), and the dataloaders take
+batches of two with one worker. The datasets come from the ``MMDIFF_*_ROOT`` variables
+(tests/test_utils/tiny_datasets.py), so no data path is overridden.
 """
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -25,6 +26,7 @@ SMALL_ARCHS = ('adm-tiny', 'adm-digits', 'sd-tiny')  # already cheap on a CPU: k
 TINY_SD15 = sd_unet_config(block_out_channels=(16, 32, 64, 64), layers_per_block=2, cross_attention_dim=32,
                            attention_head_dim=2, norm_num_groups=8, sample_size=16)
 ITERATIONS = 2
+HEAD_WIDTH = 16  # the inner width (``channels``) of a segmentor's decode and auxiliary heads in a twin
 UNSLICEABLE_DATASETS = ('mmdiff.CachedFeatureDataset', )  # not an mmengine BaseDataset: no ``indices``
 
 
@@ -99,6 +101,9 @@ def model_overrides(model: dict) -> dict:
         if key == 'backbone':
             overrides.update(consumer_channels(model, declared_out_channels(as_merged(dict(part, **twin)))))
     overrides.update(pretrained_elsewhere(model, skip=tuple(overrides)))
+    for key in ('decode_head', 'auxiliary_head'):  # a size: their convolutions at 1/4 of a 512 crop cost most of a run
+        if isinstance(model.get(key), dict) and 'channels' in model[key]:
+            overrides[key] = dict(overrides.get(key, {}), channels=HEAD_WIDTH)
     return overrides
 
 

@@ -13,7 +13,7 @@ import os.path as osp
 from glob import glob
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from mmdiff.utils.output_paths import check_output, check_output_file, check_output_free, replace_link
+from mmdiff.utils.output_paths import check_output_file, check_output_free, replace_link
 
 
 def last_values(work_dir: str, metrics: Sequence[str]) -> Dict[str, Optional[Tuple[float, int]]]:
@@ -59,7 +59,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.out:
         check_output_file(args.out)
-        check_output(args.out, args.work_dirs)
         check_output_free(args.out, args.overwrite)
     table = summary_table(args.work_dirs, args.metrics)
     print(table, end='')

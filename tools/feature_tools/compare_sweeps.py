@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.out:
         check_output_file(args.out)
-        check_output(args.out, args.sweeps)
+        check_output(args.out, [str(Path(folder) / 'sweep.json') for folder in args.sweeps])
         check_output_free(args.out, args.overwrite)
     names = args.names or [Path(folder).name for folder in args.sweeps]
     if len(names) != len(args.sweeps):
