@@ -5,6 +5,7 @@ from typing import List
 from mmengine.config import Config
 
 from mmdiff.utils.config_scope import named_paths
+from mmdiff.utils.dataset_check import data_prefixes, innermost_dataset
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 # the keys of a model config that name files or folders the model reads
@@ -16,12 +17,9 @@ def data_inputs(cfg: Config) -> List[str]:
     dataset without either (mmpretrain's ``CustomDataset`` reads every subfolder of it as a class)."""
     found = []
     for name in DATALOADERS:
-        dataset = (cfg.get(name) or {}).get('dataset') or {}
-        while 'dataset' in dataset:
-            dataset = dataset['dataset']
+        dataset = innermost_dataset((cfg.get(name) or {}).get('dataset') or {})
         root = dataset.get('data_root') or ''
-        prefix = dataset.get('data_prefix') or {}
-        folders = [prefix] if isinstance(prefix, str) else [value for value in prefix.values() if value]
+        folders = [folder for folder in data_prefixes(dataset).values() if folder]
         files = [dataset['ann_file']] if dataset.get('ann_file') else []
         paths = [osp.join(root, path) for path in folders + files] or ([root] if root else [])
         found += [path for path in paths if path not in found]

@@ -11,7 +11,7 @@ from .model_check import constructor_defaults
 from .segmentation_labels import check_segmentation_labels
 
 
-def _prefixes(dataset: dict) -> Dict[str, str]:
+def data_prefixes(dataset: dict) -> Dict[str, str]:
     """``data_prefix`` as a dict: mmdet and mmseg use dicts, mmpretrain also a plain folder name."""
     prefix = dataset.get('data_prefix') or {}
     return {'img': prefix} if isinstance(prefix, str) else dict(prefix)
@@ -20,11 +20,11 @@ def _prefixes(dataset: dict) -> Dict[str, str]:
 def _expected_layout(dataset: dict) -> str:
     root = dataset.get('data_root') or ''
     lines = [f'  {osp.join(root, dataset["ann_file"])}'] if dataset.get('ann_file') else []
-    lines += [f'  {osp.join(root, prefix).rstrip("/")}/  ({key})' for key, prefix in _prefixes(dataset).items()]
+    lines += [f'  {osp.join(root, prefix).rstrip("/")}/  ({key})' for key, prefix in data_prefixes(dataset).items()]
     return 'expected layout:\n' + '\n'.join(lines)
 
 
-def _innermost(dataset: dict) -> dict:
+def innermost_dataset(dataset: dict) -> dict:
     """The dataset a wrapper (RepeatDataset, ClassBalancedDataset, ...) holds."""
     while 'dataset' in dataset:
         dataset = dataset['dataset']
@@ -62,7 +62,7 @@ def check_dataset(dataset: dict, split: str, root_variables: Optional[Dict[str, 
         root_variables (dict, optional): :func:`data_root_variables` of the config, to name the variable that
             moves a missing data root.
     """
-    dataset = _innermost(dataset)
+    dataset = innermost_dataset(dataset)
     root = dataset.get('data_root') or ''
     if root and not osp.isdir(root):
         variable = (root_variables or {}).get(root)
@@ -71,14 +71,14 @@ def check_dataset(dataset: dict, split: str, root_variables: Optional[Dict[str, 
     ann_file = osp.join(root, dataset['ann_file']) if dataset.get('ann_file') else None
     if ann_file is not None and not osp.isfile(ann_file):
         raise FileNotFoundError(f'{split}: annotation file {ann_file!r} does not exist; {_expected_layout(dataset)}')
-    for key, prefix in _prefixes(dataset).items():
+    for key, prefix in data_prefixes(dataset).items():
         if prefix and not osp.isdir(osp.join(root, prefix)):
             raise FileNotFoundError(f'{split}: {key} folder {osp.join(root, prefix)!r} does not exist; '
                                     f'{_expected_layout(dataset)}')
         empty = first_empty_file(osp.join(root, prefix)) if prefix else None
         if empty is not None:  # the decoder would fail on it without naming it
             raise ValueError(f'{split}: {empty!r} is empty (0 bytes); restore or remove it')
-    if _prefixes(dataset).get('seg_map_path'):
+    if data_prefixes(dataset).get('seg_map_path'):
         _check_masks(dataset, split)
     if ann_file is None:
         return
@@ -99,7 +99,7 @@ def _check_masks(dataset: dict, split: str) -> None:
         return
     reduce_zero_label = dataset.get('reduce_zero_label', constructor_defaults(dataset_class).get('reduce_zero_label',
                                                                                                   False))
-    check_segmentation_labels(osp.join(dataset.get('data_root') or '', _prefixes(dataset)['seg_map_path']),
+    check_segmentation_labels(osp.join(dataset.get('data_root') or '', data_prefixes(dataset)['seg_map_path']),
                               dataset.get('seg_map_suffix', constructor_defaults(dataset_class).get('seg_map_suffix',
                                                                                                     '.png')),
                               classes, reduce_zero_label, split)

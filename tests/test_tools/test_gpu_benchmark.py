@@ -1,6 +1,5 @@
 """tools/analysis_tools/gpu_benchmark.sh end to end on the CPU with the tiny U-Net: wheels from a folder, the backbone
-with the
-task packages blocked, every report field (it measures time; this test never asserts one)."""
+with the task packages blocked, every report field (it measures time; this test never asserts one)."""
 import importlib.metadata
 import importlib.util
 import json

@@ -1,8 +1,7 @@
 """Benchmarks: the only place mmdiff measures time. Prints a table and writes JSON under work_dirs/benchmarks/.
 
-    python tools/analysis_tools/benchmark.py backbone [--arch adm-256u] [--batch-size 32] [--size 256] [--device cuda]
-    [--compile]
-                                       [--profile] [--checkpoint PATH]
+    python tools/analysis_tools/benchmark.py backbone [--arch adm-256u] [--batch-size 32] [--size 256]
+        [--device cuda] [--compile] [--profile] [--checkpoint PATH]
         Images/s, achieved TFLOP/s (PyTorch's flop counter), the fraction of a measured matmul peak, peak memory and
         the error against the fp32 features, for the plain diffusers full forward and the backbone's settings
         (truncated U-Net, bf16 autocast, bf16 weights, channels_last, torch.compile with and without CUDA graphs,
@@ -16,8 +15,8 @@
     python tools/analysis_tools/benchmark.py cache [--arch adm-tiny] [--num-images 256] [--batch-size 32] [--size 64]
         Per-epoch time of training a linear probe with features recomputed by the frozen backbone versus read
         from a feature cache (same head, same batch size; mmdiff/apis/benchmarks/cache.py).
-    python tools/analysis_tools/benchmark.py extract [CONFIG] [--split test] [--num-images 450] [--workers 2] [--device
-    cuda]
+    python tools/analysis_tools/benchmark.py extract [CONFIG] [--split test] [--num-images 450] [--workers 2]
+        [--device cuda]
         Images/s of writing a feature cache of a config's split (default: the digits linear probe) with the samples
         read in the main process and by N DataLoader workers, and the fraction of the time the model waited for
         data (mmdiff/apis/benchmarks/extract.py).

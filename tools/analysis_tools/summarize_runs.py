@@ -1,7 +1,7 @@
 """Tabulate the last logged value of some metrics over several training runs' work dirs.
 
     python tools/analysis_tools/summarize_runs.py WORK_DIR [WORK_DIR ...] --metric accuracy/top1 [--metric NAME ...]
-    [--out FILE] [--overwrite]
+        [--out FILE] [--overwrite]
 
 Each work dir is read through its newest run's ``<timestamp>/vis_data/scalars.json`` (mmengine's LocalVisBackend,
 which the OpenMMLab default runtimes use): for each metric, the value of the last line that logs it, with its step.

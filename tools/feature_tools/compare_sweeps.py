@@ -1,9 +1,8 @@
 """Compare timestep x block sweeps (tools/feature_tools/sweep_timesteps_blocks.py outputs), e.g. pretrained vs random
 weights.
 
-    python tools/feature_tools/compare_sweeps.py work_dirs/sweep_pretrained work_dirs/sweep_random --names pretrained
-    random \
-        [--out work_dirs/summary.md] [--overwrite]
+    python tools/feature_tools/compare_sweeps.py work_dirs/sweep_pretrained work_dirs/sweep_random \
+        --names pretrained random [--out work_dirs/summary.md] [--overwrite]
 
 Reads each WORK_DIR/sweep.json (they must share timesteps, blocks and held-out split) and writes a Markdown
 summary: per run the best cell, its top-1 and the margin to the first run; where along t (best block per

@@ -1,7 +1,7 @@
 """Give a COCO-format set without a validation split (COCO128) the layout mmdiff's COCO configs read.
 
-    python tools/misc/coco_holdout_split.py SOURCE OUT [--val-every 4] [--ann-file annotations/instances_train2017.json]
-        [--img-dir train2017] [--overwrite]
+    python tools/misc/coco_holdout_split.py SOURCE OUT [--val-every 4]
+        [--ann-file annotations/instances_train2017.json] [--img-dir train2017] [--overwrite]
     MMDIFF_COCO_ROOT=OUT/ python tools/train.py configs/mask_rcnn_diffusion_coco.py
 
 SOURCE holds the annotation file and the image folder (COCO128: ``annotations/instances_train2017.json`` and

@@ -1,9 +1,8 @@
 """Write the generated shapes datasets the demos train on.
 
-    python tools/misc/make_demo_data.py data/demo_shapes                    # detection, COCO format (make demo)
-    python tools/misc/make_demo_data.py data/demo_shapes_seg --task seg     # segmentation, ADE20K layout (make
-    demo-seg)
-    python tools/misc/make_demo_data.py data/demo_shapes_cls --task cls     # classification, CustomDataset folders
+    python tools/misc/make_demo_data.py data/demo_shapes                  # detection, COCO format (make demo)
+    python tools/misc/make_demo_data.py data/demo_shapes_seg --task seg   # segmentation, ADE20K layout (demo-seg)
+    python tools/misc/make_demo_data.py data/demo_shapes_cls --task cls   # classification, CustomDataset folders
 
 Options: --num-train, --num-val (images; per class for cls), --size, --max-objects (each >= 1), --seed. A root that
 holds anything (an earlier demo dataset, or a dataset of yours) is written into only with --overwrite.

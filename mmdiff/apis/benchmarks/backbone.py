@@ -17,11 +17,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from mmdiff.models.backbones import DiffusionBackbone, DiffusionTransformerBackbone, DiffusionUNetBackbone
-from mmdiff.models.backbones.transformer import TRANSFORMER_COMPANIONS
-from mmdiff.models.backbones.core.backbone_inputs import check_image_batch
 from mmdiff.apis.benchmarks.timing import (count_flops, device_name, host_synchronisations, matmul_peak_tflops,
                                            median_seconds, profile_top_ops, relative_error, timed, weights_gib)
+from mmdiff.models.backbones import DiffusionBackbone, DiffusionTransformerBackbone, DiffusionUNetBackbone
+from mmdiff.models.backbones.core.backbone_inputs import check_image_batch
+from mmdiff.models.backbones.transformer import TRANSFORMER_COMPANIONS
 
 BF16_WEIGHTS = dict(dtype='bfloat16', weights_dtype='bfloat16', channels_last=True)
 THREE_TIMESTEPS = (90, 150, 300)

@@ -1,6 +1,5 @@
 """``tools/analysis_tools/benchmark.py cache``: per-epoch time of a linear probe on live backbone features versus the
-same probe
-on features read from a feature cache (same head, same batch size)."""
+same probe on features read from a feature cache (same head, same batch size)."""
 import argparse
 import tempfile
 from typing import Dict
@@ -9,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmdiff.models.backbones import DiffusionUNetBackbone
 from mmdiff.apis.benchmarks.timing import median_seconds
+from mmdiff.models.backbones import DiffusionUNetBackbone
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """``tools/analysis_tools/benchmark.py step CONFIG``: one runner train step (data preprocessor, loss, backward,
-optimizer) and one
-test step of a detector or segmentor config, on random images. Needs the config's codebase (mmdet or mmseg)."""
+optimizer) and one test step of a detector or segmentor config, on random images. Needs the config's codebase (mmdet or
+mmseg)."""
 import argparse
 from pathlib import Path
 from typing import Dict

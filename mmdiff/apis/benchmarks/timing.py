@@ -1,6 +1,5 @@
 """Measurement helpers of ``tools/analysis_tools/benchmark.py``: synchronised timers, the device's matmul peak, counted
-FLOPs,
-memory, errors against a reference and a profiler table. Needs torch only; nothing else in mmdiff times anything.
+FLOPs, memory, errors against a reference and a profiler table. Needs torch only; nothing else in mmdiff times anything.
 """
 import os
 import platform
