@@ -16,13 +16,23 @@ DIGITS_PROBE := configs/linear_probe/linear-probe_adm-digits-b18-t150_digits-16p
 DIGITS_WORK := work_dirs/digits_evidence
 DIGITS_GRID := --timesteps 10 50 100 150 250 400 600 --blocks 3 6 9 12 13 14 15 16 17 18 19 20 21 22 23 24 25
 
+# CIFAR-10 as JPEG folders (../shared/data/README.md), extracted once under data/ (MMDIFF_SHARED_DATA names another
+# folder holding cifar10-jpeg.tar.gz; CIFAR10_ROOT another place to extract it)
+SHARED_DATA ?= $(or $(MMDIFF_SHARED_DATA),../shared/data)
+CIFAR10_ROOT ?= data/cifar10-jpeg/
+CIFAR10_WORK := work_dirs/cifar10_evidence
+CIFAR10_PRETRAIN := configs/diffusion_pretraining/ddpm_adm-cifar32_1200_cifar10-32px.py
+CIFAR10_PROBE := configs/linear_probe/linear-probe_adm-cifar32-b18-t50_cifar10-32px.py
+CIFAR10_GRID := --timesteps 10 50 150 --blocks 3 6 9 12 13 15 17 19 21 --labels-per-class 10 100 --batch-size 64
+CIFAR10_FEW_LABELS := configs/repfusion/resnet18-cifar_cifar10-32px
+
 REPFUSION := configs/repfusion
 REPFUSION_POLICY := $(REPFUSION)/repfusion_adm-digits-b18-policy_resnet18-cifar_digits-16px.py
 REPFUSION_FIXED := $(REPFUSION)/repfusion_adm-digits-b18-t100_resnet18-cifar_digits-16px.py
 REPFUSION_PUBLISHED := $(REPFUSION)/repfusion_adm-digits-mid-policy_resnet18-cifar_published-recipe_digits-16px.py
 REPFUSION_WORK := work_dirs/repfusion_digits
 
-.PHONY: install demo demo-seg evidence-digits evidence-repfusion test test-quick test-coverage
+.PHONY: install demo demo-seg evidence-digits evidence-repfusion evidence-cifar10 test test-quick test-coverage
 
 install:
 	MMDIFF_VENV=$(VENV) bash tools/misc/install.sh
@@ -96,6 +106,47 @@ evidence-repfusion: install
 		--work-dir $(REPFUSION_WORK)/few-labels-probe_random-init --cfg-options model.backbone.init_cfg=None
 	$(PYTHON) tools/analysis_tools/summarize_runs.py $(REPFUSION_WORK)/finetune_* $(REPFUSION_WORK)/probe_* \
 		$(REPFUSION_WORK)/few-labels* --metric accuracy/top1 --out $(REPFUSION_WORK)/summary.md
+
+# The papers' finding on real photographs (docs/cifar10_evidence.md): pre-train the adm-cifar32 U-Net on the 50,000
+# CIFAR-10 train images (unlabelled), save a sample grid, sweep a linear probe over timesteps x blocks (fitted on
+# 1,000 train images per class, and on 10 and 100 per class) on all 10,000 test images for the checkpoints at 400,
+# 800 and 1,200 iterations, the same U-Net at random initialisation and raw pixels; then distil the U-Net into a
+# CIFAR ResNet-18 (RepFusion, mmdiff's policy) and fine-tune it with 10 and 100 labels per class against the same
+# ResNet-18 from scratch. About 90 minutes on 2 CPU cores.
+evidence-cifar10: export MMDIFF_CIFAR10_JPEG_ROOT := $(CIFAR10_ROOT)
+evidence-cifar10: install
+	@test -f $(CIFAR10_ROOT)/.extracted || test -f $(SHARED_DATA)/cifar10-jpeg.tar.gz || { echo "$(SHARED_DATA)/cifar10-jpeg.tar.gz \
+		is absent: set MMDIFF_SHARED_DATA to the folder that holds it (see ../shared/data/README.md)"; exit 1; }
+	test -f $(CIFAR10_ROOT)/.extracted || { mkdir -p $(CIFAR10_ROOT) && \
+		tar xzf $(SHARED_DATA)/cifar10-jpeg.tar.gz -C $(CIFAR10_ROOT) && touch $(CIFAR10_ROOT)/.extracted; }
+	rm -rf $(CIFAR10_WORK)
+	$(PYTHON) tools/train.py $(CIFAR10_PRETRAIN) --work-dir $(CIFAR10_WORK)/pretrain
+	$(PYTHON) tools/misc/sample_diffusion.py $(CIFAR10_PRETRAIN) $(CIFAR10_WORK)/pretrain/iter_1200.pth \
+		--out $(CIFAR10_WORK)/samples.png
+	$(PYTHON) tools/feature_tools/sweep_timesteps_blocks.py $(CIFAR10_PROBE) $(CIFAR10_GRID) --pixel-baseline \
+		--work-dir $(CIFAR10_WORK)/sweep_pretrained-1200
+	for iters in 800 400; do \
+		$(PYTHON) tools/feature_tools/sweep_timesteps_blocks.py $(CIFAR10_PROBE) $(CIFAR10_GRID) \
+			--work-dir $(CIFAR10_WORK)/sweep_pretrained-$$iters \
+			--cfg-options model.backbone.init_cfg.checkpoint=$(CIFAR10_WORK)/pretrain/iter_$$iters.pth || exit 1; \
+	done
+	$(PYTHON) tools/feature_tools/sweep_timesteps_blocks.py $(CIFAR10_PROBE) $(CIFAR10_GRID) \
+		--work-dir $(CIFAR10_WORK)/sweep_random --cfg-options model.backbone.init_cfg=None
+	$(PYTHON) tools/feature_tools/compare_sweeps.py $(CIFAR10_WORK)/sweep_pretrained-1200 \
+		$(CIFAR10_WORK)/sweep_pretrained-800 $(CIFAR10_WORK)/sweep_pretrained-400 $(CIFAR10_WORK)/sweep_random \
+		--names pretrained-1200 pretrained-800 pretrained-400 random-init --out $(CIFAR10_WORK)/summary.md
+	$(PYTHON) tools/train.py $(REPFUSION)/repfusion_adm-cifar32-b18-policy_resnet18-cifar_cifar10-32px.py \
+		--work-dir $(CIFAR10_WORK)/distill
+	$(PYTHON) tools/model_converters/export_student.py $$(cat $(CIFAR10_WORK)/distill/last_checkpoint) \
+		--out $(CIFAR10_WORK)/student.pth
+	for labels in 100 10; do \
+		for init in scratch finetune-repfusion; do \
+			$(PYTHON) tools/train.py $(CIFAR10_FEW_LABELS)-$$labels-per-class_$$init.py \
+				--work-dir $(CIFAR10_WORK)/few-labels-$${labels}_$${init} || exit 1; \
+		done; \
+	done
+	$(PYTHON) tools/analysis_tools/summarize_runs.py $(CIFAR10_WORK)/few-labels-* --metric accuracy/top1 \
+		--out $(CIFAR10_WORK)/repfusion_summary.md
 
 # The whole suite, which CI runs (.ci/run), on TEST_WORKERS processes (pytest-xdist), each with one math thread
 # (TEST_WORKERS workers share the cores; more threads per worker only contend); a worker that runs out of tests

@@ -21,7 +21,8 @@ ModuleType = TypeVar('ModuleType', bound=type)
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdiff',
                   locations=['mmdiff.models', 'mmdiff.mmpretrain_modules'])
-DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmdiff', locations=['mmdiff.mmpretrain_modules'])
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmdiff',
+                    locations=['mmdiff.mmpretrain_modules', 'mmdiff.datasets.class_subset'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmdiff', locations=['mmdiff.engine'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmdiff',
                       locations=['mmdiff.datasets.transforms'])

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from mmdiff.utils.choices import check_choice
 from mmdiff.utils.config_scope import enter_config_scope
+from mmdiff.utils.dataset_check import innermost_dataset
 from mmdiff.utils.model_check import check_pixel_normalisation
 from mmdiff.utils.runner_access import gt_labels
 from .cache_format import FeatureCache, backbone_manifest
@@ -33,7 +34,9 @@ def build_split_dataset(cfg: Config, split: str) -> Tuple[object, dict]:
         raise ValueError(f'the config has no {split}_dataloader')
     enter_config_scope(cfg)
     dataset_cfg = copy.deepcopy(cfg[f'{split}_dataloader'].dataset)
-    dataset_cfg.pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+    # a dataset wrapper (mmdiff.PerClassSubset, mmengine's ClassBalancedDataset ...) passes the pipeline inwards
+    innermost_dataset(dataset_cfg)['pipeline'] = copy.deepcopy(
+        innermost_dataset(cfg.test_dataloader.dataset)['pipeline'])
     return DATASETS.build(dataset_cfg), dataset_cfg
 
 
@@ -180,11 +183,11 @@ def extract_split(cfg: Config, split: str, cache_dir: str, device: str = 'cpu', 
     """
     workers = loader_workers(cfg, num_workers)
     model, dataset, dataset_cfg = build_model_and_dataset(cfg, split, device)
+    described = dataset_cfg.to_dict()
+    pipeline = innermost_dataset(described).pop('pipeline')
     manifest = dict(
         backbone_manifest(cfg.model.backbone.to_dict(), model.backbone.feature_info, kwargs.get('pool_size')),
-        init_seed=init_seed(cfg),
-        dataset={key: value for key, value in dataset_cfg.to_dict().items() if key != 'pipeline'},
-        pipeline=dataset_cfg.pipeline)
+        init_seed=init_seed(cfg), dataset=described, pipeline=pipeline)
     paths = [dataset.get_data_info(i).get('img_path') for i in range(len(dataset))]
     sources = paths if all(isinstance(path, str) for path in paths) else None  # None: generated in memory
     stream = ClassifierFeatureStream(model, dataset, workers, loader_collate(cfg))

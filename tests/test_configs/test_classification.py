@@ -14,6 +14,7 @@ from mmdiff.feature_cache.cache_format import FeatureCache
 from mmdiff.models.backbones import declared_out_channels
 from mmdiff.feature_cache.extraction import build_model_and_dataset, extract_split, preprocessed_pixels
 from mmdiff.apis.linear_probe_fit import fit_linear_probe
+from mmdiff.datasets.class_subset import first_per_class
 from tests.test_utils.tool_runs import ROOT, run_in_process
 
 LINEAR_DEMO = ROOT / 'configs/linear_probe/linear-probe_adm-tiny-b24-t150_demo-shapes.py'
@@ -229,7 +230,7 @@ def test_cached_config_trains_and_refuses_a_stale_cache(classification_shapes, t
 def test_sweep_writes_one_cell_per_timestep_and_block(classification_shapes, tmp_path):
     result = run('feature_tools/sweep_timesteps_blocks.py', [
         LINEAR_DEMO, '--timesteps', 10, 300, '--blocks', 19, 24, 'up_blocks.3', '--work-dir', tmp_path, '--epochs', 3,
-        '--pixel-baseline', '--cfg-options', *demo_options(classification_shapes)])
+        '--pixel-baseline', '--labels-per-class', 1, '--cfg-options', *demo_options(classification_shapes)])
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = json.loads((tmp_path / 'sweep.json').read_text())
     assert sweep['taps'] == ['mid_block', 'up_blocks.1.attentions.1', 'up_blocks.3']
@@ -238,6 +239,13 @@ def test_sweep_writes_one_cell_per_timestep_and_block(classification_shapes, tmp
     (train_x, train_y), (val_x, val_y) = (preprocessed_pixels(demo_cfg(LINEAR_DEMO, classification_shapes), split)
                                           for split in ('train', 'val'))
     assert sweep['pixel_top1'] == pytest.approx(fit_linear_probe(train_x, train_y, val_x, val_y, epochs=3)[0])
+    # the few-label row fits the same probes on the first train image of each class only
+    first = first_per_class(train_y.numpy(), 1)
+    assert len(first) == 4 and sorted(train_y[first].tolist()) == [0, 1, 2, 3]
+    few = sweep['few_labels']['1']
+    assert few['pixel_top1'] == pytest.approx(fit_linear_probe(train_x[first], train_y[first], val_x, val_y,
+                                                               epochs=3)[0])
+    assert np.asarray(few['top1']).shape == (3, 2) and few['best']['top1'] == np.asarray(few['top1']).max()
     assert sweep['best']['top1'] == np.asarray(sweep['top1']).max()
     rows = (tmp_path / 'sweep.csv').read_text().splitlines()
     assert rows[0] == 'block,timestep,top1'
@@ -258,6 +266,9 @@ def test_sweep_writes_one_cell_per_timestep_and_block(classification_shapes, tmp
     best = sweep['best']
     assert f"| b | block {best['block']}, t={best['timestep']} | {best['top1']:.2f} | +0.00 |" in summary.stdout
     assert f"| raw pixels | - | {sweep['pixel_top1']:.2f} |" in (tmp_path / 's.md').read_text()
+    assert f"| a | {few['best']['top1']:.2f} (block {few['best']['block']}, t={few['best']['timestep']}) |" in (
+        summary.stdout)
+    assert f"| raw pixels | {few['pixel_top1']:.2f} |" in summary.stdout
     # a grid naming a block the U-Net does not have fails before any extraction
     unknown = run('feature_tools/sweep_timesteps_blocks.py', [
         LINEAR_DEMO, '--timesteps', 10, '--blocks', 40, '--work-dir', tmp_path / 'unknown', '--cfg-options',

@@ -244,6 +244,22 @@ def make_cifar10(root: PathLike, num_train: int = 5, num_val: int = 2, seed: int
     return _data_root(Path(root))
 
 
+def make_cifar10_jpeg(root: PathLike, num_train: int = 2, num_val: int = 1, seed: int = 0) -> str:
+    """CIFAR-10 as JPEG files in the folder layout of ``../shared/data/cifar10-jpeg.tar.gz``, which mmpretrain's
+    ``CustomDataset`` reads (a folder per class, the ten CIFAR-10 classes): ``num_train`` and ``num_val`` 32x32
+    images per class::
+
+        train/<class>/<index>.jpg   test/<class>/<index>.jpg
+    """
+    if num_train < 1 or num_val < 1:
+        raise ValueError(f'need at least one image per class in each split, got {num_train} and {num_val}')
+    root, rng = Path(root), np.random.default_rng(seed)
+    for split, count in (('train', num_train), ('test', num_val)):
+        for name in CIFAR10.METAINFO['classes']:
+            _write_images(root / split / name, [f'{index:04d}.jpg' for index in range(count)], rng, 32)
+    return _data_root(root)
+
+
 def make_tiny_imagenet(root: PathLike,
                        num_train: int = 4,
                        num_val: int = 2,
@@ -337,6 +353,7 @@ TINY_DATASETS: Dict[str, Callable[..., str]] = {
     'MMDIFF_OXFORD_PETS_ROOT': make_oxford_pets,
     'MMDIFF_STANFORD_CARS_ROOT': make_stanford_cars,
     'MMDIFF_CIFAR10_ROOT': make_cifar10,
+    'MMDIFF_CIFAR10_JPEG_ROOT': make_cifar10_jpeg,
     'MMDIFF_TINY_IMAGENET_ROOT': make_tiny_imagenet,
     'MMDIFF_COCO_ROOT': make_coco,
     'MMDIFF_ADE20K_ROOT': make_ade20k,

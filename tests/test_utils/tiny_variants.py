@@ -28,6 +28,7 @@ TINY_SD15 = sd_unet_config(block_out_channels=(16, 32, 64, 64), layers_per_block
 ITERATIONS = 2
 HEAD_WIDTH = 16  # the inner width (``channels``) of a segmentor's decode and auxiliary heads in a twin
 UNSLICEABLE_DATASETS = ('mmdiff.CachedFeatureDataset', )  # not an mmengine BaseDataset: no ``indices``
+SUBSET_DATASETS = ('mmdiff.PerClassSubset', )  # a subset of per-class size: takes ``labels_per_class`` instead
 
 
 def tiny_backbone(backbone: dict) -> Optional[dict]:
@@ -124,14 +125,17 @@ def schedule_overrides(cfg: Config) -> dict:
 
 def loader_overrides(cfg: Config) -> dict:
     """Batches of two (one to evaluate) from one worker; the first four (two) samples of a dataset that holds more
-    (the digits, in memory)."""
+    (the digits, in memory); one sample per class of a class-balanced subset."""
     overrides = {}
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(name) is None:
             continue
         train = name == 'train_dataloader'
         overrides[name] = dict(batch_size=2 if train else 1, num_workers=1, persistent_workers=True)
-        if cfg[name].dataset.get('type') not in UNSLICEABLE_DATASETS:
+        dataset_type = cfg[name].dataset.get('type')
+        if dataset_type in SUBSET_DATASETS:  # a class-balanced subset of the tiny dataset's only sample per class
+            overrides[name]['dataset'] = dict(labels_per_class=1)
+        elif dataset_type not in UNSLICEABLE_DATASETS:
             overrides[name]['dataset'] = dict(indices=4 if train else 2)
     return overrides
 

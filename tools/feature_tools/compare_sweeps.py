@@ -6,8 +6,8 @@ weights.
 
 Reads each WORK_DIR/sweep.json (they must share timesteps, blocks and held-out split) and writes a Markdown
 summary: per run the best cell, its top-1 and the margin to the first run; where along t (best block per
-timestep) and along depth (best timestep per block) each run peaks; and the raw-pixel baseline where a sweep has
-one.
+timestep) and along depth (best timestep per block) each run peaks; the raw-pixel baseline where a sweep has
+one; and the best cell of each few-label row (--labels-per-class) where the sweeps have them.
 """
 import argparse
 import json
@@ -50,7 +50,29 @@ def summarize(sweeps: List[dict], names: List[str]) -> str:
               '| run | ' + ' | '.join(str(block) for block in blocks) + ' |', '|---|' + '---|' * len(blocks)]
     lines += [f'| {name} | ' + ' | '.join(f'{value:.2f}' for value in np.asarray(sweep['top1']).max(1)) + ' |'
               for name, sweep in zip(names, sweeps)]
+    counts = sorted({int(count) for sweep in sweeps for count in sweep.get('few_labels') or {}})
+    if counts:
+        lines += ['', '**Few labels** (top-1 of the best cell with the probe fitted on N train samples per class)', '',
+                  '| run | ' + ' | '.join(f'{count} per class' for count in counts) + ' |',
+                  '|---|' + '---|' * len(counts)]
+        lines += [f'| {name} | ' + ' | '.join(few_label_cell(sweep, count) for count in counts) + ' |'
+                  for name, sweep in zip(names, sweeps)]
+        pixels = [sweep['few_labels'] for sweep in sweeps
+                  if any((row or {}).get('pixel_top1') is not None for row in (sweep.get('few_labels') or {}).values())]
+        if pixels:
+            lines.append('| raw pixels | ' + ' | '.join(
+                f'{pixels[0][str(count)]["pixel_top1"]:.2f}' if str(count) in pixels[0] else '-'
+                for count in counts) + ' |')
     return '\n'.join(lines) + '\n'
+
+
+def few_label_cell(sweep: dict, count: int) -> str:
+    """The best cell of a sweep's few-label row with ``count`` samples per class, or '-' where it has none."""
+    row = (sweep.get('few_labels') or {}).get(str(count))
+    if row is None:
+        return '-'
+    best = row['best']
+    return f'{best["top1"]:.2f} (block {best["block"]}, t={best["timestep"]})'
 
 
 def main() -> None:

@@ -1,15 +1,16 @@
 """Find the best noise step and U-Net block for a dataset: a linear probe per (timestep, block) cell.
 
     python tools/feature_tools/sweep_timesteps_blocks.py CONFIG --timesteps 50 150 300 --blocks 19 24 30 \
-        --work-dir work_dirs/sweep [--pool 2] [--epochs 100] [--pixel-baseline] [--seed 0] [--device cuda] \
-        [--num-workers 8] [--launcher pytorch] [--overwrite] [--cfg-options k=v ...]
+        --work-dir work_dirs/sweep [--pool 2] [--epochs 100] [--pixel-baseline] [--labels-per-class 10 100] \
+        [--seed 0] [--device cuda] [--num-workers 8] [--launcher pytorch] [--overwrite] [--cfg-options k=v ...]
 
 CONFIG is a classification config with a DiffusionUNetBackbone (its train and val splits are used). All cells come
 from one U-Net call per batch (every timestep and block at once), cached under WORK_DIR/cache (resumable: an
 interrupted sweep continues when run again). A finished sweep in WORK_DIR is replaced only with --overwrite.
 Blocks are diffssl numbers or submodule names. --pixel-baseline also fits the same probe on the raw preprocessed
-pixels (unpooled; meant for small images). Writes WORK_DIR/sweep.csv, sweep.md, sweep.json and heatmap.png, and
-prints the best cell. The extraction runs on the device, fed by DataLoader workers, and in a distributed job
+pixels (unpooled; meant for small images). --labels-per-class N ... fits every cell (and the pixel baseline) again
+on only the first N train samples of each class, from the same cache: few-label rows. Writes WORK_DIR/sweep.csv,
+sweep.md, sweep.json and heatmap.png, and prints the best cell. The extraction runs on the device, fed by DataLoader workers, and in a distributed job
 (bash tools/torchrun.sh feature_tools/sweep_timesteps_blocks.py NPROC ...) every process writes its own shards;
 the probes are then fitted by rank 0 alone.
 """
@@ -17,7 +18,7 @@ import argparse
 import csv
 import json
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from mmdiff.apis.linear_probe_fit import fit_linear_probe
 from mmdiff.apis.run_inputs import data_inputs, model_inputs
 from mmdiff.apis.runner_config import (add_device_arguments, check_device, default_device, join_process_group,
                                        leave_process_group, positive_int)
+from mmdiff.datasets.class_subset import first_per_class
 from mmdiff.feature_cache.extraction import extract_split, loader_workers, preprocessed_pixels
 from mmdiff.models.backbones import DiffusionUNetBackbone
 from mmdiff.models.backbones.core.taps import resolve_taps
@@ -39,21 +41,38 @@ def parse_block(text: str) -> Union[int, str]:
     return int(text) if text.lstrip('-').isdigit() else text
 
 
+def grid_table(accuracy: np.ndarray, timesteps: List[int], blocks: List) -> List[str]:
+    """The Markdown lines of a (block x timestep) accuracy grid."""
+    lines = ['| block \\ t | ' + ' | '.join(str(t) for t in timesteps) + ' |', '|---|' + '---|' * len(timesteps)]
+    return lines + [f'| {block} | ' + ' | '.join(f'{value:.2f}' for value in accuracy[row]) + ' |'
+                    for row, block in enumerate(blocks)]
+
+
+def best_cell(accuracy: np.ndarray, timesteps: List[int], blocks: List, names: List[str]) -> dict:
+    """The grid's best cell: its block, tap, timestep and top-1."""
+    row, column = np.unravel_index(np.argmax(accuracy), accuracy.shape)
+    return dict(block=blocks[row], tap=names[row], timestep=timesteps[column], top1=float(accuracy[row, column]))
+
+
 def write_report(accuracy: np.ndarray, timesteps: List[int], blocks: List, work_dir: Path,
-                 pixel_accuracy: Optional[float] = None) -> str:
-    """Write sweep.csv, sweep.md and heatmap.png; return the Markdown table (and the pixel baseline)."""
+                 pixel_accuracy: Optional[float] = None, few_labels: Optional[Dict[int, dict]] = None) -> str:
+    """Write sweep.csv, sweep.md and heatmap.png; return the Markdown table (the pixel baseline, and per few-label
+    row its grid, best cell and pixel baseline)."""
     with open(work_dir / 'sweep.csv', 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['block', 'timestep', 'top1'])
         for row, block in enumerate(blocks):
             for column, t in enumerate(timesteps):
                 writer.writerow([block, t, f'{accuracy[row, column]:.2f}'])
-    lines = ['| block \\ t | ' + ' | '.join(str(t) for t in timesteps) + ' |',
-             '|---|' + '---|' * len(timesteps)]
-    lines += [f'| {block} | ' + ' | '.join(f'{value:.2f}' for value in accuracy[row]) + ' |'
-              for row, block in enumerate(blocks)]
+    lines = grid_table(accuracy, timesteps, blocks)
     if pixel_accuracy is not None:
         lines.append(f'\nraw pixels (same probe, unpooled): {pixel_accuracy:.2f}')
+    for count, row in (few_labels or {}).items():
+        best = row['best']
+        lines += [f'\nFitted on {count} train samples per class (best: block {best["block"]}, t={best["timestep"]}, '
+                  f'{best["top1"]:.2f})\n', *grid_table(np.asarray(row['top1']), timesteps, blocks)]
+        if row.get('pixel_top1') is not None:
+            lines.append(f'\nraw pixels, {count} per class: {row["pixel_top1"]:.2f}')
     table = '\n'.join(lines)
     (work_dir / 'sweep.md').write_text('Linear-probe top-1 (%) on the held-out split\n\n' + table + '\n')
 
@@ -89,6 +108,9 @@ def main() -> None:
     parser.add_argument('--batch-size', type=positive_int, default=32, help='images per U-Net call')
     parser.add_argument('--pixel-baseline', action='store_true',
                         help='also fit the probe on the raw preprocessed pixels of the same splits')
+    parser.add_argument('--labels-per-class', type=positive_int, nargs='+', default=[],
+                        help='also fit every cell (and the pixel baseline) on only the first N train samples of '
+                        'each class: a few-label row per N')
     parser.add_argument('--seed', type=int, default=0, help='seed of the probes (the model is initialised with '
                         'the config\'s randomness.seed, the same for both splits)')
     add_device_arguments(parser)
@@ -121,31 +143,38 @@ def main() -> None:
     if rank != 0:
         return
     labels = {split: torch.from_numpy(np.array(caches[split].labels)) for split in ('train', 'val')}
-    accuracy = np.zeros((len(args.blocks), len(args.timesteps)))
+    # the train samples of each fit: all of them, then the first N of each class per few-label row
+    subsets = {None: slice(None), **{count: torch.from_numpy(first_per_class(labels['train'].numpy(), count))
+                                     for count in args.labels_per_class}}
+    accuracy = {count: np.zeros((len(args.blocks), len(args.timesteps))) for count in subsets}
     for row, name in enumerate(names):
         level = caches['train'].manifest['taps'].index(name)
         train, val = (torch.from_numpy(np.asarray(caches[split].level(level))) for split in ('train', 'val'))
         for column in range(len(args.timesteps)):
-            accuracy[row, column], _ = fit_linear_probe(train[:, column], labels['train'], val[:, column],
-                                                        labels['val'], epochs=args.epochs, seed=args.seed)
+            for count, subset in subsets.items():
+                accuracy[count][row, column], _ = fit_linear_probe(
+                    train[subset, column], labels['train'][subset], val[:, column], labels['val'],
+                    epochs=args.epochs, seed=args.seed)
             print(f'block {args.blocks[row]} ({name}), t={args.timesteps[column]}: '
-                  f'top-1 {accuracy[row, column]:.2f}')
-    pixel_accuracy = None
+                  f'top-1 {accuracy[None][row, column]:.2f}')
+    pixel_accuracy = {count: None for count in subsets}
     if args.pixel_baseline:
         (train_pixels, train_labels), (val_pixels, val_labels) = (
             preprocessed_pixels(cfg, split, num_workers=loader_workers(cfg, args.num_workers))
             for split in ('train', 'val'))
-        pixel_accuracy, _ = fit_linear_probe(train_pixels, train_labels, val_pixels, val_labels,
-                                             epochs=args.epochs, seed=args.seed)
-    table = write_report(accuracy, args.timesteps, args.blocks, work_dir, pixel_accuracy)
-    row, column = np.unravel_index(np.argmax(accuracy), accuracy.shape)
-    best = dict(block=args.blocks[row], tap=names[row], timestep=args.timesteps[column],
-                top1=float(accuracy[row, column]))
+        for count, subset in subsets.items():
+            pixel_accuracy[count], _ = fit_linear_probe(train_pixels[subset], train_labels[subset], val_pixels,
+                                                        val_labels, epochs=args.epochs, seed=args.seed)
+    few_labels = {count: dict(top1=accuracy[count].round(2).tolist(), pixel_top1=pixel_accuracy[count],
+                              best=best_cell(accuracy[count], args.timesteps, args.blocks, names))
+                  for count in args.labels_per_class}
+    table = write_report(accuracy[None], args.timesteps, args.blocks, work_dir, pixel_accuracy[None], few_labels)
+    best = best_cell(accuracy[None], args.timesteps, args.blocks, names)
     init_cfg = cfg.model.backbone.get('init_cfg') or {}
     (work_dir / 'sweep.json').write_text(json.dumps(dict(
         config=args.config, checkpoint=init_cfg.get('checkpoint'), timesteps=args.timesteps, blocks=args.blocks,
-        taps=names, pool=args.pool, epochs=args.epochs, seed=args.seed, top1=accuracy.round(2).tolist(),
-        best=best, pixel_top1=pixel_accuracy), indent=1))
+        taps=names, pool=args.pool, epochs=args.epochs, seed=args.seed, top1=accuracy[None].round(2).tolist(),
+        best=best, pixel_top1=pixel_accuracy[None], few_labels=few_labels), indent=1))
     print(f'\n{table}\n\nbest cell: block {best["block"]} at t={best["timestep"]}, top-1 {best["top1"]:.2f}%  '
           f'(table, CSV, JSON and heatmap in {work_dir})')
 

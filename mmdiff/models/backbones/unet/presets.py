@@ -136,6 +136,17 @@ UNET_PRESETS = {
         num_head_channels=32,
         learn_sigma=False,
         norm_num_groups=16),
+    # the same layout for 32x32 images (attention at 16x16 and 8x8): what the CIFAR-10 evidence run pre-trains
+    'adm-cifar32':
+    adm_unet_config(
+        image_size=32,
+        model_channels=32,
+        channel_mult=(1, 2, 2, 2),
+        num_res_blocks=2,
+        attention_resolutions=(16, 8),
+        num_head_channels=32,
+        learn_sigma=False,
+        norm_num_groups=16),
     # guided-diffusion's class-conditional ImageNet 64x64 model, RepFusion's Tiny-ImageNet teacher scale
     'adm-64':
     adm_unet_config(
