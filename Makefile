@@ -109,10 +109,18 @@ evidence-repfusion: install
 
 # The papers' finding on real photographs (docs/cifar10_evidence.md): pre-train the adm-cifar32 U-Net on the 50,000
 # CIFAR-10 train images (unlabelled), save a sample grid, sweep a linear probe over timesteps x blocks (fitted on
-# 1,000 train images per class, and on 10 and 100 per class) on all 10,000 test images for the checkpoints at 400,
-# 800 and 1,200 iterations, the same U-Net at random initialisation and raw pixels; then distil the U-Net into a
-# CIFAR ResNet-18 (RepFusion, mmdiff's policy) and fine-tune it with 10 and 100 labels per class against the same
-# ResNet-18 from scratch. About 90 minutes on 2 CPU cores.
+# CIFAR10_PROBE_LABELS train images per class, and on 10 and 100 per class) on all 10,000 test images for the last
+# checkpoint and the CIFAR10_CURVE ones, the same U-Net at random initialisation and raw pixels; then distil the
+# U-Net into a CIFAR ResNet-18 (RepFusion, mmdiff's policy) and fine-tune it with 10 and 100 labels per class
+# against the same ResNet-18 from scratch. About 90 minutes on 2 CPU cores with the defaults; the variables are the
+# knobs of a longer (GPU) run.
+CIFAR10_ITERS ?= 1200
+CIFAR10_CHECKPOINT_INTERVAL ?= 400
+CIFAR10_CURVE ?= 800 400
+CIFAR10_PROBE_LABELS ?= 1000
+CIFAR10_DISTILL_ITERS ?= 400
+CIFAR10_LAST := $(CIFAR10_WORK)/pretrain/iter_$(CIFAR10_ITERS).pth
+CIFAR10_SWEEP := $(PYTHON) tools/feature_tools/sweep_timesteps_blocks.py $(CIFAR10_PROBE) $(CIFAR10_GRID)
 evidence-cifar10: export MMDIFF_CIFAR10_JPEG_ROOT := $(CIFAR10_ROOT)
 evidence-cifar10: install
 	@test -f $(CIFAR10_ROOT)/.extracted || test -f $(SHARED_DATA)/cifar10-jpeg.tar.gz || { echo "$(SHARED_DATA)/cifar10-jpeg.tar.gz \
@@ -120,23 +128,26 @@ evidence-cifar10: install
 	test -f $(CIFAR10_ROOT)/.extracted || { mkdir -p $(CIFAR10_ROOT) && \
 		tar xzf $(SHARED_DATA)/cifar10-jpeg.tar.gz -C $(CIFAR10_ROOT) && touch $(CIFAR10_ROOT)/.extracted; }
 	rm -rf $(CIFAR10_WORK)
-	$(PYTHON) tools/train.py $(CIFAR10_PRETRAIN) --work-dir $(CIFAR10_WORK)/pretrain
-	$(PYTHON) tools/misc/sample_diffusion.py $(CIFAR10_PRETRAIN) $(CIFAR10_WORK)/pretrain/iter_1200.pth \
-		--out $(CIFAR10_WORK)/samples.png
-	$(PYTHON) tools/feature_tools/sweep_timesteps_blocks.py $(CIFAR10_PROBE) $(CIFAR10_GRID) --pixel-baseline \
-		--work-dir $(CIFAR10_WORK)/sweep_pretrained-1200
-	for iters in 800 400; do \
-		$(PYTHON) tools/feature_tools/sweep_timesteps_blocks.py $(CIFAR10_PROBE) $(CIFAR10_GRID) \
-			--work-dir $(CIFAR10_WORK)/sweep_pretrained-$$iters \
-			--cfg-options model.backbone.init_cfg.checkpoint=$(CIFAR10_WORK)/pretrain/iter_$$iters.pth || exit 1; \
+	$(PYTHON) tools/train.py $(CIFAR10_PRETRAIN) --work-dir $(CIFAR10_WORK)/pretrain --cfg-options \
+		train_cfg.max_iters=$(CIFAR10_ITERS) param_scheduler.1.end=$(CIFAR10_ITERS) \
+		default_hooks.checkpoint.interval=$(CIFAR10_CHECKPOINT_INTERVAL)
+	$(PYTHON) tools/misc/sample_diffusion.py $(CIFAR10_PRETRAIN) $(CIFAR10_LAST) --out $(CIFAR10_WORK)/samples.png
+	for iters in $(CIFAR10_ITERS) $(CIFAR10_CURVE); do \
+		$(CIFAR10_SWEEP) $$([ $$iters = $(CIFAR10_ITERS) ] && echo --pixel-baseline) \
+			--work-dir $(CIFAR10_WORK)/sweep_pretrained-$$iters --cfg-options \
+			model.backbone.init_cfg.checkpoint=$(CIFAR10_WORK)/pretrain/iter_$$iters.pth \
+			train_dataloader.dataset.labels_per_class=$(CIFAR10_PROBE_LABELS) || exit 1; \
 	done
-	$(PYTHON) tools/feature_tools/sweep_timesteps_blocks.py $(CIFAR10_PROBE) $(CIFAR10_GRID) \
-		--work-dir $(CIFAR10_WORK)/sweep_random --cfg-options model.backbone.init_cfg=None
-	$(PYTHON) tools/feature_tools/compare_sweeps.py $(CIFAR10_WORK)/sweep_pretrained-1200 \
-		$(CIFAR10_WORK)/sweep_pretrained-800 $(CIFAR10_WORK)/sweep_pretrained-400 $(CIFAR10_WORK)/sweep_random \
-		--names pretrained-1200 pretrained-800 pretrained-400 random-init --out $(CIFAR10_WORK)/summary.md
+	$(CIFAR10_SWEEP) --work-dir $(CIFAR10_WORK)/sweep_random --cfg-options model.backbone.init_cfg=None \
+		train_dataloader.dataset.labels_per_class=$(CIFAR10_PROBE_LABELS)
+	$(PYTHON) tools/feature_tools/compare_sweeps.py \
+		$(foreach iters,$(CIFAR10_ITERS) $(CIFAR10_CURVE),$(CIFAR10_WORK)/sweep_pretrained-$(iters)) \
+		$(CIFAR10_WORK)/sweep_random --names $(foreach iters,$(CIFAR10_ITERS) $(CIFAR10_CURVE),pretrained-$(iters)) \
+		random-init --out $(CIFAR10_WORK)/summary.md
 	$(PYTHON) tools/train.py $(REPFUSION)/repfusion_adm-cifar32-b18-policy_resnet18-cifar_cifar10-32px.py \
-		--work-dir $(CIFAR10_WORK)/distill
+		--work-dir $(CIFAR10_WORK)/distill --cfg-options model.teacher.init_cfg.checkpoint=$(CIFAR10_LAST) \
+		train_cfg.max_iters=$(CIFAR10_DISTILL_ITERS) param_scheduler.1.end=$(CIFAR10_DISTILL_ITERS) \
+		default_hooks.checkpoint.interval=$(CIFAR10_DISTILL_ITERS)
 	$(PYTHON) tools/model_converters/export_student.py $$(cat $(CIFAR10_WORK)/distill/last_checkpoint) \
 		--out $(CIFAR10_WORK)/student.pth
 	for labels in 100 10; do \

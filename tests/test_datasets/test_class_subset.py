@@ -21,7 +21,7 @@ def cifar_jpeg(tmp_path_factory) -> str:
 
 
 def folder_dataset(root: str) -> dict:
-    return dict(type='CustomDataset', data_root=root, data_prefix='train', pipeline=[])
+    return dict(type='mmpretrain.CustomDataset', data_root=root, data_prefix='train', pipeline=[])
 
 
 def test_first_per_class_keeps_the_order_and_names_short_classes():

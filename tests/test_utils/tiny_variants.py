@@ -3,10 +3,11 @@
 :func:`tiny_variant_text` writes what a user would: a config whose ``_base_`` is the shipped one and whose keys
 override only size, never structure. Each full-size diffusion U-Net becomes its tiny twin with random weights (the
 same taps, timesteps, fusion and heads; the necks' and heads' ``in_channels`` follow the twin's declared
-channels, and the segmentation heads' inner width is 16), no checkpoint is loaded, the schedule stops after two
-iterations (one epoch), mixed precision becomes fp32 (a CPU has no AMP in mmengine), and the dataloaders take
-batches of two with one worker. The datasets come from the ``MMDIFF_*_ROOT`` variables
-(tests/test_utils/tiny_datasets.py), so no data path is overridden.
+channels, and the segmentation heads' and detectors' inner width is 16), no checkpoint is loaded, the schedule
+stops after two iterations (one epoch), a pre-training's sample grid holds two images of two steps, mixed
+precision becomes fp32 (a CPU has no AMP in mmengine), and the dataloaders take batches of two with one worker.
+The datasets come from the ``MMDIFF_*_ROOT`` variables (tests/test_utils/tiny_datasets.py), so no data path is
+overridden.
 """
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -21,12 +22,12 @@ DIFFUSION_BACKBONES = ('mmdiff.DiffusionUNetBackbone', 'mmdiff.DifFeedBackbone',
 # a full-size transformer preset -> its family's tiny layout and VAE
 TINY_TRANSFORMERS = {'dit-xl-2-256': ('dit-tiny', 'sd-tiny'), 'pixart-sigma-xl-2-1024': ('pixart-tiny', 'sd-tiny'),
                      'sd35-medium': ('sd3-tiny', 'sd3-tiny'), 'flux-dev': ('flux-tiny', 'flux-tiny')}
-SMALL_ARCHS = ('adm-tiny', 'adm-digits', 'sd-tiny')  # already cheap on a CPU: kept
+SMALL_ARCHS = ('adm-tiny', 'adm-digits', 'adm-cifar32', 'sd-tiny')  # already cheap on a CPU: kept
 # Stable Diffusion 1.x's layout (two layers per level, so its ldm block names exist) at a few channels
 TINY_SD15 = sd_unet_config(block_out_channels=(16, 32, 64, 64), layers_per_block=2, cross_attention_dim=32,
                            attention_head_dim=2, norm_num_groups=8, sample_size=16)
 ITERATIONS = 2
-HEAD_WIDTH = 16  # the inner width (``channels``) of a segmentor's decode and auxiliary heads in a twin
+HEAD_WIDTH = 16  # the inner width of a twin's segmentation heads (``channels``) and detector (FPN, RPN, RoI heads)
 UNSLICEABLE_DATASETS = ('mmdiff.CachedFeatureDataset', )  # not an mmengine BaseDataset: no ``indices``
 SUBSET_DATASETS = ('mmdiff.PerClassSubset', )  # a subset of per-class size: takes ``labels_per_class`` instead
 
@@ -105,7 +106,21 @@ def model_overrides(model: dict) -> dict:
     for key in ('decode_head', 'auxiliary_head'):  # a size: their convolutions at 1/4 of a 512 crop cost most of a run
         if isinstance(model.get(key), dict) and 'channels' in model[key]:
             overrides[key] = dict(overrides.get(key, {}), channels=HEAD_WIDTH)
+    if isinstance(model.get('rpn_head'), dict) and isinstance(model.get('roi_head'), dict):
+        overrides.update(detector_width(model, overrides, HEAD_WIDTH))
     return overrides
+
+
+def detector_width(model: dict, overrides: dict, width: int) -> dict:
+    """A two-stage detector's FPN, RPN and RoI heads at ``width`` channels (the box head's fully connected layers
+    at 4 x ``width``): a size, as their 256-channel convolutions at 1/4 of a 1333x800 image cost most of a run."""
+    roi_head = dict(bbox_roi_extractor=dict(out_channels=width),
+                    bbox_head=dict(in_channels=width, fc_out_channels=4 * width))
+    if model['roi_head'].get('mask_head') is not None:
+        roi_head.update(mask_roi_extractor=dict(out_channels=width),
+                        mask_head=dict(in_channels=width, conv_out_channels=width))
+    return dict(neck=dict(overrides.get('neck', {}), out_channels=width),
+                rpn_head=dict(in_channels=width, feat_channels=width), roi_head=roi_head)
 
 
 def schedule_overrides(cfg: Config) -> dict:
@@ -117,6 +132,11 @@ def schedule_overrides(cfg: Config) -> dict:
     if has_val:
         train_cfg['val_interval'] = ITERATIONS if by_iterations else 1
     overrides = dict(train_cfg=train_cfg, default_hooks=dict(logger=dict(interval=1)))
+    hooks = cfg.get('custom_hooks') or []
+    if any(hook.get('type') == 'mmdiff.DiffusionSamplesHook' for hook in hooks):  # a grid of two, two steps each
+        overrides['custom_hooks'] = [dict(hook, num_images=2, num_inference_steps=2)
+                                     if hook.get('type') == 'mmdiff.DiffusionSamplesHook' else dict(hook)
+                                     for hook in hooks]
     if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':  # mmengine's AMP needs an accelerator: plain fp32
         plain = {key: value for key, value in cfg.optim_wrapper.items() if key not in ('type', 'loss_scale', 'dtype')}
         overrides['optim_wrapper'] = dict(_delete_=True, type='OptimWrapper', **plain)
