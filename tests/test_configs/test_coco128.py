@@ -96,3 +96,12 @@ def test_the_coco_config_trains_and_evaluates_on_coco128(coco128_root, tmp_path,
     # two iterations may detect nothing: mmdet then says so instead of printing the COCO metrics
     assert re.search(r'coco/bbox_mAP: .*coco/segm_mAP: ', log) or 'The testing results of the whole dataset is empty' \
         in log, log[-3000:]
+
+
+def test_the_readme_coco128_command_is_the_split_and_config_tested_here():
+    """The README's COCO128 commands name the split tool and the config that the tests above run."""
+    readme = (ROOT / 'README.md').read_text()
+    split = re.search(r'`python (tools/misc/coco_holdout_split\.py) (\S+) (\S+)`', readme)
+    train = re.search(r'`MMDIFF_COCO_ROOT=(\S+) python tools/train\.py (\S+)`', readme)
+    assert split and train, 'the README lost its COCO128 commands'
+    assert train.group(1) == f'{split.group(3)}/' and ROOT / train.group(2) == CONFIG

@@ -57,12 +57,11 @@ def summarize(sweeps: List[dict], names: List[str]) -> str:
                   '|---|' + '---|' * len(counts)]
         lines += [f'| {name} | ' + ' | '.join(few_label_cell(sweep, count) for count in counts) + ' |'
                   for name, sweep in zip(names, sweeps)]
-        pixels = [sweep['few_labels'] for sweep in sweeps
-                  if any((row or {}).get('pixel_top1') is not None for row in (sweep.get('few_labels') or {}).values())]
-        if pixels:
+        with_pixels = [sweep for sweep in sweeps if sweep.get('pixel_top1') is not None and sweep.get('few_labels')]
+        if with_pixels:
+            rows = with_pixels[0]['few_labels']
             lines.append('| raw pixels | ' + ' | '.join(
-                f'{pixels[0][str(count)]["pixel_top1"]:.2f}' if str(count) in pixels[0] else '-'
-                for count in counts) + ' |')
+                f'{rows[str(count)]["pixel_top1"]:.2f}' if str(count) in rows else '-' for count in counts) + ' |')
     return '\n'.join(lines) + '\n'
 
 
