@@ -123,8 +123,9 @@ CIFAR10_LAST := $(CIFAR10_WORK)/pretrain/iter_$(CIFAR10_ITERS).pth
 CIFAR10_SWEEP := $(PYTHON) tools/feature_tools/sweep_timesteps_blocks.py $(CIFAR10_PROBE) $(CIFAR10_GRID)
 evidence-cifar10: export MMDIFF_CIFAR10_JPEG_ROOT := $(CIFAR10_ROOT)
 evidence-cifar10: install
-	@test -f $(CIFAR10_ROOT)/.extracted || test -f $(SHARED_DATA)/cifar10-jpeg.tar.gz || { echo "$(SHARED_DATA)/cifar10-jpeg.tar.gz \
-		is absent: set MMDIFF_SHARED_DATA to the folder that holds it (see ../shared/data/README.md)"; exit 1; }
+	@test -f $(CIFAR10_ROOT)/.extracted || test -f $(SHARED_DATA)/cifar10-jpeg.tar.gz || { \
+		echo "$(SHARED_DATA)/cifar10-jpeg.tar.gz is absent: set MMDIFF_SHARED_DATA to the folder that holds it"; \
+		exit 1; }
 	test -f $(CIFAR10_ROOT)/.extracted || { mkdir -p $(CIFAR10_ROOT) && \
 		tar xzf $(SHARED_DATA)/cifar10-jpeg.tar.gz -C $(CIFAR10_ROOT) && touch $(CIFAR10_ROOT)/.extracted; }
 	rm -rf $(CIFAR10_WORK)

@@ -14,7 +14,9 @@ from mmengine.registry import DATASETS, init_default_scope
 from mmengine.utils import import_modules_from_strings
 from mmpretrain.datasets import CIFAR10
 
+from mmdiff.utils.dataset_check import innermost_dataset
 from tests.test_utils.tiny_datasets import TINY_DATASETS, TinyCIFAR10, make_cifar10
+from tests.test_utils.tiny_variants import SUBSET_DATASETS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / 'configs'
@@ -58,12 +60,15 @@ def tiny_configs(tiny_roots) -> Dict[Path, Config]:
 
 
 def tiny_dataset_cfgs(cfg: Config, roots: Dict[str, str]) -> Dict[str, dict]:
-    """The dataset configs of the train, val and test dataloaders whose data root is one of ``roots``."""
+    """The dataset configs of the train, val and test dataloaders whose data root (inside a wrapper, if any) is one
+    of ``roots``; a class-balanced subset keeps one sample per class, as in the configs' tiny twins."""
     dataset_cfgs = {}
     for split in MIN_SAMPLES:
         dataloader = cfg.get(f'{split}_dataloader')
-        if dataloader is not None and dataloader.dataset.get('data_root') in roots.values():
+        if dataloader is not None and innermost_dataset(dataloader.dataset).get('data_root') in roots.values():
             dataset_cfgs[split] = copy.deepcopy(dataloader.dataset)
+            if dataset_cfgs[split].type in SUBSET_DATASETS:
+                dataset_cfgs[split].labels_per_class = 1
     return dataset_cfgs
 
 

@@ -35,8 +35,8 @@ def test_invalid_arguments():
     # arch: a known preset name, a dict or None
     with pytest.raises(ValueError,
                        match=r"arch='adm-512' is not supported; choose one of "
-                       r"\['adm-256u', 'adm-tiny', 'adm-digits', 'adm-64', 'ddpm-cifar10', 'sd15', 'sd-tiny', "
-                       r"'sdxl-base', 'sdxl-tiny'\]"):
+                       r"\['adm-256u', 'adm-tiny', 'adm-digits', 'adm-cifar32', 'adm-64', 'ddpm-cifar10', 'sd15', "
+                       r"'sd-tiny', 'sdxl-base', 'sdxl-tiny'\]"):
         DiffusionUNetBackbone(arch='adm-512')
     with pytest.raises(TypeError, match='arch must be a preset name'):
         DiffusionUNetBackbone(arch=3)
