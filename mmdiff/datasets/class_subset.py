@@ -56,7 +56,6 @@ class PerClassSubset(Dataset):
         self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
         labels = [self.dataset.get_cat_ids(index)[0] for index in range(len(self.dataset))]
         self.indices = first_per_class(labels, labels_per_class).tolist()
-        self.labels_per_class = labels_per_class
 
     @property
     def metainfo(self) -> dict:

@@ -10,9 +10,9 @@ interrupted sweep continues when run again). A finished sweep in WORK_DIR is rep
 Blocks are diffssl numbers or submodule names. --pixel-baseline also fits the same probe on the raw preprocessed
 pixels (unpooled; meant for small images). --labels-per-class N ... fits every cell (and the pixel baseline) again
 on only the first N train samples of each class, from the same cache: few-label rows. Writes WORK_DIR/sweep.csv,
-sweep.md, sweep.json and heatmap.png, and prints the best cell. The extraction runs on the device, fed by DataLoader workers, and in a distributed job
-(bash tools/torchrun.sh feature_tools/sweep_timesteps_blocks.py NPROC ...) every process writes its own shards;
-the probes are then fitted by rank 0 alone.
+sweep.md, sweep.json and heatmap.png, and prints the best cell. The extraction runs on the device, fed by
+DataLoader workers, and in a distributed job (bash tools/torchrun.sh feature_tools/sweep_timesteps_blocks.py NPROC
+...) every process writes its own shards; the probes are then fitted by rank 0 alone.
 """
 import argparse
 import csv
