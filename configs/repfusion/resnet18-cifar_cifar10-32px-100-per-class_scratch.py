@@ -3,16 +3,10 @@
 # 64, evaluated on all 10,000 test images. The baseline of fine-tuning the RepFusion student on the same labels
 # (./resnet18-cifar_cifar10-32px-100-per-class_finetune-repfusion.py), which differs only in its initial weights.
 _base_ = [
-    '../_base_/datasets/cifar10-jpeg_32px.py', 'mmpretrain::_base_/default_runtime.py', '../_base_/mmdiff_guards.py'
+    '../_base_/models/resnet18-cifar_linear-cls.py', '../_base_/datasets/cifar10-jpeg_32px.py',
+    'mmpretrain::_base_/default_runtime.py', '../_base_/mmdiff_guards.py'
 ]
 custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
-model = dict(
-    type='ImageClassifier',
-    data_preprocessor=dict(type='ClsDataPreprocessor', mean=[127.5] * 3, std=[127.5] * 3, to_rgb=True),
-    backbone=dict(type='ResNet_CIFAR', depth=18),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=10, in_channels=512, loss=dict(type='CrossEntropyLoss'),
-              topk=(1, )))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomCrop', crop_size=32, padding=4),

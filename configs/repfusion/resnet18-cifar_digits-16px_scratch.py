@@ -1,14 +1,10 @@
 # The ResNet-18 (CIFAR layout) trained from scratch on the handwritten digits: the baseline of the RepFusion
 # fine-tuning run, which differs only in its initial weights (same data, schedule and seed).
-_base_ = ['../_base_/datasets/digits_16px.py', 'mmpretrain::_base_/default_runtime.py', '../_base_/mmdiff_guards.py']
+_base_ = [
+    '../_base_/models/resnet18-cifar_linear-cls.py', '../_base_/datasets/digits_16px.py',
+    'mmpretrain::_base_/default_runtime.py', '../_base_/mmdiff_guards.py'
+]
 custom_imports = dict(imports=['mmdiff'], allow_failed_imports=False)
-model = dict(
-    type='ImageClassifier',
-    data_preprocessor=dict(type='ClsDataPreprocessor', mean=[127.5] * 3, std=[127.5] * 3, to_rgb=True),
-    backbone=dict(type='ResNet_CIFAR', depth=18),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=10, in_channels=512, loss=dict(type='CrossEntropyLoss'),
-              topk=(1, )))
 epochs = 10
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True))
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=epochs, eta_min=1e-4)]

@@ -105,6 +105,28 @@ def adm_unet_config(image_size: int,
     )
 
 
+
+def small_adm_config(image_size: int) -> dict:
+    """The small four-level ADM layout that mmdiff's evidence runs pre-train on a CPU: 32-64 channels, two residual
+    blocks per level, attention on the two middle levels (at image_size / 2 and / 4), noise prediction only.
+
+    Args:
+        image_size (int): Training resolution, a multiple of 8.
+
+    Returns:
+        dict: ``UNet2DModel`` keyword arguments, as :func:`adm_unet_config` returns them.
+    """
+    return adm_unet_config(
+        image_size=image_size,
+        model_channels=32,
+        channel_mult=(1, 2, 2, 2),
+        num_res_blocks=2,
+        attention_resolutions=(image_size // 2, image_size // 4),
+        num_head_channels=32,
+        learn_sigma=False,
+        norm_num_groups=16)
+
+
 UNET_PRESETS = {
     # guided-diffusion ImageNet 256x256 unconditional, the model of the diffssl papers (552.8 M parameters)
     'adm-256u':
@@ -126,27 +148,9 @@ UNET_PRESETS = {
         norm_num_groups=8),
     # a small four-level layout for 16x16 images (strides 1-8, 25 diffssl blocks, 2.8 M parameters), noise
     # prediction only: what the digits evidence run pre-trains with DiffusionPretrainer on a CPU
-    'adm-digits':
-    adm_unet_config(
-        image_size=16,
-        model_channels=32,
-        channel_mult=(1, 2, 2, 2),
-        num_res_blocks=2,
-        attention_resolutions=(8, 4),
-        num_head_channels=32,
-        learn_sigma=False,
-        norm_num_groups=16),
+    'adm-digits': small_adm_config(image_size=16),
     # the same layout for 32x32 images (attention at 16x16 and 8x8): what the CIFAR-10 evidence run pre-trains
-    'adm-cifar32':
-    adm_unet_config(
-        image_size=32,
-        model_channels=32,
-        channel_mult=(1, 2, 2, 2),
-        num_res_blocks=2,
-        attention_resolutions=(16, 8),
-        num_head_channels=32,
-        learn_sigma=False,
-        norm_num_groups=16),
+    'adm-cifar32': small_adm_config(image_size=32),
     # guided-diffusion's class-conditional ImageNet 64x64 model, RepFusion's Tiny-ImageNet teacher scale
     'adm-64':
     adm_unet_config(
